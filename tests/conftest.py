@@ -75,3 +75,30 @@ def write_tone(path: Path, *, seconds: float = 1.0, rate: int = 16_000, freq: fl
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, data, rate, subtype=subtype)
     return path
+
+
+SMOKE = REPO / "recipes" / "smoke.yaml"
+#: Overrides of smoke.yaml that train a small model on the `tones` folder dataset in seconds.
+TINY = ["data.dataset=folder", "data.clip_seconds=1.0", "data.folds=4", "data.limit_per_class=null",
+        "data.val_fraction=0.25", "model.backbone=resnet18", "train.epochs=4", "train.batch_size=4", "train.lr=3e-3",
+        "train.mixup=0", "train.select=last"]
+TONE_HZ = {"low": 400.0, "high": 2500.0}
+
+
+def tone_clip(hz: float, seconds: float, rng: np.random.Generator, rate: int = 16_000) -> np.ndarray:
+    """A slightly detuned tone in noise: one clip of the `tones` task."""
+    t = np.arange(int(seconds * rate)) / rate
+    wave = 0.3 * np.sin(2 * np.pi * hz * (1 + 0.05 * rng.standard_normal()) * t) + 0.05 * rng.standard_normal(t.size)
+    return wave.astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tones(tmp_path_factory) -> Path:
+    """Two classes that differ only in pitch: 400 Hz vs 2500 Hz tones in noise, 16 clips each."""
+    root = tmp_path_factory.mktemp("tones")
+    rng = np.random.default_rng(0)
+    for label, hz in TONE_HZ.items():
+        (root / label).mkdir()
+        for i in range(16):
+            sf.write(root / label / f"{label}{i}.wav", tone_clip(hz, 1.0, rng), 16_000)
+    return root

@@ -22,25 +22,7 @@ from audiocnn.cv import run_cv, train_bundle
 from audiocnn.datasets import load_dataset
 from audiocnn.features import create_frontend
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = REPO / "recipes" / "smoke.yaml"
-TINY = ["data.dataset=folder", "data.clip_seconds=1.0", "data.folds=4", "data.limit_per_class=null",
-        "data.val_fraction=0.25", "model.backbone=resnet18", "train.epochs=4", "train.batch_size=4", "train.lr=3e-3",
-        "train.mixup=0", "train.select=last"]
-
-
-@pytest.fixture(scope="module")
-def tones(tmp_path_factory) -> Path:
-    """Two classes that differ only in pitch: 400 Hz vs 2500 Hz tones in noise, 16 clips each."""
-    root = tmp_path_factory.mktemp("tones")
-    rng = np.random.default_rng(0)
-    t = np.arange(16_000) / 16_000
-    for label, hz in (("low", 400.0), ("high", 2500.0)):
-        (root / label).mkdir()
-        for i in range(16):
-            wave = 0.3 * np.sin(2 * np.pi * hz * (1 + 0.05 * rng.standard_normal()) * t) + 0.05 * rng.standard_normal(t.size)
-            sf.write(root / label / f"{label}{i}.wav", wave.astype(np.float32), 16_000)
-    return root
+from conftest import SMOKE, TINY
 
 
 def test_cv_smoke_on_real_esc50_writes_every_report(cli, esc50_root, tmp_path):
@@ -62,6 +44,8 @@ def test_cv_smoke_on_real_esc50_writes_every_report(cli, esc50_root, tmp_path):
         assert abs(sum(float(rows[0][c]) for c in list(rows[0])[5:]) - 1) < 1e-2
         assert (run / fold / "logs" / "version_0" / "metrics.csv").is_file()
         assert list((run / fold / "tensorboard" / "version_0").glob("events.*"))
+        fold_model = bundle.load(run / fold / "model")  # the fold's model, as a bundle
+        assert fold_model.metrics["accuracy"] == metrics["accuracy"] and len(fold_model.labels) == 50
     assert "| fold | accuracy | macro-F1 |" in (run / "summary.md").read_text()
     assert mpimg.imread(run / "confusion.png").shape[0] > 500
     # Rerunning resumes: finished folds are not trained again.

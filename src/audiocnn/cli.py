@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_commands(commands)
     _add_features_command(commands)
     _add_training_commands(commands)
+    _add_predict_command(commands)
     return parser
 
 
@@ -251,6 +252,67 @@ def _train(args: argparse.Namespace) -> int:
     score = f", test accuracy {100 * metrics['accuracy']:.1f}%" if "accuracy" in metrics else ""
     print(f"bundle saved to {args.out}{score}")
     return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- predict
+
+
+def _add_predict_command(commands: argparse._SubParsersAction) -> None:
+    from audiocnn.prediction_formats import FORMATS
+
+    predict = commands.add_parser(
+        "predict",
+        help="classify recordings of any length with a trained model",
+        description="Classify audio files and folders (recursively; any format, rate or channel count). "
+        "Each file is cut into overlapping windows of the model's clip length; every window gets its top-k "
+        "labels, and each file a summary (the mean of its windows). Long recordings are streamed, so memory "
+        "stays flat. Bad files are reported and skipped; the exit code is 1 if any failed.",
+    )
+    predict.add_argument("audio", nargs="+", type=Path, help="audio files or folders")
+    predict.add_argument("--model", type=Path,
+                         help="model bundle folder (default: the bundled ESC-50 model, non-commercial use only)")
+    predict.add_argument("--window", type=float, help="window length in seconds (default: the model's clip length)")
+    predict.add_argument("--hop", type=float, help="seconds between window starts (default: half the window)")
+    predict.add_argument("--top-k", type=int, default=3, help="labels per window (default 3)")
+    predict.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
+                         help="drop labels below probability P; windows left with none are not listed (default 0)")
+    predict.add_argument("--format", default="table", choices=FORMATS,
+                         help="table (default), csv, json, or raven (a Raven Pro selection table)")
+    predict.add_argument("--out", type=Path, help="write the results to this file (default: standard output)")
+    predict.add_argument("--timeline", type=Path, metavar="PNG",
+                         help="draw labels over time on the spectrogram: a .png for one file, else a folder")
+    predict.add_argument("--denoise", action="store_true",
+                         help="spectral-gating noise reduction (noisereduce) before classifying")
+    predict.add_argument("--batch-size", type=int, default=32, help="windows per model call (default 32)")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+    predict.set_defaults(handler=_predict)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from audiocnn import bundle
+    from audiocnn.batch import classify_files
+    from audiocnn.bundled import default_model
+    from audiocnn.prediction_formats import PredictionWriter
+    from audiocnn.predict import Predictor
+
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1 (got {args.top_k})")
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise ConfigError(f"--min-confidence must be between 0 and 1 (got {args.min_confidence:g})")
+    files = expand_paths(args.audio)
+    model = bundle.load(args.model or default_model())
+    predictor = Predictor(model, window_seconds=args.window, hop_seconds=args.hop, batch_size=args.batch_size,
+                          denoise=args.denoise)
+    out = open(args.out, "w", newline="") if args.out else sys.stdout  # noqa: SIM115 - closed below
+    try:
+        writer = PredictionWriter(out, args.format, top_k=args.top_k, min_confidence=args.min_confidence,
+                                  high_freq_hz=model.sample_rate / 2)
+        result = classify_files(predictor, files, writer, timeline=args.timeline,
+                                progress=False if args.no_progress else None)
+    finally:
+        if args.out:
+            out.close()
+    return EXIT_ERROR if result.failed else EXIT_OK
 
 
 def _fold_list(text: str) -> list[int]:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
+from audiocnn import bundle
 from audiocnn.cache import clip_images
 from audiocnn.config import Recipe
 from audiocnn.datasets import Dataset, Split, holdout, load_dataset, loader_options, make_splits
@@ -67,7 +68,10 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
                            len(dataset.classes), fold_dir, progress=progress)
         if not result.is_global_zero:
             return {}  # under DDP, rank 0 writes the results
-        write_fold(fold_dir, split, dataset.classes, result)
+        metrics = write_fold(fold_dir, split, dataset.classes, result)
+        # The fold's model, never trained on its test fold: `predict --model RUN/foldK/model`
+        # gives honest results on that fold's clips (e.g. under noise, see benchmarks/denoise.py).
+        bundle.save(fold_dir / "model", result.model, dataset.classes, recipe, metrics)
     from audiocnn.reports import write_summary
 
     return write_summary(out, dataset.classes)
@@ -76,8 +80,6 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
 def train_bundle(recipe: Recipe, data_root: Path, out: Path, *, test_fold: int | None = None,
                  cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Train one model (on all data, or all but `test_fold`) and save it as a bundle at `out`."""
-    from audiocnn import bundle
-
     dataset, images, rows = prepare(recipe, data_root, cache_dir, progress)
     if test_fold is not None:
         by_name = {s.name: s for s in make_splits(dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)}
@@ -92,7 +94,12 @@ def train_bundle(recipe: Recipe, data_root: Path, out: Path, *, test_fold: int |
                        len(dataset.classes), work, progress=progress)
     if not result.is_global_zero:
         return {}  # under DDP, rank 0 writes the bundle
-    metrics = write_fold(work, split, dataset.classes, result) if split.test else {"split": split.name}
+    if split.test:
+        metrics = write_fold(work, split, dataset.classes, result)
+    else:
+        metrics = {"split": split.name, "n_train": len(split.train), "n_val": len(split.val),
+                   "epochs": result.epochs_trained, "best_val_accuracy": result.best_val_accuracy,
+                   "train_seconds": round(result.seconds, 1)}
     bundle.save(out, result.model, dataset.classes, recipe, metrics)
     return metrics
 

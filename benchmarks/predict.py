@@ -1,0 +1,104 @@
+"""Real-time factor and peak memory of `audiocnn predict` on hour-long recordings.
+
+Builds 16-bit 16 kHz WAV soundscapes by concatenating ESC-50 clips (in a fixed shuffled
+order, cycling through all 2000), then runs the real CLI on each in a fresh process, as a
+user would, and records wall time and the process's peak RSS. The CLI's fixed start-up
+(imports, loading the model) is measured on one 5-second clip and reported separately.
+
+    .venv/bin/python benchmarks/predict.py --data ../shared/data/esc50 --hours 1 10 \\
+        --json benchmarks/results/predict.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+RATE = 16_000
+MEASURE = r"""
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+wall = time.perf_counter() - start
+print(json.dumps({"code": code, "wall_s": wall,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+
+def soundscape(clips: list[Path], hours: float, out: Path) -> Path:
+    """Concatenate clips (cycling) to `hours` of audio; written block by block, memory stays flat."""
+    target = int(hours * 3600 * RATE)
+    if out.is_file() and sf.info(out).frames == target:
+        return out
+    written = 0
+    with sf.SoundFile(out, "w", RATE, 1, subtype="PCM_16") as handle:
+        while written < target:
+            for clip in clips:
+                wave, rate = sf.read(clip, dtype="float32")
+                assert rate == RATE, f"{clip}: expected {RATE} Hz"
+                piece = wave[: target - written]
+                handle.write(piece)
+                written += len(piece)
+                if written >= target:
+                    break
+    return out
+
+
+def measure(args: list[str]) -> dict[str, float]:
+    """Run a command in a fresh process; its wall time and peak RSS."""
+    result = subprocess.run([sys.executable, "-c", MEASURE, *args], capture_output=True, text=True, check=True)
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    if figures["code"] != 0:
+        raise SystemExit(f"{' '.join(args)} failed with exit code {figures['code']}")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/esc50"))
+    parser.add_argument("--model", type=Path, help="bundle (default: the bundled model)")
+    parser.add_argument("--hours", type=float, nargs="+", default=[1.0, 10.0])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "audiocnn-bench")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `predict` options")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    clips = sorted((args.data / "audio").glob("*.flac"))
+    np.random.default_rng(0).shuffle(clips)
+    args.work.mkdir(parents=True, exist_ok=True)
+    cli = [sys.executable, "-m", "audiocnn", "predict", "--no-progress", "--format", "csv", "--out", "/dev/null",
+           *(["--model", str(args.model)] if args.model else []), *args.extra]
+    startup = measure([*cli, str(clips[0])])
+    print(f"start-up on one 5 s clip: {startup['wall_s']:.2f} s, peak RSS {startup['peak_rss_mb']:.0f} MB")
+    rows = []
+    for hours in args.hours:
+        path = soundscape(clips, hours, args.work / f"esc50-soundscape-{hours:g}h.wav")
+        figures = measure([*cli, str(path)])
+        seconds = hours * 3600
+        steady = figures["wall_s"] - startup["wall_s"]
+        row = {"hours": hours, **figures, "real_time_factor": seconds / figures["wall_s"],
+               "real_time_factor_after_startup": seconds / steady if steady > 0 else None}
+        rows.append(row)
+        print(json.dumps(row))
+    result = {"machine": platform.node(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "command": " ".join(cli[1:]), "startup": startup, "files": rows}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print("\n| recording | wall (s) | real-time factor | after start-up | peak RSS (MB) |\n|---|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['hours']:g} h | {row['wall_s']:.1f} | {row['real_time_factor']:.0f}× | "
+              f"{row['real_time_factor_after_startup']:.0f}× | {row['peak_rss_mb']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""`audiocnn predict` over many files: one bad file never stops the rest.
+
+Each file is classified and written out before the next starts; a file that fails is
+reported on stderr with its name and the problem, and the batch goes on. The caller gets
+the counts and turns any failure into a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from tqdm import tqdm
+
+from audiocnn.errors import AudiocnnError
+from audiocnn.prediction_formats import PredictionWriter
+from audiocnn.predict import Predictor
+
+
+@dataclass
+class BatchResult:
+    ok: int
+    failed: int
+
+
+def timeline_path(target: Path, audio_path: Path, n_files: int) -> Path:
+    """`target` itself for one file and a .png target; else `target/<name>.timeline.png`."""
+    if target.suffix.lower() == ".png" and n_files == 1:
+        return target
+    return target / f"{audio_path.stem}.timeline.png"
+
+
+def classify_files(predictor: Predictor, files: list[Path], writer: PredictionWriter, *,
+                   timeline: Path | None = None, errors: TextIO | None = None,
+                   progress: bool | None = None) -> BatchResult:
+    """Classify `files` in order, writing each result as it is done; problems go to `errors` (stderr)."""
+    from audiocnn.timeline import SpectrogramCollector, save_timeline
+
+    errors = errors or sys.stderr
+    show = errors.isatty() if progress is None else progress
+    expected = {}
+    for path in files:
+        try:
+            expected[path] = predictor.expected_windows(path)
+        except AudiocnnError:
+            expected[path] = 0  # reported when its turn comes
+    ok = failed = 0
+    with tqdm(total=sum(expected.values()), unit="window", disable=not show, file=errors, leave=False) as bar:
+        for path in files:
+            bar.set_description(path.name[:30])
+            done_before = bar.n
+            try:
+                collector = None
+                if timeline is not None:
+                    collector = SpectrogramCollector(predictor.rate, expected[path] * predictor.hop / predictor.rate)
+                result = predictor.predict(path, on_window=lambda: bar.update(1), on_block=collector)
+                writer.add(result)
+                if collector is not None:
+                    save_timeline(result, collector, timeline_path(timeline, path, len(files)), denoised=predictor.denoise)
+                ok += 1
+            except AudiocnnError as err:
+                bar.update(max(0, expected[path] - (bar.n - done_before)))
+                message = str(err) if str(path) in str(err) else f"{path}: {err}"
+                tqdm.write(f"audiocnn: error: {message}", file=errors)
+                writer.add_failure(path, message)
+                failed += 1
+    writer.close()
+    if failed or len(files) > 1:
+        print(f"{ok} file(s) classified, {failed} failed", file=errors)
+    return BatchResult(ok, failed)

@@ -1,0 +1,154 @@
+"""Classify recordings of any length: cut them into windows, batch the windows, score them.
+
+A recording is read in blocks (`audio.stream`) and windows are cut from a small rolling
+buffer, so memory stays flat for a 10-hour file. Windows start every `hop` seconds; a
+recording shorter than one window gives one zero-padded window, and the last windows of a
+longer one are zero-padded too — zeros are what a short ESC-50 clip is padded with in
+training, so the model has seen them. A file's summary is the mean of its window
+probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audiocnn import audio
+from audiocnn.bundle import Bundle
+from audiocnn.errors import AudioError, ConfigError
+
+#: Seconds read from disk at a time: large enough to be efficient, small enough to stay flat.
+BLOCK_SECONDS = 60.0
+
+BlockObserver = Callable[[np.ndarray], None]
+
+
+@dataclass
+class FilePrediction:
+    """Window-level class probabilities for one recording, and its clip-level summary."""
+
+    path: Path
+    duration: float
+    labels: list[str]
+    starts: np.ndarray  # (windows,) seconds
+    ends: np.ndarray  # (windows,) seconds, capped at the recording's end
+    probabilities: np.ndarray  # (windows, classes)
+
+    @property
+    def summary(self) -> np.ndarray:
+        """Clip-level class probabilities: the mean over windows."""
+        return self.probabilities.mean(axis=0)
+
+    def top(self, probabilities: np.ndarray, k: int, min_confidence: float = 0.0) -> list[tuple[str, float]]:
+        """The `k` most probable labels of one probability row, dropping those below `min_confidence`."""
+        order = np.argsort(-probabilities, kind="stable")[:k]
+        return [(self.labels[i], float(probabilities[i])) for i in order if probabilities[i] >= min_confidence]
+
+
+def window_count(n_samples: int, window: int, hop: int) -> int:
+    """Windows that cover `n_samples`: one for a short clip, then one every `hop` until the end is reached."""
+    return 1 + max(0, math.ceil((n_samples - window) / hop))
+
+
+def windows(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(start sample, `window` samples) for consecutive blocks of one signal.
+
+    Windows are cut as soon as the buffer holds them; when the blocks end, the remaining
+    windows (see `window_count`) are zero-padded. The buffer never holds more than one
+    window plus one block, whatever the length of the signal.
+    """
+    buffer = np.zeros(0, dtype=np.float32)
+    buffer_start = next_start = total = 0
+    for block in blocks:
+        buffer = np.concatenate([buffer, block])
+        total += len(block)
+        while next_start + window <= buffer_start + len(buffer):
+            offset = next_start - buffer_start
+            yield next_start, buffer[offset : offset + window]
+            next_start += hop
+        drop = min(next_start - buffer_start, len(buffer))
+        buffer, buffer_start = buffer[drop:], buffer_start + drop
+    if total == 0:
+        return
+    for k in range(next_start // hop, window_count(total, window, hop)):
+        start = k * hop
+        yield start, audio.fix_length(buffer, window, start=max(0, start - buffer_start))
+
+
+class Predictor:
+    """A bundle's model applied window by window to whole recordings."""
+
+    def __init__(self, bundle: Bundle, *, window_seconds: float | None = None, hop_seconds: float | None = None,
+                 batch_size: int = 32, denoise: bool = False, block_seconds: float = BLOCK_SECONDS) -> None:
+        window_seconds = bundle.clip_seconds if window_seconds is None else window_seconds
+        hop_seconds = window_seconds / 2 if hop_seconds is None else hop_seconds
+        if window_seconds <= 0 or hop_seconds <= 0:
+            raise ConfigError(f"--window and --hop must be positive (got {window_seconds:g} s and {hop_seconds:g} s)")
+        if batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1 (got {batch_size})")
+        self.bundle = bundle
+        self.model = bundle.model.eval()
+        self.model.backbone.to(memory_format=torch.channels_last)
+        self.rate = bundle.sample_rate
+        self.window = max(1, round(window_seconds * self.rate))
+        self.hop = max(1, round(hop_seconds * self.rate))
+        self.batch_size = batch_size
+        self.denoise = denoise
+        self.block_seconds = block_seconds
+
+    def expected_windows(self, path: Path) -> int:
+        """Windows a file will give, from its header (for progress bars)."""
+        meta = audio.info(path)
+        return window_count(round(meta.duration * self.rate), self.window, self.hop)
+
+    def predict(self, path: str | Path, *, on_window: Callable[[], None] | None = None,
+                on_block: BlockObserver | None = None) -> FilePrediction:
+        """Class probabilities for every window of `path`; bad audio raises AudioError."""
+        path = Path(path)
+        blocks = self._blocks(path, on_block)
+        starts: list[int] = []
+        batches: list[np.ndarray] = []
+        pending: list[np.ndarray] = []
+        for start, samples in windows(blocks, self.window, self.hop):
+            starts.append(start)
+            pending.append(samples)
+            if len(pending) == self.batch_size:
+                batches.append(self._score(pending, on_window))
+                pending = []
+        if pending:
+            batches.append(self._score(pending, on_window))
+        if not starts:
+            raise AudioError(f"{path}: holds no samples")
+        n_samples = self._samples_seen
+        first = np.asarray(starts, dtype=np.float64)
+        return FilePrediction(
+            path=path, duration=n_samples / self.rate, labels=self.bundle.labels,
+            starts=first / self.rate, ends=np.minimum(first + self.window, n_samples) / self.rate,
+            probabilities=np.concatenate(batches),
+        )
+
+    def _blocks(self, path: Path, on_block: BlockObserver | None) -> Iterator[np.ndarray]:
+        self._samples_seen = 0
+        for block in audio.stream(path, self.rate, block_seconds=self.block_seconds):
+            if self.denoise:
+                from audiocnn.denoise import reduce_noise
+
+                block = reduce_noise(block, self.rate)
+            self._samples_seen += len(block)
+            if on_block is not None:
+                on_block(block)
+            yield block
+
+    def _score(self, pending: list[np.ndarray], on_window: Callable[[], None] | None) -> np.ndarray:
+        with torch.inference_mode():
+            logits = self.model(torch.from_numpy(np.stack(pending)))
+            probabilities = logits.float().softmax(dim=1).numpy()
+        if on_window is not None:
+            for _ in pending:
+                on_window()
+        return probabilities

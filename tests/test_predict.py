@@ -1,0 +1,265 @@
+"""`audiocnn predict`: windowing, streaming, every output format, bad files in a batch,
+timelines and denoising — with a real model trained on the low/high tone task."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiocnn import bundle
+from audiocnn.config import load_recipe
+from audiocnn.denoise import reduce_noise
+from audiocnn.cv import train_bundle
+from audiocnn.predict import Predictor, window_count, windows
+from audiocnn.prediction_formats import RAVEN_COLUMNS
+from conftest import SMOKE, TINY, TONE_HZ, tone_clip
+
+RATE = 16_000
+
+
+@pytest.fixture(scope="module")
+def tone_model(tones, tmp_path_factory) -> Path:
+    """A 1-second-window model that tells 400 Hz from 2500 Hz tones."""
+    path = tmp_path_factory.mktemp("model") / "tones"
+    metrics = train_bundle(load_recipe(SMOKE, TINY), tones, path, progress=False)
+    assert metrics["epochs"] == 4
+    return path
+
+
+@pytest.fixture(scope="module")
+def low_then_high(tmp_path_factory) -> Path:
+    """3 s of the low tone, then 3.5 s of the high one (6.5 s: the last window is partial)."""
+    rng = np.random.default_rng(1)
+    path = tmp_path_factory.mktemp("audio") / "low_then_high.wav"
+    sf.write(path, np.concatenate([tone_clip(TONE_HZ["low"], 3.0, rng), tone_clip(TONE_HZ["high"], 3.5, rng)]), RATE)
+    return path
+
+
+# ----------------------------------------------------------------------------- windowing
+
+
+@pytest.mark.parametrize("n, expected", [(1, 1), (999, 1), (1000, 1), (1001, 2), (1500, 2), (1501, 3), (2600, 5)])
+def test_window_count_covers_the_signal(n, expected):
+    assert window_count(n, 1000, 500) == expected
+
+
+def test_windows_have_exact_starts_and_zero_padded_tails():
+    signal = np.arange(1, 2601, dtype=np.float32)  # 2.6 windows of 1000 samples
+    cut = list(windows([signal], 1000, 500))
+    assert [start for start, _ in cut] == [0, 500, 1000, 1500, 2000]
+    for start, samples in cut:
+        assert len(samples) == 1000
+        real = signal[start : start + 1000]
+        np.testing.assert_array_equal(samples[: len(real)], real)
+        assert not samples[len(real) :].any()  # padding is zeros
+
+
+def test_a_short_clip_is_one_padded_window():
+    [(start, samples)] = list(windows([np.ones(300, np.float32)], 1000, 500))
+    assert start == 0 and samples[:300].all() and not samples[300:].any()
+
+
+@pytest.mark.parametrize("block", [1, 7, 333, 1000, 5000])
+def test_streamed_blocks_give_the_same_windows_as_the_whole_signal(block):
+    signal = np.random.default_rng(0).standard_normal(4321).astype(np.float32)
+    whole = list(windows([signal], 1000, 400))
+    streamed = list(windows((signal[i : i + block] for i in range(0, len(signal), block)), 1000, 400))
+    assert [s for s, _ in streamed] == [s for s, _ in whole]
+    for (_, a), (_, b) in zip(streamed, whole):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_hop_longer_than_the_window_skips_the_gaps():
+    signal = np.arange(2500, dtype=np.float32)
+    assert [s for s, _ in windows([signal], 1000, 1500)] == [0, 1500]
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+def test_windows_of_a_long_file_are_labelled_by_what_sounds_there(tone_model, low_then_high):
+    prediction = Predictor(bundle.load(tone_model)).predict(low_then_high)
+    np.testing.assert_allclose(prediction.starts, np.arange(0, 6.0, 0.5))
+    np.testing.assert_allclose(prediction.ends, np.minimum(prediction.starts + 1.0, 6.5))
+    assert prediction.duration == pytest.approx(6.5)
+    top1 = [prediction.labels[i] for i in prediction.probabilities.argmax(axis=1)]
+    assert top1[:5] == ["low"] * 5  # windows inside the first 3 s
+    assert top1[6:] == ["high"] * 6  # windows inside the last 3.5 s
+    np.testing.assert_allclose(prediction.summary, prediction.probabilities.mean(axis=0))
+
+
+def test_streaming_a_file_in_small_blocks_changes_nothing(tone_model, low_then_high):
+    model = bundle.load(tone_model)
+    whole = Predictor(model, block_seconds=3600).predict(low_then_high)
+    streamed = Predictor(model, block_seconds=0.37).predict(low_then_high)
+    np.testing.assert_array_equal(streamed.starts, whole.starts)
+    np.testing.assert_allclose(streamed.probabilities, whole.probabilities, atol=1e-6)
+
+
+def test_window_and_hop_options_set_the_grid(cli, tone_model, low_then_high):
+    result = cli("predict", low_then_high, "--model", tone_model, "--window", "2", "--hop", "1.5", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(result.out)))
+    assert [(r["start_s"], r["end_s"]) for r in rows[1:]] == [
+        ("0.000", "2.000"), ("1.500", "3.500"), ("3.000", "5.000"), ("4.500", "6.500")]
+
+
+# ----------------------------------------------------------------------------- output formats
+
+
+def test_table_lists_the_file_its_summary_and_its_windows(cli, tone_model, low_then_high):
+    result = cli("predict", low_then_high, "--model", tone_model, "--top-k", "1")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].startswith(f"{low_then_high}  (6.5 s, 12 windows)")
+    assert "whole file" in lines[1]
+    assert lines[2].split()[:2] == ["0.0–1.0", "low"] and lines[13].split()[:2] == ["5.5–6.5", "high"]
+
+
+def test_csv_has_a_clip_row_and_one_row_per_window(cli, tone_model, low_then_high):
+    result = cli("predict", low_then_high, "--model", tone_model, "--format", "csv", "--top-k", "2")
+    rows = list(csv.DictReader(io.StringIO(result.out)))
+    assert list(rows[0]) == ["path", "window", "start_s", "end_s", "label_1", "probability_1", "label_2",
+                             "probability_2"]
+    assert rows[0]["window"] == "clip" and rows[0]["end_s"] == "6.500"
+    assert [r["window"] for r in rows[1:]] == [str(i) for i in range(12)]
+    for row in rows:
+        assert float(row["probability_1"]) >= float(row["probability_2"])
+        assert {row["label_1"], row["label_2"]} == {"low", "high"}
+
+
+def test_json_holds_summary_windows_and_failures(cli, tone_model, low_then_high, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF not really")
+    out = tmp_path / "result.json"
+    result = cli("predict", low_then_high, bad, "--model", tone_model, "--format", "json", "--out", out)
+    assert result.code == 1
+    document = json.loads(out.read_text())
+    [entry] = document["files"]
+    assert entry["duration_s"] == pytest.approx(6.5) and len(entry["windows"]) == 12
+    assert entry["windows"][0]["top"][0]["label"] == "low"
+    assert sum(t["probability"] for t in entry["summary"]) == pytest.approx(1.0, abs=1e-4)
+    assert document["failed"][0]["path"] == str(bad)
+
+
+def test_raven_selection_table_parses_as_tab_separated_with_standard_columns(cli, tone_model, low_then_high):
+    result = cli("predict", low_then_high, "--model", tone_model, "--format", "raven", "--min-confidence", "0.5")
+    rows = list(csv.DictReader(io.StringIO(result.out), delimiter="\t"))
+    assert list(rows[0]) == RAVEN_COLUMNS
+    assert [int(r["Selection"]) for r in rows] == list(range(1, len(rows) + 1))
+    for row in rows:
+        assert float(row["Begin Time (s)"]) < float(row["End Time (s)"]) <= 6.5
+        assert row["High Freq (Hz)"] == "8000.0" and float(row["Confidence"]) >= 0.5 and row["Rank"] == "1"
+    assert rows[0]["Label"] == "low" and rows[-1]["Label"] == "high"
+
+
+def test_min_confidence_drops_labels_and_empty_windows(cli, tone_model, low_then_high):
+    everything = cli("predict", low_then_high, "--model", tone_model, "--format", "csv", "--top-k", "2")
+    confident = cli("predict", low_then_high, "--model", tone_model, "--format", "csv", "--top-k", "2",
+                    "--min-confidence", "0.99")
+    all_rows = list(csv.DictReader(io.StringIO(everything.out)))[1:]
+    kept = list(csv.DictReader(io.StringIO(confident.out)))[1:]
+    assert len(kept) == sum(float(r["probability_1"]) >= 0.99 for r in all_rows)
+    assert all(r["label_2"] == "" for r in kept)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_a_folder_with_bad_files_reports_each_and_classifies_the_rest(cli, tone_model, tmp_path):
+    folder = tmp_path / "mixed"
+    rng = np.random.default_rng(2)
+    (folder / "sub").mkdir(parents=True)
+    sf.write(folder / "a_low.wav", tone_clip(TONE_HZ["low"], 1.0, rng), RATE)
+    sf.write(folder / "sub" / "b_high.flac", tone_clip(TONE_HZ["high"], 2.0, rng, rate=44_100), 44_100)
+    (folder / "c_empty.wav").write_bytes(b"")
+    (folder / "d_text.ogg").write_text("this is not audio")
+    truncated = folder / "e_truncated.wav"
+    sf.write(truncated, tone_clip(TONE_HZ["low"], 1.0, rng), RATE)
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    nan = np.full(RATE, np.nan, dtype=np.float32)
+    sf.write(folder / "f_nan.wav", nan, RATE, subtype="FLOAT")
+
+    result = cli("predict", folder, "--model", tone_model, "--format", "csv", "--top-k", "1")
+    assert result.code == 1
+    clips = {Path(r["path"]).name: r["label_1"] for r in csv.DictReader(io.StringIO(result.out)) if r["window"] == "clip"}
+    assert clips == {"a_low.wav": "low", "b_high.flac": "high"}
+    errors = [line for line in result.err.splitlines() if line.startswith("audiocnn: error:")]
+    assert len(errors) == 4
+    for name in ("c_empty.wav", "d_text.ogg", "e_truncated.wav", "f_nan.wav"):
+        assert sum(name in line for line in errors) == 1
+    assert "2 file(s) classified, 4 failed" in result.err
+
+
+def test_usage_errors_are_clear(cli, tone_model, low_then_high, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli("predict", low_then_high, "--model", tone_model, "--format", "xml")
+    assert exit_info.value.code == 2 and "invalid choice: 'xml'" in capsys.readouterr().err
+    missing = cli("predict", low_then_high, "--model", tmp_path / "nope")
+    assert missing.code == 1 and "no such model bundle" in missing.err
+    old = tmp_path / "old"
+    old.mkdir()
+    config = json.loads((tone_model / "config.json").read_text()) | {"version": 99, "audiocnn": "9.0"}
+    (old / "config.json").write_text(json.dumps(config))
+    other_version = cli("predict", low_then_high, "--model", old)
+    assert other_version.code == 1 and "bundle format version 99 (made by audiocnn 9.0)" in other_version.err
+    bad_hop = cli("predict", low_then_high, "--model", tone_model, "--hop", "0")
+    assert bad_hop.code == 1 and "--window and --hop must be positive" in bad_hop.err
+
+
+# ----------------------------------------------------------------------------- timeline, denoise
+
+
+def test_timeline_draws_label_lanes_over_the_spectrogram(cli, tone_model, low_then_high, tmp_path):
+    png = tmp_path / "timeline.png"
+    result = cli("predict", low_then_high, "--model", tone_model, "--timeline", png)
+    assert result.code == 0, result.err
+    image = mpimg.imread(png)
+    assert image.shape[0] > 400 and image.shape[1] > 800 and image[..., :3].std() > 0.1
+
+
+def test_timelines_for_several_files_go_to_a_folder(cli, tone_model, low_then_high, tmp_path):
+    copy = tmp_path / "copy.wav"
+    copy.write_bytes(low_then_high.read_bytes())
+    result = cli("predict", low_then_high, copy, "--model", tone_model, "--timeline", tmp_path / "lanes")
+    assert result.code == 0, result.err
+    assert sorted(p.name for p in (tmp_path / "lanes").iterdir()) == ["copy.timeline.png", "low_then_high.timeline.png"]
+
+
+def test_denoise_quiets_the_gaps_and_keeps_the_events():
+    """Spectral gating's promise: the background between events drops much more than the events."""
+    rng = np.random.default_rng(3)
+    t = np.arange(6 * RATE) / RATE
+    bursts = (t % 2.0) < 0.5  # 0.5 s tone bursts every 2 s
+    noisy = (0.3 * np.sin(2 * np.pi * 2500 * t) * bursts + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    clean = reduce_noise(noisy, RATE)
+    assert clean.dtype == np.float32 and clean.shape == noisy.shape
+    inside, gaps = bursts & ((t % 2.0) > 0.1), ~bursts & ((t % 2.0) > 0.7)  # away from the edges
+
+    def db(x: np.ndarray) -> float:
+        return float(10 * np.log10(np.mean(x**2)))
+
+    # The gating mask also turns the events down (by ~13 dB here), but far less than the gaps:
+    # the event-to-background ratio is what improves.
+    assert db(clean[inside]) - db(clean[gaps]) > db(noisy[inside]) - db(noisy[gaps]) + 10
+    tone = 0.3 * np.sin(2 * np.pi * 2500 * t) * bursts
+    assert np.corrcoef(clean, tone)[0, 1] > np.corrcoef(noisy, tone)[0, 1] + 0.02
+    assert reduce_noise(np.ones(100, np.float32), RATE).shape == (100,)  # shorter than its FFT
+
+
+def test_denoise_option_changes_what_the_model_hears(cli, tone_model, tmp_path):
+    rng = np.random.default_rng(4)
+    path = tmp_path / "noisy.wav"
+    sf.write(path, tone_clip(TONE_HZ["low"], 3.0, rng) + 0.2 * rng.standard_normal(3 * RATE).astype(np.float32), RATE)
+    plain = cli("predict", path, "--model", tone_model, "--format", "json")
+    denoised = cli("predict", path, "--model", tone_model, "--format", "json", "--denoise")
+    assert plain.code == denoised.code == 0, denoised.err
+    p_plain, p_denoised = (json.loads(r.out)["files"][0]["windows"][0]["top"][0]["probability"]
+                           for r in (plain, denoised))
+    assert abs(p_plain - p_denoised) > 1e-3
