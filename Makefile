@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP_VERSION := 26.3
 
-.PHONY: run test venv clean
+.PHONY: run features test venv clean
 
 venv: $(STAMP)
 
@@ -18,8 +18,18 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# Classify the example recordings with the bundled ESC-50 model: a table on the terminal,
+# the same as out/predictions.txt, out/predictions.csv, and label timelines in out/timelines/.
 run: $(STAMP)
-	$(BIN)/audiocnn features examples/ --kind all --out out/
+	mkdir -p out
+	$(BIN)/audiocnn predict examples/ --top-k 3 --timeline out/timelines --out out/predictions.txt
+	cat out/predictions.txt
+	$(BIN)/audiocnn predict examples/ --top-k 3 --format csv --out out/predictions.csv --no-progress
+	@echo "report: out/predictions.txt, out/predictions.csv, out/timelines/*.png"
+
+# The five feature images of each example (what the CNN sees), into out/features/.
+features: $(STAMP)
+	$(BIN)/audiocnn features examples/ --kind all --out out/features/
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -18,9 +18,10 @@ from audiocnn import bundle
 from audiocnn.augment import mixup, spec_augment
 from audiocnn.cache import cache_key, clip_images
 from audiocnn.config import SpecAugmentConfig, load_recipe
-from audiocnn.cv import run_cv, train_bundle
-from audiocnn.datasets import load_dataset
+from audiocnn.cv import prepare, run_cv, split_data, train_bundle
+from audiocnn.datasets import load_dataset, make_splits
 from audiocnn.features import create_frontend
+from audiocnn.train import fit_split
 
 from conftest import SMOKE, TINY
 
@@ -85,10 +86,6 @@ class Kill(L.Callback):
 
 
 def test_a_killed_fold_resumes_from_its_last_checkpoint(tones, tmp_path):
-    from audiocnn.cv import prepare, split_data
-    from audiocnn.datasets import make_splits
-    from audiocnn.train import fit_split
-
     recipe = load_recipe(SMOKE, [*TINY, "train.epochs=2"])
     run = tmp_path / "run"
     dataset, images, rows = prepare(recipe, tones, None, progress=False)
@@ -107,6 +104,20 @@ def test_a_killed_fold_resumes_from_its_last_checkpoint(tones, tmp_path):
 
     assert trained_epochs(0) == ["0"] and trained_epochs(1) == ["1"]  # epoch 0 was not trained again
     assert json.loads((run / "fold1" / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_last_checkpoint_is_the_final_epoch_even_when_validation_stops_improving(tones, tmp_path):
+    """The tones task reaches full validation accuracy early; last.ckpt must still be the last epoch."""
+    recipe = load_recipe(SMOKE, TINY)
+    dataset, images, rows = prepare(recipe, tones, None, progress=False)
+    fold1 = make_splits(dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)[0]
+    result = fit_split(recipe, create_frontend(recipe.frontend), split_data(fold1, images, rows, dataset),
+                       len(dataset.classes), tmp_path, progress=False)
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert saved["epoch"] == recipe.train.epochs - 1
+    final = result.model.backbone.state_dict()
+    for name, tensor in saved["state_dict"].items():
+        torch.testing.assert_close(tensor.float(), final[name.removeprefix("backbone.")].float())
 
 
 def test_a_run_folder_refuses_a_changed_recipe(tones, tmp_path):

@@ -161,11 +161,17 @@ def fit_split(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: in
     lit = LitClassifier(classifier.backbone, cfg, n_classes)
     train_loader = _loader(data.train, classifier, cfg, shuffle=True)
     val_loader = _loader(data.val, classifier, cfg) if data.val is not None and len(data.val[1]) else None
+    # Two checkpoints: `last.ckpt` after every epoch (what a killed run resumes from, and the
+    # model `select: last` keeps) and `best.ckpt` at the best validation accuracy. One callback
+    # with save_last=True is not enough: Lightning then refreshes last.ckpt only when the
+    # monitored best improves, so it can lag the real last epoch.
+    latest = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_top_k=1,
+                             enable_version_counter=False)
     checkpoints = ModelCheckpoint(
-        dirpath=out / "checkpoints", save_last=True, filename="best",
+        dirpath=out / "checkpoints", filename="best",
         monitor="val_acc" if val_loader else None, mode="max", save_top_k=1 if val_loader else 0,
     )
-    callbacks = [checkpoints, *(callbacks or [])]
+    callbacks = [latest, checkpoints, *(callbacks or [])]
     if cfg.early_stopping and val_loader:
         callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=cfg.early_stopping))
     trainer = L.Trainer(
