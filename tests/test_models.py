@@ -95,3 +95,46 @@ def test_imagenet_from_the_hub_offline_says_what_to_do(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ConfigError, match="could not get its ImageNet weights from the Hugging Face hub"):
         create("resnet18", n_classes=3, weights="imagenet")
+
+
+@pytest.mark.parametrize("name, all_folded", [("mobilenetv2_100", True), ("resnet18", True),
+                                              ("efficientnet_b0", True), ("densenet121", False)])
+def test_folding_batchnorm_keeps_outputs_and_removes_norm_layers(name, all_folded):
+    """DenseNet normalises *before* most convolutions; only its conv→norm pairs can fold."""
+    from audiocnn.inference import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = create(name, 5, 1, "none").eval()
+    for module in model.modules():  # trained-looking statistics, so folding has work to do
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_(0, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.normal_(0, 0.1)
+    x = torch.randn(2, 1, 64, 96)
+    folded = fold_batchnorm(model, x)
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert folded is not model and norms < sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert (norms == 0) == all_folded
+    with torch.inference_mode():
+        y = torch.randn(3, 1, 64, 80)  # another input and size than the check inside used
+        torch.testing.assert_close(folded(y), model(y), atol=1e-4, rtol=1e-4)
+
+
+def test_folding_is_refused_when_module_order_lies_about_data_flow():
+    from audiocnn.inference import fold_batchnorm
+
+    class Tricky(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv_a = torch.nn.Conv2d(1, 4, 3)
+            self.norm = torch.nn.BatchNorm2d(4)  # registered after conv_a, but it normalises conv_b
+            self.conv_b = torch.nn.Conv2d(1, 4, 3)
+
+        def forward(self, x):
+            return self.norm(self.conv_b(x)) + self.conv_a(x)
+
+    model = Tricky().eval()
+    model.norm.running_var.fill_(4.0)
+    model.norm.running_mean.fill_(1.0)
+    assert fold_batchnorm(model, torch.randn(2, 1, 8, 8)) is model

@@ -20,7 +20,9 @@ import torch
 
 from audiocnn import audio
 from audiocnn.bundle import Bundle
+from audiocnn.classifier import AudioClassifier
 from audiocnn.errors import AudioError, ConfigError
+from audiocnn.inference import fold_batchnorm
 
 #: Seconds read from disk at a time: large enough to be efficient, small enough to stay flat.
 BLOCK_SECONDS = 60.0
@@ -92,10 +94,12 @@ class Predictor:
         if batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1 (got {batch_size})")
         self.bundle = bundle
-        self.model = bundle.model.eval()
-        self.model.backbone.to(memory_format=torch.channels_last)
         self.rate = bundle.sample_rate
         self.window = max(1, round(window_seconds * self.rate))
+        trained = bundle.model.eval()
+        example = trained.images(0.1 * torch.randn(2, self.window, generator=torch.Generator().manual_seed(0)))
+        self.model = AudioClassifier(trained.frontend, fold_batchnorm(trained.backbone, example),
+                                     trained.mean.flatten().tolist(), trained.std.flatten().tolist()).eval()
         self.hop = max(1, round(hop_seconds * self.rate))
         self.batch_size = batch_size
         self.denoise = denoise
