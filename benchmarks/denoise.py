@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--fold", type=int, default=1)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/esc50"))
     parser.add_argument("--limit", type=int, help="only the first N clips of the fold (quick look)")
+    parser.add_argument("--strength", type=float, default=0.5, help="--denoise-strength (default 0.5)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -67,7 +68,7 @@ def main() -> None:
         raise SystemExit(f"{args.model} was trained for {model.metrics['split']}, not fold{args.fold}")
     with (args.data / "meta" / "esc50.csv").open() as handle:
         rows = [r for r in csv.DictReader(handle) if int(r["fold"]) == args.fold][: args.limit]
-    plain, denoising = Predictor(model), Predictor(model, denoise=True)
+    plain, denoising = Predictor(model), Predictor(model, denoise=args.strength)
     conditions = ["clean", "clean, 20 dB quieter", *(f"{snr} dB" for snr in SNRS_DB)]
     correct = {(c, d): 0 for c in conditions for d in (False, True)}
     seconds = {False: 0.0, True: 0.0}
@@ -90,11 +91,12 @@ def main() -> None:
     table = [{"condition": c, "accuracy": correct[c, False] / len(rows),
               "accuracy_denoised": correct[c, True] / len(rows)} for c in conditions]
     result = {"machine": platform.node(), "model": str(args.model), "fold": args.fold, "clips": len(rows),
+              "strength": args.strength,
               "seconds_plain": seconds[False], "seconds_denoised": seconds[True], "table": table}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nfold {args.fold}, {len(rows)} clips\n\n| condition | accuracy | with --denoise | difference |\n|---|---:|---:|---:|")
+    print(f"\nfold {args.fold}, {len(rows)} clips, --denoise-strength {args.strength:g}\n\n| condition | accuracy | with --denoise | difference |\n|---|---:|---:|---:|")
     for r in table:
         diff = 100 * (r["accuracy_denoised"] - r["accuracy"])
         print(f"| {r['condition']} | {100 * r['accuracy']:.1f}% | {100 * r['accuracy_denoised']:.1f}% | {diff:+.1f} |")

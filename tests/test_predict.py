@@ -211,6 +211,8 @@ def test_usage_errors_are_clear(cli, tone_model, low_then_high, tmp_path, capsys
     assert other_version.code == 1 and "bundle format version 99 (made by audiocnn 9.0)" in other_version.err
     bad_hop = cli("predict", low_then_high, "--model", tone_model, "--hop", "0")
     assert bad_hop.code == 1 and "--window and --hop must be positive" in bad_hop.err
+    too_strong = cli("predict", low_then_high, "--model", tone_model, "--denoise-strength", "2")
+    assert too_strong.code == 1 and "--denoise-strength must be between 0 and 1" in too_strong.err
 
 
 # ----------------------------------------------------------------------------- timeline, denoise
@@ -238,7 +240,7 @@ def test_denoise_quiets_the_gaps_and_keeps_the_events():
     t = np.arange(6 * RATE) / RATE
     bursts = (t % 2.0) < 0.5  # 0.5 s tone bursts every 2 s
     noisy = (0.3 * np.sin(2 * np.pi * 2500 * t) * bursts + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
-    clean = reduce_noise(noisy, RATE)
+    clean = reduce_noise(noisy, RATE, strength=1.0)
     assert clean.dtype == np.float32 and clean.shape == noisy.shape
     inside, gaps = bursts & ((t % 2.0) > 0.1), ~bursts & ((t % 2.0) > 0.7)  # away from the edges
 
@@ -250,6 +252,9 @@ def test_denoise_quiets_the_gaps_and_keeps_the_events():
     assert db(clean[inside]) - db(clean[gaps]) > db(noisy[inside]) - db(noisy[gaps]) + 10
     tone = 0.3 * np.sin(2 * np.pi * 2500 * t) * bursts
     assert np.corrcoef(clean, tone)[0, 1] > np.corrcoef(noisy, tone)[0, 1] + 0.02
+    # The default strength removes half the noise: the gaps drop by about 6 dB.
+    half = reduce_noise(noisy, RATE)
+    assert -7.5 < db(half[gaps]) - db(noisy[gaps]) < -4.5
     assert reduce_noise(np.ones(100, np.float32), RATE).shape == (100,)  # shorter than its FFT
 
 

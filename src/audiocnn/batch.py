@@ -58,7 +58,7 @@ def classify_files(predictor: Predictor, files: list[Path], writer: PredictionWr
                 result = predictor.predict(path, on_window=lambda: bar.update(1), on_block=collector)
                 writer.add(result)
                 if collector is not None:
-                    save_timeline(result, collector, timeline_path(timeline, path, len(files)), denoised=predictor.denoise)
+                    save_timeline(result, collector, timeline_path(timeline, path, len(files)), denoised=predictor.denoise > 0)
                 ok += 1
             except AudiocnnError as err:
                 bar.update(max(0, expected[path] - (bar.n - done_before)))

@@ -283,6 +283,9 @@ def _add_predict_command(commands: argparse._SubParsersAction) -> None:
                          help="draw labels over time on the spectrogram: a .png for one file, else a folder")
     predict.add_argument("--denoise", action="store_true",
                          help="spectral-gating noise reduction (noisereduce) before classifying")
+    predict.add_argument("--denoise-strength", type=float, metavar="S",
+                         help="share of the background --denoise removes, 0-1 (default 0.5; 1 hurt accuracy, "
+                         "see BENCHMARKS.md); implies --denoise")
     predict.add_argument("--batch-size", type=int, default=32, help="windows per model call (default 32)")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict.set_defaults(handler=_predict)
@@ -292,6 +295,7 @@ def _predict(args: argparse.Namespace) -> int:
     from audiocnn import bundle
     from audiocnn.batch import classify_files
     from audiocnn.bundled import default_model
+    from audiocnn.denoise import DEFAULT_STRENGTH
     from audiocnn.prediction_formats import PredictionWriter
     from audiocnn.predict import Predictor
 
@@ -301,8 +305,9 @@ def _predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--min-confidence must be between 0 and 1 (got {args.min_confidence:g})")
     files = expand_paths(args.audio)
     model = bundle.load(args.model or default_model())
+    strength = args.denoise_strength if args.denoise_strength is not None else DEFAULT_STRENGTH if args.denoise else 0.0
     predictor = Predictor(model, window_seconds=args.window, hop_seconds=args.hop, batch_size=args.batch_size,
-                          denoise=args.denoise)
+                          denoise=strength)
     out = open(args.out, "w", newline="") if args.out else sys.stdout  # noqa: SIM115 - closed below
     try:
         writer = PredictionWriter(out, args.format, top_k=args.top_k, min_confidence=args.min_confidence,

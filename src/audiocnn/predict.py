@@ -86,13 +86,15 @@ class Predictor:
     """A bundle's model applied window by window to whole recordings."""
 
     def __init__(self, bundle: Bundle, *, window_seconds: float | None = None, hop_seconds: float | None = None,
-                 batch_size: int = 32, denoise: bool = False, block_seconds: float = BLOCK_SECONDS) -> None:
+                 batch_size: int = 32, denoise: float = 0.0, block_seconds: float = BLOCK_SECONDS) -> None:
         window_seconds = bundle.clip_seconds if window_seconds is None else window_seconds
         hop_seconds = window_seconds / 2 if hop_seconds is None else hop_seconds
         if window_seconds <= 0 or hop_seconds <= 0:
             raise ConfigError(f"--window and --hop must be positive (got {window_seconds:g} s and {hop_seconds:g} s)")
         if batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1 (got {batch_size})")
+        if not 0.0 <= denoise <= 1.0:
+            raise ConfigError(f"--denoise-strength must be between 0 and 1 (got {denoise:g})")
         self.bundle = bundle
         self.rate = bundle.sample_rate
         self.window = max(1, round(window_seconds * self.rate))
@@ -102,7 +104,7 @@ class Predictor:
                                      trained.mean.flatten().tolist(), trained.std.flatten().tolist()).eval()
         self.hop = max(1, round(hop_seconds * self.rate))
         self.batch_size = batch_size
-        self.denoise = denoise
+        self.denoise = denoise  # share of the background removed before windowing; 0 = off
         self.block_seconds = block_seconds
 
     def expected_windows(self, path: Path) -> int:
@@ -142,7 +144,7 @@ class Predictor:
             if self.denoise:
                 from audiocnn.denoise import reduce_noise
 
-                block = reduce_noise(block, self.rate)
+                block = reduce_noise(block, self.rate, self.denoise)
             self._samples_seen += len(block)
             if on_block is not None:
                 on_block(block)
