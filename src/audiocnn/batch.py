@@ -14,6 +14,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from audiocnn import audio
 from audiocnn.errors import AudiocnnError
 from audiocnn.prediction_formats import PredictionWriter
 from audiocnn.predict import Predictor
@@ -40,12 +41,13 @@ def classify_files(predictor: Predictor, files: list[Path], writer: PredictionWr
 
     errors = errors or sys.stderr
     show = errors.isatty() if progress is None else progress
-    expected = {}
+    seconds = {}
     for path in files:
         try:
-            expected[path] = predictor.expected_windows(path)
+            seconds[path] = audio.info(path).duration
         except AudiocnnError:
-            expected[path] = 0  # reported when its turn comes
+            seconds[path] = 0.0  # reported when its turn comes
+    expected = {path: predictor.windows_for(s) if s else 0 for path, s in seconds.items()}
     ok = failed = 0
     with tqdm(total=sum(expected.values()), unit="window", disable=not show, file=errors, leave=False) as bar:
         for path in files:
@@ -54,7 +56,7 @@ def classify_files(predictor: Predictor, files: list[Path], writer: PredictionWr
             try:
                 collector = None
                 if timeline is not None:
-                    collector = SpectrogramCollector(predictor.rate, expected[path] * predictor.hop / predictor.rate)
+                    collector = SpectrogramCollector(predictor.rate, seconds[path])
                 result = predictor.predict(path, on_window=lambda: bar.update(1), on_block=collector)
                 writer.add(result)
                 if collector is not None:

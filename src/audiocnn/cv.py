@@ -94,12 +94,7 @@ def train_bundle(recipe: Recipe, data_root: Path, out: Path, *, test_fold: int |
                        len(dataset.classes), work, progress=progress)
     if not result.is_global_zero:
         return {}  # under DDP, rank 0 writes the bundle
-    if split.test:
-        metrics = write_fold(work, split, dataset.classes, result)
-    else:
-        metrics = {"split": split.name, "n_train": len(split.train), "n_val": len(split.val),
-                   "epochs": result.epochs_trained, "best_val_accuracy": result.best_val_accuracy,
-                   "train_seconds": round(result.seconds, 1)}
+    metrics = write_fold(work, split, dataset.classes, result) if split.test else training_metrics(split, result)
     bundle.save(out, result.model, dataset.classes, recipe, metrics)
     return metrics
 
@@ -131,12 +126,20 @@ def write_fold(fold_dir: Path, split: Split, classes: list[str], result: FitResu
         "split": split.name,
         "accuracy": float((predicted == truth).mean()),
         "macro_f1": float(f1_score(truth, predicted, average="macro", labels=range(len(classes)), zero_division=0)),
-        "n_train": len(split.train), "n_val": len(split.val), "n_test": len(split.test),
-        "epochs": result.epochs_trained, "best_val_accuracy": result.best_val_accuracy,
-        "train_seconds": round(result.seconds, 1),
+        **training_metrics(split, result),
     }
     (fold_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def training_metrics(split: Split, result: FitResult) -> dict[str, Any]:
+    """What every trained model records about its training, test fold or not."""
+    return {
+        "split": split.name, "n_train": len(split.train), "n_val": len(split.val),
+        **({"n_test": len(split.test)} if split.test else {}),
+        "epochs": result.epochs_trained, "best_val_accuracy": result.best_val_accuracy,
+        "train_seconds": round(result.seconds, 1),
+    }
 
 
 def _limit(dataset: Dataset, per_class: int) -> list:

@@ -107,10 +107,9 @@ class Predictor:
         self.denoise = denoise  # share of the background removed before windowing; 0 = off
         self.block_seconds = block_seconds
 
-    def expected_windows(self, path: Path) -> int:
-        """Windows a file will give, from its header (for progress bars)."""
-        meta = audio.info(path)
-        return window_count(round(meta.duration * self.rate), self.window, self.hop)
+    def windows_for(self, seconds: float) -> int:
+        """Windows a recording of `seconds` gives (progress bars size themselves from file headers)."""
+        return window_count(round(seconds * self.rate), self.window, self.hop)
 
     def predict(self, path: str | Path, *, on_window: Callable[[], None] | None = None,
                 on_block: BlockObserver | None = None) -> FilePrediction:
@@ -139,11 +138,11 @@ class Predictor:
         )
 
     def _blocks(self, path: Path, on_block: BlockObserver | None) -> Iterator[np.ndarray]:
+        from audiocnn.denoise import reduce_noise
+
         self._samples_seen = 0
         for block in audio.stream(path, self.rate, block_seconds=self.block_seconds):
             if self.denoise:
-                from audiocnn.denoise import reduce_noise
-
                 block = reduce_noise(block, self.rate, self.denoise)
             self._samples_seen += len(block)
             if on_block is not None:
