@@ -39,13 +39,13 @@ def main() -> None:
     args = parser.parse_args()
 
     recipe = recipe_from_dict(json.loads((args.run / "recipe.json").read_text()), "recipe.json")
-    dataset, images, rows = prepare(recipe, args.data, args.cache_dir, progress=False)
-    split = {s.name: s for s in make_splits(dataset, val_fraction=recipe.data.val_fraction,
+    prepared = prepare(recipe, args.data, args.cache_dir, progress=False)
+    split = {s.name: s for s in make_splits(prepared.dataset, val_fraction=recipe.data.val_fraction,
                                             seed=recipe.data.seed)}[f"fold{args.fold}"]
-    data = split_data(split, images, rows, dataset)
+    data = split_data(split, prepared)
     fold_dir = args.run / split.name
     frontend = create_frontend(recipe.frontend)
-    backbone = create(recipe.model.backbone, len(dataset.classes), frontend.out_channels, "none")
+    backbone = create(recipe.model.backbone, len(prepared.dataset.classes), frontend.out_channels, "none")
     checkpoint = torch.load(fold_dir / "checkpoints" / f"{args.checkpoint}.ckpt", map_location="cpu",
                             weights_only=False)
     state = checkpoint["state_dict"]
@@ -55,13 +55,13 @@ def main() -> None:
     probabilities = predict_images(model, data.test[0]).numpy()
     truth = data.test[1].numpy()
     with (fold_dir / "predictions.csv").open() as handle:
-        scored = np.array([[float(r[c]) for c in dataset.classes] for r in csv.DictReader(handle)])
+        scored = np.array([[float(r[c]) for c in prepared.dataset.classes] for r in csv.DictReader(handle)])
     metrics = {"split": split.name, "checkpoint": f"{args.checkpoint}.ckpt", "epoch": int(checkpoint["epoch"]) + 1,
                "accuracy": float((probabilities.argmax(1) == truth).mean()),
                "scored_model_accuracy": float((scored.argmax(1) == truth).mean()),
                "agreement_with_scored_model": float((probabilities.argmax(1) == scored.argmax(1)).mean())}
     print(json.dumps(metrics, indent=2))
-    print(bundle.save(args.out or fold_dir / "model", model, dataset.classes, recipe, metrics))
+    print(bundle.save(args.out or fold_dir / "model", model, prepared.dataset.classes, recipe, metrics))
 
 
 if __name__ == "__main__":

@@ -88,11 +88,11 @@ class Kill(L.Callback):
 def test_a_killed_fold_resumes_from_its_last_checkpoint(tones, tmp_path):
     recipe = load_recipe(SMOKE, [*TINY, "train.epochs=2"])
     run = tmp_path / "run"
-    dataset, images, rows = prepare(recipe, tones, None, progress=False)
-    fold1 = make_splits(dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)[0]
+    prepared = prepare(recipe, tones, None, progress=False)
+    fold1 = make_splits(prepared.dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)[0]
     with pytest.raises(RuntimeError, match="killed"):
-        fit_split(recipe, create_frontend(recipe.frontend), split_data(fold1, images, rows, dataset),
-                  len(dataset.classes), run / "fold1", progress=False, callbacks=[Kill()])
+        fit_split(recipe, create_frontend(recipe.frontend), split_data(fold1, prepared),
+                  len(prepared.dataset.classes), run / "fold1", progress=False, callbacks=[Kill()])
     assert (run / "fold1" / "checkpoints" / "last.ckpt").is_file()
     assert not (run / "fold1" / "metrics.json").exists()
 
@@ -109,10 +109,10 @@ def test_a_killed_fold_resumes_from_its_last_checkpoint(tones, tmp_path):
 def test_last_checkpoint_is_the_final_epoch_even_when_validation_stops_improving(tones, tmp_path):
     """The tones task reaches full validation accuracy early; last.ckpt must still be the last epoch."""
     recipe = load_recipe(SMOKE, TINY)
-    dataset, images, rows = prepare(recipe, tones, None, progress=False)
-    fold1 = make_splits(dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)[0]
-    result = fit_split(recipe, create_frontend(recipe.frontend), split_data(fold1, images, rows, dataset),
-                       len(dataset.classes), tmp_path, progress=False)
+    prepared = prepare(recipe, tones, None, progress=False)
+    fold1 = make_splits(prepared.dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)[0]
+    result = fit_split(recipe, create_frontend(recipe.frontend), split_data(fold1, prepared),
+                       len(prepared.dataset.classes), tmp_path, progress=False)
     saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert saved["epoch"] == recipe.train.epochs - 1
     final = result.model.backbone.state_dict()

@@ -31,6 +31,11 @@ MAX_SAMPLE_RATE = 768_000
 #: Extensions that folder scans treat as audio (libsndfile decodes all of them).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au")
 
+
+def audio_files(folder: Path) -> list[Path]:
+    """Audio files below `folder`, recursively, in a stable order."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+
 # Formats whose frame count in the header is an estimate (a shortfall of a few frames is normal).
 _ESTIMATED_LENGTH_FORMATS = {"MP3", "OGG"}
 _STREAMING_SIZES = {0xFFFFFFFF}

@@ -1,15 +1,50 @@
-"""Training-time augmentation of cached spectrogram batches (SpecAugment, mixup).
+"""Training-time augmentation: waveform transforms, SpecAugment and mixup.
 
-Both act on a batch of images already in memory, so they stay cheap with cached features and
-are redrawn every step: the model never sees the same masked or mixed image twice.
+SpecAugment and mixup act on a batch of images already in memory, so they stay cheap with
+cached features and are redrawn every step: the model never sees the same masked or mixed
+image twice. Waveform transforms (pitch, stretch, noise, gain, shift) change the audio before
+the spectrogram, so they cannot be redrawn per step from cached images; instead
+`augmented_waveform` makes a fixed number of seeded copies per clip, which the cache turns
+into images once (see `cache.augmented_images`).
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
+
+import numpy as np
 import torch
 from torch import Tensor
 
-from audiocnn.config import SpecAugmentConfig
+from audiocnn.config import SpecAugmentConfig, WaveformAugmentConfig
+
+WaveformTransform = Callable[[np.ndarray, int], np.ndarray]
+
+
+def waveform_transform(cfg: WaveformAugmentConfig) -> WaveformTransform:
+    """The enabled audiomentations transforms as one (samples, rate) → samples function."""
+    import audiomentations as A
+
+    p = cfg.p
+    steps = {
+        "pitch": lambda: A.PitchShift(-cfg.pitch_semitones, cfg.pitch_semitones, p=p),
+        "stretch": lambda: A.TimeStretch(cfg.min_stretch, cfg.max_stretch, leave_length_unchanged=True, p=p),
+        "shift": lambda: A.Shift(-cfg.shift_seconds, cfg.shift_seconds, shift_unit="seconds", rollover=False, p=p),
+        "gain": lambda: A.Gain(-cfg.gain_db, cfg.gain_db, p=p),
+        # Coloured noise (white to brown) is closer to wind, traffic and hum than white noise.
+        "noise": lambda: A.AddColorNoise(cfg.min_snr_db, cfg.max_snr_db, p=p),
+    }
+    compose = A.Compose([steps[name]() for name in steps if name in cfg.transforms])
+    return lambda samples, rate: compose(samples=samples, sample_rate=rate)
+
+
+def augmented_waveform(transform: WaveformTransform, samples: np.ndarray, rate: int, seed: int) -> np.ndarray:
+    """One seeded draw of `transform`: the same seed gives the same copy (audiomentations uses the global RNGs)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    out = transform(samples.astype(np.float32, copy=True), rate)
+    return np.nan_to_num(out.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def spec_augment(images: Tensor, cfg: SpecAugmentConfig, generator: torch.Generator | None = None) -> Tensor:

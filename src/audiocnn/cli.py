@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_features_command(commands)
     _add_training_commands(commands)
     _add_predict_command(commands)
+    from audiocnn.cli_explain import add_explain_commands
+
+    add_explain_commands(commands)
     return parser
 
 
@@ -352,7 +355,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def expand_paths(paths: list[Path]) -> list[Path]:
     """Files as given, folders expanded to the audio files inside; a missing path is an error."""
-    from audiocnn.datasets._files import audio_files
+    from audiocnn.audio import audio_files
 
     files: list[Path] = []
     for path in paths:

@@ -47,6 +47,33 @@ class SpecAugmentConfig:
 
 
 @dataclass(frozen=True)
+class WaveformAugmentConfig:
+    """Waveform augmentation (audiomentations) of training clips, made real under feature caching.
+
+    Each training clip gets `copies` augmented versions, drawn once (seeded) and cached as
+    images beside the originals; every epoch each clip is shown as its original or one of
+    its copies, at random. Each enabled transform is applied to a copy with chance `p`.
+    """
+
+    copies: int = 0  # augmented copies per clip; 0 = off
+    p: float = 0.5
+    gain_db: float = 0.0  # gain drawn from ±gain_db
+    min_snr_db: float | None = None  # coloured noise at an SNR in [min_snr_db, max_snr_db]; null = off
+    max_snr_db: float = 30.0
+    pitch_semitones: float = 0.0  # pitch shift drawn from ±semitones
+    min_stretch: float = 1.0  # time-stretch rate in [min_stretch, max_stretch]; 1, 1 = off
+    max_stretch: float = 1.0
+    shift_seconds: float = 0.0  # time shift drawn from ±seconds (no wrap-around)
+
+    @property
+    def transforms(self) -> list[str]:
+        """The transforms switched on, by name."""
+        on = {"gain": self.gain_db > 0, "noise": self.min_snr_db is not None, "pitch": self.pitch_semitones > 0,
+              "stretch": (self.min_stretch, self.max_stretch) != (1.0, 1.0), "shift": self.shift_seconds > 0}
+        return [name for name, enabled in on.items() if enabled]
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 30
     batch_size: int = 32
@@ -60,6 +87,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     mixup: float = 0.0  # Beta(alpha, alpha) mixup of batches; 0 = off
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    waveform: WaveformAugmentConfig = field(default_factory=WaveformAugmentConfig)
     precision: str = "auto"  # auto | 32-true | bf16-mixed | 16-mixed (auto: bf16 only where it is native)
     select: str = "last"  # last | best-val: which epoch's weights to keep (val from training folds)
     early_stopping: int | None = None  # stop after N epochs without val improvement
@@ -127,6 +155,7 @@ def recipe_from_dict(raw: dict[str, Any], where: str = "recipe") -> Recipe:
         raise ConfigError(f"{where}: {err}") from None
     train = dict(raw.get("train") or {})
     train["specaugment"] = _section(SpecAugmentConfig, train.get("specaugment"), f"{where}: train.specaugment")
+    train["waveform"] = _section(WaveformAugmentConfig, train.get("waveform"), f"{where}: train.waveform")
     recipe = Recipe(
         data=_section(DataConfig, raw.get("data"), f"{where}: data"),
         frontend=dict(frontend),
@@ -196,6 +225,20 @@ def _validate(recipe: Recipe, where: str) -> None:
         (0 <= recipe.train.label_smoothing < 1, "train.label_smoothing must be in [0, 1)"),
         (recipe.train.select == "last" or recipe.data.val_fraction > 0,
          "train.select best-val needs data.val_fraction > 0"),
+    ]
+    wave = recipe.train.waveform
+    checks += [
+        (wave.copies >= 0, "train.waveform.copies must be >= 0"),
+        (0 < wave.p <= 1, "train.waveform.p must be in (0, 1]"),
+        (wave.gain_db >= 0 and wave.pitch_semitones >= 0 and wave.shift_seconds >= 0,
+         "train.waveform gain_db, pitch_semitones and shift_seconds are ± ranges: give them as >= 0"),
+        (wave.min_snr_db is None or wave.min_snr_db <= wave.max_snr_db, "train.waveform.min_snr_db must be <= max_snr_db"),
+        (0 < wave.min_stretch <= wave.max_stretch, "train.waveform needs 0 < min_stretch <= max_stretch"),
+        (not wave.copies or wave.transforms,
+         "train.waveform.copies > 0 but no transform is on (set gain_db, min_snr_db, pitch_semitones, "
+         "min_stretch/max_stretch or shift_seconds)"),
+        (wave.copies or not wave.transforms,
+         f"train.waveform switches on {', '.join(wave.transforms)} but copies is 0: set train.waveform.copies"),
     ]
     for ok, problem in checks:
         if not ok:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from audiocnn import bundle
-from audiocnn.cache import clip_images
+from audiocnn.cache import augmented_images, clip_images
 from audiocnn.config import Recipe
 from audiocnn.datasets import Dataset, Split, holdout, load_dataset, loader_options, make_splits
 from audiocnn.errors import ConfigError
@@ -28,21 +29,40 @@ from audiocnn.features import create_frontend
 from audiocnn.train import FitResult, SplitData, fit_split
 
 
-def prepare(recipe: Recipe, data_root: Path, cache_dir: Path | None, progress: bool = True
-            ) -> tuple[Dataset, torch.Tensor, dict[Path, int]]:
+@dataclass
+class Prepared:
+    """A dataset with the images of all its clips (and their augmented copies, if the recipe asks)."""
+
+    dataset: Dataset
+    images: torch.Tensor  # (clips, channels, rows, frames)
+    copies: torch.Tensor | None  # (copies, clips, channels, rows, frames)
+    rows: dict[Path, int]  # each clip's row in `images`
+
+
+def prepare(recipe: Recipe, data_root: Path, cache_dir: Path | None, progress: bool = True) -> Prepared:
     """The dataset (limited as the recipe says), all its images, and each clip's row in them."""
+    dataset = recipe_dataset(recipe, data_root)
+    if recipe.data.limit_per_class:
+        dataset.clips = _limit(dataset, recipe.data.limit_per_class)
+    frontend = create_frontend(recipe.frontend)
+    images = clip_images(dataset.clips, frontend, recipe.data.clip_seconds, cache_dir, progress=progress)
+    augment = recipe.train.waveform
+    # Copies are made for every clip (test folds too), so one cached file serves all folds;
+    # only the training clips' copies are ever shown to a model.
+    copies = (augmented_images(dataset.clips, frontend, recipe.data.clip_seconds, augment, cache_dir,
+                               seed=recipe.train.seed, progress=progress) if augment.copies else None)
+    return Prepared(dataset, images, copies, {clip.path: i for i, clip in enumerate(dataset.clips)})
+
+
+def recipe_dataset(recipe: Recipe, data_root: Path) -> Dataset:
+    """The recipe's dataset at `data_root`, with the recipe's fold/split options (so folds match training)."""
     d = recipe.data
     # Options the user set go through (a loader that cannot use one refuses it); the default
     # seed only matters to datasets whose folds are assigned.
     options = {"n_folds": d.folds, "split": d.split, "splits_dir": Path(d.splits_dir) if d.splits_dir else None}
     if "seed" in loader_options(d.dataset):
         options["seed"] = d.seed
-    dataset = load_dataset(d.dataset, data_root, **options)
-    if recipe.data.limit_per_class:
-        dataset.clips = _limit(dataset, recipe.data.limit_per_class)
-    frontend = create_frontend(recipe.frontend)
-    images = clip_images(dataset.clips, frontend, recipe.data.clip_seconds, cache_dir, progress=progress)
-    return dataset, images, {clip.path: i for i, clip in enumerate(dataset.clips)}
+    return load_dataset(d.dataset, data_root, **options)
 
 
 def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | None = None,
@@ -53,7 +73,8 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
         raise ConfigError(f"{out}: this run folder was started with a different recipe ({saved}); "
                           f"resuming would mix the two. Use a new --out")
     saved.write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
-    dataset, images, rows = prepare(recipe, data_root, cache_dir, progress)
+    prepared = prepare(recipe, data_root, cache_dir, progress)
+    dataset = prepared.dataset
     splits = make_splits(dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)
     if folds:
         unknown = sorted(set(folds) - set(dataset.folds))
@@ -64,7 +85,7 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
         fold_dir = out / split.name
         if (fold_dir / "metrics.json").is_file():
             continue  # finished earlier: resume with the next fold
-        result = fit_split(recipe, create_frontend(recipe.frontend), split_data(split, images, rows, dataset),
+        result = fit_split(recipe, create_frontend(recipe.frontend), split_data(split, prepared),
                            len(dataset.classes), fold_dir, progress=progress)
         if not result.is_global_zero:
             return {}  # under DDP, rank 0 writes the results
@@ -80,7 +101,8 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
 def train_bundle(recipe: Recipe, data_root: Path, out: Path, *, test_fold: int | None = None,
                  cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Train one model (on all data, or all but `test_fold`) and save it as a bundle at `out`."""
-    dataset, images, rows = prepare(recipe, data_root, cache_dir, progress)
+    prepared = prepare(recipe, data_root, cache_dir, progress)
+    dataset = prepared.dataset
     if test_fold is not None:
         by_name = {s.name: s for s in make_splits(dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)}
         if f"fold{test_fold}" not in by_name:
@@ -90,7 +112,7 @@ def train_bundle(recipe: Recipe, data_root: Path, out: Path, *, test_fold: int |
         train, val = holdout(dataset.clips, recipe.data.val_fraction, recipe.data.seed)
         split = Split("all-data", train, val, [])
     work = out / "training"
-    result = fit_split(recipe, create_frontend(recipe.frontend), split_data(split, images, rows, dataset),
+    result = fit_split(recipe, create_frontend(recipe.frontend), split_data(split, prepared),
                        len(dataset.classes), work, progress=progress)
     if not result.is_global_zero:
         return {}  # under DDP, rank 0 writes the bundle
@@ -99,14 +121,18 @@ def train_bundle(recipe: Recipe, data_root: Path, out: Path, *, test_fold: int |
     return metrics
 
 
-def split_data(split: Split, images: torch.Tensor, rows: dict[Path, int], dataset: Dataset) -> SplitData:
-    index = dataset.label_index()
+def split_data(split: Split, prepared: Prepared) -> SplitData:
+    index = prepared.dataset.label_index()
+
+    def picks(clips: list) -> torch.Tensor:
+        return torch.tensor([prepared.rows[c.path] for c in clips], dtype=torch.long)
 
     def part(clips: list) -> tuple[torch.Tensor, torch.Tensor]:
-        picks = torch.tensor([rows[c.path] for c in clips], dtype=torch.long)
-        return images[picks], torch.tensor([index[c.label] for c in clips], dtype=torch.long)
+        return prepared.images[picks(clips)], torch.tensor([index[c.label] for c in clips], dtype=torch.long)
 
-    return SplitData(part(split.train), part(split.val) if split.val else None, part(split.test) if split.test else None)
+    copies = prepared.copies[:, picks(split.train)] if prepared.copies is not None else None
+    return SplitData(part(split.train), part(split.val) if split.val else None, part(split.test) if split.test else None,
+                     train_copies=copies)
 
 
 def write_fold(fold_dir: Path, split: Split, classes: list[str], result: FitResult) -> dict[str, Any]:

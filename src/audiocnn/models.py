@@ -46,7 +46,7 @@ PACKAGED = {
 def create(name: str, n_classes: int, in_chans: int = 1, weights: str | Path = "none", *, drop_rate: float = 0.0
            ) -> nn.Module:
     """A timm `name` with `in_chans` inputs and `n_classes` outputs, initialised from `weights`."""
-    if name not in timm.list_models():
+    if not timm.is_model(name):
         raise ConfigError(f"unknown backbone {name!r} (tested: {', '.join(BACKBONES)}; any timm model name works)")
     if n_classes < 1 or in_chans < 1:
         raise ConfigError(f"backbone {name}: n_classes and in_chans must be positive, got {n_classes}, {in_chans}")

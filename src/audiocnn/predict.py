@@ -22,7 +22,7 @@ from audiocnn import audio
 from audiocnn.bundle import Bundle
 from audiocnn.classifier import AudioClassifier
 from audiocnn.errors import AudioError, ConfigError
-from audiocnn.inference import fold_batchnorm
+from audiocnn.inference import for_inference
 
 #: Seconds read from disk at a time: large enough to be efficient, small enough to stay flat.
 BLOCK_SECONDS = 60.0
@@ -100,7 +100,7 @@ class Predictor:
         self.window = max(1, round(window_seconds * self.rate))
         trained = bundle.model.eval()
         example = trained.images(0.1 * torch.randn(2, self.window, generator=torch.Generator().manual_seed(0)))
-        self.model = AudioClassifier(trained.frontend, fold_batchnorm(trained.backbone, example),
+        self.model = AudioClassifier(trained.frontend, for_inference(trained.backbone, example),
                                      trained.mean.flatten().tolist(), trained.std.flatten().tolist()).eval()
         self.hop = max(1, round(hop_seconds * self.rate))
         self.batch_size = batch_size

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy
 
 from audiocnn.augment import mixup, spec_augment
@@ -51,6 +51,22 @@ class SplitData:
     train: tuple[Tensor, Tensor]
     val: tuple[Tensor, Tensor] | None
     test: tuple[Tensor, Tensor] | None
+    train_copies: Tensor | None = None  # (copies, n_train, ...): waveform-augmented images of the train clips
+
+
+class RandomCopy(Dataset):
+    """Each item is its original image or one of its augmented copies, drawn anew every epoch."""
+
+    def __init__(self, originals: Tensor, copies: Tensor, labels: Tensor) -> None:
+        self.versions = torch.cat([originals[None], copies])  # (1 + copies, n, ...)
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        version = int(torch.randint(len(self.versions), ()))
+        return self.versions[version, index], self.labels[index]
 
 
 @dataclass
@@ -159,7 +175,7 @@ def fit_split(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: in
     classifier = AudioClassifier(frontend, create(recipe.model.backbone, n_classes, frontend.out_channels,
                                                   recipe.model.weights, drop_rate=recipe.model.drop_rate), mean, std)
     lit = LitClassifier(classifier.backbone, cfg, n_classes)
-    train_loader = _loader(data.train, classifier, cfg, shuffle=True)
+    train_loader = _loader(data.train, classifier, cfg, shuffle=True, copies=data.train_copies)
     val_loader = _loader(data.val, classifier, cfg) if data.val is not None and len(data.val[1]) else None
     # Two checkpoints: `last.ckpt` after every epoch (what a killed run resumes from, and the
     # model `select: last` keeps) and `best.ckpt` at the best validation accuracy. One callback
@@ -206,10 +222,11 @@ def predict_images(classifier: AudioClassifier, images: Tensor, batch_size: int 
     return torch.cat(parts) if parts else torch.empty(0, 0)
 
 
-def _loader(part: tuple[Tensor, Tensor], classifier: AudioClassifier, cfg: TrainConfig, shuffle: bool = False
-            ) -> DataLoader:
+def _loader(part: tuple[Tensor, Tensor], classifier: AudioClassifier, cfg: TrainConfig, shuffle: bool = False,
+            copies: Tensor | None = None) -> DataLoader:
     images, labels = part
-    dataset = TensorDataset(classifier.normalise(images), labels)
+    dataset: Dataset = (TensorDataset(classifier.normalise(images), labels) if copies is None
+                        else RandomCopy(classifier.normalise(images), classifier.normalise(copies), labels))
     return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=shuffle, num_workers=cfg.num_workers,
                       drop_last=shuffle and len(dataset) > cfg.batch_size,
                       persistent_workers=cfg.num_workers > 0)

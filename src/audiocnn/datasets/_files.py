@@ -41,11 +41,6 @@ def resolve_audio(path: Path) -> Path | None:
     return None
 
 
-def audio_files(folder: Path) -> list[Path]:
-    """Audio files below `folder`, recursively, in a stable order."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-
-
 def parse_fold(value: str, where: str) -> int:
     """A fold number from metadata: a whole number >= 1, else a DatasetError naming `where`."""
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audiocnn.datasets._files import audio_files
+from audiocnn.audio import audio_files
 from audiocnn.datasets.base import Clip, Dataset, assign_folds
 from audiocnn.errors import DatasetError
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audiocnn.datasets._files import audio_files, resolve_audio
+from audiocnn.audio import audio_files
+from audiocnn.datasets._files import resolve_audio
 from audiocnn.datasets.base import Clip, Dataset, Split, assign_folds
 from audiocnn.errors import DatasetError
 

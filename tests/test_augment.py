@@ -1,0 +1,106 @@
+"""Waveform augmentation: seeded audiomentations copies, cached as images, shown at random in training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audiocnn.augment import augmented_waveform, waveform_transform
+from audiocnn.cache import augmented_images, clip_images
+from audiocnn.config import WaveformAugmentConfig, load_recipe
+from audiocnn.cv import prepare, run_cv, split_data
+from audiocnn.datasets import load_dataset, make_splits
+from audiocnn.errors import ConfigError
+from audiocnn.features import create_frontend
+from audiocnn.train import RandomCopy
+
+from conftest import SMOKE, TINY
+
+RATE = 8000
+
+
+def _tone(seconds: float = 1.0, hz: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def _rms_db(x: np.ndarray) -> float:
+    return 20 * np.log10(np.sqrt(np.mean(x**2)))
+
+
+def test_a_copy_depends_on_its_seed_only():
+    transform = waveform_transform(WaveformAugmentConfig(copies=1, p=1.0, gain_db=12, min_snr_db=10, shift_seconds=0.2))
+    tone = _tone()
+    first = augmented_waveform(transform, tone, RATE, seed=7)
+    np.testing.assert_array_equal(first, augmented_waveform(transform, tone, RATE, seed=7))
+    assert not np.allclose(first, augmented_waveform(transform, tone, RATE, seed=8))
+    assert first.shape == tone.shape and first.dtype == np.float32
+    np.testing.assert_array_equal(tone, _tone())  # the input is left alone
+
+
+def test_gain_stays_within_its_range_and_noise_sits_at_the_drawn_snr():
+    tone = _tone()
+    gains = [_rms_db(augmented_waveform(waveform_transform(WaveformAugmentConfig(copies=1, p=1.0, gain_db=6)),
+                                        tone, RATE, seed)) - _rms_db(tone) for seed in range(20)]
+    assert all(-6.01 <= g <= 6.01 for g in gains) and np.std(gains) > 1  # drawn, not fixed
+    noisy = augmented_waveform(waveform_transform(WaveformAugmentConfig(copies=1, p=1.0, min_snr_db=10, max_snr_db=10)),
+                               tone, RATE, seed=0)
+    snr = _rms_db(tone) - _rms_db(noisy - tone)
+    assert snr == pytest.approx(10, abs=0.5)
+
+
+def test_pitch_shift_moves_a_tone_by_the_drawn_semitones():
+    transform = waveform_transform(WaveformAugmentConfig(copies=1, p=1.0, pitch_semitones=2))
+    shifted = augmented_waveform(transform, _tone(2.0, 500.0), RATE, seed=3)
+    peak_hz = np.argmax(np.abs(np.fft.rfft(shifted))) * RATE / len(shifted)
+    semitones = 12 * np.log2(peak_hz / 500.0)
+    assert 0.2 < abs(semitones) <= 2.05
+
+
+def test_waveform_settings_must_come_with_copies_and_the_reverse():
+    with pytest.raises(ConfigError, match="copies is 0"):
+        load_recipe(SMOKE, ["train.waveform.gain_db=6"])
+    with pytest.raises(ConfigError, match="no transform is on"):
+        load_recipe(SMOKE, ["train.waveform.copies=2"])
+    with pytest.raises(ConfigError, match="min_stretch"):
+        load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.min_stretch=1.3", "train.waveform.max_stretch=1.2"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_recipe(SMOKE, ["train.waveform.pitch=2"])
+    recipe = load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.min_snr_db=0", "train.waveform.gain_db=6"])
+    assert recipe.train.waveform.transforms == ["gain", "noise"]
+
+
+def test_augmented_images_are_cached_per_setting_and_differ_from_the_originals(tones, tmp_path):
+    dataset = load_dataset("folder", tones)
+    clips = dataset.clips[:4]
+    frontend = create_frontend({"kind": "mel", "sample_rate": RATE, "n_mels": 32})
+    augment = WaveformAugmentConfig(copies=2, p=1.0, gain_db=12, min_snr_db=5)
+    copies = augmented_images(clips, frontend, 1.0, augment, tmp_path, progress=False)
+    originals = clip_images(clips, frontend, 1.0, tmp_path, progress=False)
+    assert copies.shape == (2, *originals.shape)
+    assert not torch.allclose(copies[0], originals) and not torch.allclose(copies[0], copies[1])
+    assert len(list(tmp_path.glob("*.npy"))) == 2
+    torch.testing.assert_close(augmented_images(clips, frontend, 1.0, augment, tmp_path, progress=False), copies)
+    other_seed = augmented_images(clips, frontend, 1.0, augment, tmp_path, seed=1, progress=False)
+    assert not torch.allclose(other_seed, copies) and len(list(tmp_path.glob("*.npy"))) == 3
+
+
+def test_random_copy_shows_every_version_of_a_clip():
+    originals, copies = torch.zeros(3, 1, 2, 2), torch.stack([torch.ones(3, 1, 2, 2), 2 * torch.ones(3, 1, 2, 2)])
+    dataset = RandomCopy(originals, copies, torch.tensor([0, 1, 2]))
+    torch.manual_seed(0)
+    seen = {float(dataset[1][0].mean()) for _ in range(60)}
+    assert seen == {0.0, 1.0, 2.0} and int(dataset[2][1]) == 2 and len(dataset) == 3
+
+
+def test_training_uses_the_copies_of_the_training_clips_only(tones, tmp_path):
+    recipe = load_recipe(SMOKE, [*TINY, "train.waveform.copies=2", "train.waveform.gain_db=10", "train.waveform.p=1"])
+    prepared = prepare(recipe, tones, None, progress=False)
+    fold1 = make_splits(prepared.dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)[0]
+    data = split_data(fold1, prepared)
+    assert data.train_copies is not None and data.train_copies.shape[:2] == (2, len(fold1.train))
+    row = prepared.rows[fold1.train[0].path]
+    torch.testing.assert_close(data.train_copies[:, 0], prepared.copies[:, row])
+    summary = run_cv(recipe, tones, tmp_path / "run", folds=[1], progress=False)
+    assert summary["folds"][0]["accuracy"] >= 0.5  # a tone task is still learnt under ±10 dB gain
