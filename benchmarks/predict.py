@@ -4,9 +4,11 @@ Builds 16-bit 16 kHz WAV soundscapes by concatenating ESC-50 clips (in a fixed s
 order, cycling through all 2000), then runs the real CLI on each in a fresh process, as a
 user would, and records wall time and the process's peak RSS. The CLI's fixed start-up
 (imports, loading the model) is measured on one 5-second clip and reported separately.
+Each `--runtimes` entry (predict --runtime) is measured in the same run, so their ratio is
+fair on a shared machine.
 
     .venv/bin/python benchmarks/predict.py --data ../shared/data/esc50 --hours 1 10 \\
-        --json benchmarks/results/predict.json
+        --runtimes auto torch --json benchmarks/results/predict.json
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="bundle (default: the bundled model)")
     parser.add_argument("--hours", type=float, nargs="+", default=[1.0, 10.0])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "audiocnn-bench")
+    parser.add_argument("--runtimes", nargs="+", default=["auto"], choices=["auto", "onnx", "torch"])
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `predict` options")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -75,28 +78,32 @@ def main() -> None:
     clips = sorted((args.data / "audio").glob("*.flac"))
     np.random.default_rng(0).shuffle(clips)
     args.work.mkdir(parents=True, exist_ok=True)
-    cli = [sys.executable, "-m", "audiocnn", "predict", "--no-progress", "--format", "csv", "--out", "/dev/null",
-           *(["--model", str(args.model)] if args.model else []), *args.extra]
-    startup = measure([*cli, str(clips[0])])
-    print(f"start-up on one 5 s clip: {startup['wall_s']:.2f} s, peak RSS {startup['peak_rss_mb']:.0f} MB")
-    rows = []
-    for hours in args.hours:
-        path = soundscape(clips, hours, args.work / f"esc50-soundscape-{hours:g}h.wav")
-        figures = measure([*cli, str(path)])
-        seconds = hours * 3600
-        steady = figures["wall_s"] - startup["wall_s"]
-        row = {"hours": hours, **figures, "real_time_factor": seconds / figures["wall_s"],
-               "real_time_factor_after_startup": seconds / steady if steady > 0 else None}
-        rows.append(row)
-        print(json.dumps(row))
+    base = [sys.executable, "-m", "audiocnn", "predict", "--no-progress", "--format", "csv", "--out", "/dev/null",
+            *(["--model", str(args.model)] if args.model else []), *args.extra]
+    paths = {hours: soundscape(clips, hours, args.work / f"esc50-soundscape-{hours:g}h.wav") for hours in args.hours}
+    rows, startups = [], {}
+    for runtime in args.runtimes:
+        cli = [*base, "--runtime", runtime]
+        measure([*cli, str(clips[0])])  # the first run of a model exports and caches its ONNX graph
+        startup = startups[runtime] = measure([*cli, str(clips[0])])
+        print(f"{runtime}: start-up on one 5 s clip {startup['wall_s']:.2f} s, peak RSS {startup['peak_rss_mb']:.0f} MB")
+        for hours, path in paths.items():
+            figures = measure([*cli, str(path)])
+            seconds = hours * 3600
+            steady = figures["wall_s"] - startup["wall_s"]
+            row = {"runtime": runtime, "hours": hours, **figures, "real_time_factor": seconds / figures["wall_s"],
+                   "real_time_factor_after_startup": seconds / steady if steady > 0 else None}
+            rows.append(row)
+            print(json.dumps(row))
     result = {"machine": platform.node(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "command": " ".join(cli[1:]), "startup": startup, "files": rows}
+              "command": " ".join(base[1:]) + " --runtime RUNTIME", "startup": startups, "files": rows}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print("\n| recording | wall (s) | real-time factor | after start-up | peak RSS (MB) |\n|---|---:|---:|---:|---:|")
+    print("\n| runtime | recording | wall (s) | real-time factor | after start-up | peak RSS (MB) |\n"
+          "|---|---|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['hours']:g} h | {row['wall_s']:.1f} | {row['real_time_factor']:.0f}× | "
+        print(f"| {row['runtime']} | {row['hours']:g} h | {row['wall_s']:.1f} | {row['real_time_factor']:.0f}× | "
               f"{row['real_time_factor_after_startup']:.0f}× | {row['peak_rss_mb']:.0f} |")
 
 

@@ -138,3 +138,37 @@ def test_folding_is_refused_when_module_order_lies_about_data_flow():
     model.norm.running_var.fill_(4.0)
     model.norm.running_mean.fill_(1.0)
     assert fold_batchnorm(model, torch.randn(2, 1, 8, 8)) is model
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2_100", "resnet18"])
+def test_onnx_runtime_inference_matches_torch_and_is_exported_once(name, tmp_path):
+    from audiocnn.inference import OnnxBackbone, for_inference
+
+    torch.manual_seed(0)
+    model = create(name, 5, 1, "none").eval()
+    x = torch.randn(2, 1, 64, 96)
+    fast = for_inference(model, x, cache_dir=tmp_path, runtime="onnx")
+    assert isinstance(fast, OnnxBackbone)
+    with torch.inference_mode():
+        y = torch.randn(7, 1, 64, 96)  # another batch size than the export used
+        torch.testing.assert_close(fast(y), model(y), atol=1e-4, rtol=1e-4)
+    exported = list(tmp_path.glob("*.onnx"))
+    assert len(exported) == 1
+    stamp = exported[0].stat().st_mtime_ns
+    for_inference(model, x, cache_dir=tmp_path, runtime="onnx")
+    assert exported[0].stat().st_mtime_ns == stamp  # the cached graph was reused
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)  # other weights: another graph
+    for_inference(model, x, cache_dir=tmp_path, runtime="onnx")
+    assert len(list(tmp_path.glob("*.onnx"))) == 2
+
+
+def test_torch_runtime_runs_channels_last():
+    from audiocnn.inference import ChannelsLast, for_inference
+
+    model = create("resnet18", 3, 1, "none").eval()
+    x = torch.randn(2, 1, 32, 48)
+    fast = for_inference(model, x, runtime="torch")
+    assert isinstance(fast, ChannelsLast)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), model(x), atol=1e-4, rtol=1e-4)

@@ -121,7 +121,14 @@ _CHOICES = {
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
     """Read a recipe YAML (None: all defaults) and apply `section.key=value` overrides."""
-    where = str(path) if path else "defaults"
+    raw = read_recipe_yaml(path)
+    for item in overrides or []:
+        _apply_override(raw, item)
+    return recipe_from_dict(raw, str(path) if path else "defaults")
+
+
+def read_recipe_yaml(path: str | Path | None) -> dict[str, Any]:
+    """A recipe file as plain data, before validation (None: empty, i.e. all defaults)."""
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -133,9 +140,22 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: a recipe is a mapping with data/frontend/model/train sections")
-    for item in overrides or []:
-        _apply_override(raw, item)
-    return recipe_from_dict(raw, where)
+    return raw
+
+
+def apply_override(raw: dict[str, Any], key: str, value: Any, where: str | None = None) -> None:
+    """Set `section.key[.sub]` in plain recipe data to an already parsed value."""
+    where = where or f"{key}={value!r}"
+    parts = [p for p in key.strip().split(".") if p]
+    if len(parts) < 2:
+        raise ConfigError(f"{where}: expected SECTION.KEY, e.g. train.lr")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{where}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
 
 
 def recipe_from_dict(raw: dict[str, Any], where: str = "recipe") -> Recipe:
@@ -247,17 +267,10 @@ def _validate(recipe: Recipe, where: str) -> None:
 
 def _apply_override(raw: dict[str, Any], item: str) -> None:
     key, sep, value = item.partition("=")
-    parts = [p for p in key.strip().split(".") if p]
-    if not sep or len(parts) < 2:
+    if not sep or len([p for p in key.split(".") if p]) < 2:
         raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.lr=3e-4")
     try:
         parsed = yaml.safe_load(value) if value.strip() else None
     except yaml.YAMLError:
         raise ConfigError(f"--set {item!r}: cannot parse the value") from None
-    node = raw
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {item!r}: {part} is not a section")
-        node = child
-    node[parts[-1]] = parsed
+    apply_override(raw, key, parsed, f"--set {item!r}")

@@ -86,7 +86,8 @@ class Predictor:
     """A bundle's model applied window by window to whole recordings."""
 
     def __init__(self, bundle: Bundle, *, window_seconds: float | None = None, hop_seconds: float | None = None,
-                 batch_size: int = 32, denoise: float = 0.0, block_seconds: float = BLOCK_SECONDS) -> None:
+                 batch_size: int = 32, denoise: float = 0.0, block_seconds: float = BLOCK_SECONDS,
+                 runtime: str = "auto") -> None:
         window_seconds = bundle.clip_seconds if window_seconds is None else window_seconds
         hop_seconds = window_seconds / 2 if hop_seconds is None else hop_seconds
         if window_seconds <= 0 or hop_seconds <= 0:
@@ -100,7 +101,7 @@ class Predictor:
         self.window = max(1, round(window_seconds * self.rate))
         trained = bundle.model.eval()
         example = trained.images(0.1 * torch.randn(2, self.window, generator=torch.Generator().manual_seed(0)))
-        self.model = AudioClassifier(trained.frontend, for_inference(trained.backbone, example),
+        self.model = AudioClassifier(trained.frontend, for_inference(trained.backbone, example, runtime=runtime),
                                      trained.mean.flatten().tolist(), trained.std.flatten().tolist()).eval()
         self.hop = max(1, round(hop_seconds * self.rate))
         self.batch_size = batch_size
