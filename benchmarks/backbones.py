@@ -64,17 +64,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--shape", type=int, nargs=3, default=[1, 128, 251], metavar=("C", "H", "W"),
+                        help="image size (default 1 128 251, cpu.yaml; the ablation recipe is 1 64 126)")
+    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     native_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    x = torch.randn(args.batch, 1, 128, 251).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(args.batch, *args.shape).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 50, (args.batch,))
     rows = []
     for name in args.backbones:
-        model = create(name, 50, 1).to(memory_format=torch.channels_last)
+        model = create(name, 50, args.shape[0]).to(memory_format=torch.channels_last)
         row = {"backbone": name}
-        for dtype in ("fp32", "bf16"):
+        for dtype in args.dtypes:
             for mode in ("train", "infer"):
                 row[f"{mode}_{dtype}"] = images_per_second(model, x, y, train=mode == "train", bf16=dtype == "bf16",
                                                             warmup=args.warmup, steps=args.steps)
@@ -82,14 +85,18 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     gflops = matmul_gflops()
     print(f"\n{platform.node()} · CPU capability {torch.backends.cpu.get_cpu_capability()} · native bf16: "
-          f"{native_bf16} · {args.threads} threads · fp32 matmul {gflops:.0f} GFLOP/s · batch {args.batch} × 1×128×251\n")
+          f"{native_bf16} · {args.threads} threads · fp32 matmul {gflops:.0f} GFLOP/s · batch {args.batch} × "
+          f"{'×'.join(map(str, args.shape))}\n")
     print("| backbone | train img/s fp32 | train img/s bf16 | bf16/fp32 | inference img/s fp32 | inference img/s bf16 |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['backbone']} | {r['train_fp32']:.1f} | {r['train_bf16']:.1f} | {r['train_bf16'] / r['train_fp32']:.2f} "
-              f"| {r['infer_fp32']:.0f} | {r['infer_bf16']:.0f} |")
+        bf16 = "train_bf16" in r
+        print(f"| {r['backbone']} | {r['train_fp32']:.1f} | {r['train_bf16'] if bf16 else float('nan'):.1f} | "
+              f"{r['train_bf16'] / r['train_fp32'] if bf16 else float('nan'):.2f} "
+              f"| {r['infer_fp32']:.0f} | {r['infer_bf16'] if bf16 else float('nan'):.0f} |")
     if args.json:
-        args.json.write_text(json.dumps({"native_bf16": native_bf16, "matmul_gflops": gflops, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"native_bf16": native_bf16, "matmul_gflops": gflops, "shape": args.shape,
+                                         "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -3,10 +3,9 @@ recorded-like noise at 20, 10, 5 and 0 dB SNR, classified with and without denoi
 model that never saw that fold (a CV fold model, `RUN/foldK/model`). The clean clips are also
 played 20 dB quieter: a recorder's level is not ESC-50's.
 
-The noise imitates an outdoor recorder's background rather than white noise: pink (1/f)
-noise whose level drifts slowly (±3 dB, like wind and distant traffic), plus a weak mains hum
-(50 Hz and its harmonics, 20 dB under the noise). Each clip gets its own noise (seeded). SNR
-is the ratio of the clip's mean power to the noise's over the whole 5 s. Mixtures are written
+The noise is `audiocnn.robustness`'s recorded-like noise (pink, drifting, with a faint mains
+hum), the same that `cv` scores every fold under; here each clip's noise is seeded by its
+index in the fold. Mixtures are written
 as float WAV files and classified through the same `Predictor` the CLI uses.
 
     .venv/bin/python benchmarks/denoise.py --model RUN/fold1/model --fold 1 \\
@@ -29,28 +28,9 @@ from tqdm import tqdm
 
 from audiocnn import bundle
 from audiocnn.predict import Predictor
+from audiocnn.robustness import degrade, recorded_like_noise
 
 SNRS_DB = (20, 10, 5, 0)
-
-
-def recorded_like_noise(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
-    """Pink noise with a slow ±3 dB level drift and a faint 50 Hz hum; unit mean power."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n, 1 / rate)
-    spectrum[1:] /= np.sqrt(freqs[1:])  # 1/f power
-    spectrum[0] = 0
-    pink = np.fft.irfft(spectrum, n)
-    t = np.arange(n) / rate
-    drift = 10 ** (3 * np.sin(2 * np.pi * rng.uniform(0.1, 0.3) * t + rng.uniform(0, 2 * np.pi)) / 20)
-    noise = pink / pink.std() * drift
-    hum = sum(np.sin(2 * np.pi * 50 * k * t + rng.uniform(0, 2 * np.pi)) / k for k in (1, 2, 3))
-    noise = noise + hum / hum.std() * 10 ** (-20 / 20)
-    return (noise / np.sqrt(np.mean(noise**2))).astype(np.float32)
-
-
-def mix(clip: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    power = float(np.mean(clip**2))
-    return (clip + noise * np.sqrt(power / 10 ** (snr_db / 10))).astype(np.float32)
 
 
 def main() -> None:
@@ -64,8 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     model = bundle.load(args.model)
-    if model.metrics.get("split") not in (None, f"fold{args.fold}"):
-        raise SystemExit(f"{args.model} was trained for {model.metrics['split']}, not fold{args.fold}")
+    bundle.require_held_out(model, args.fold)
     with (args.data / "meta" / "esc50.csv").open() as handle:
         rows = [r for r in csv.DictReader(handle) if int(r["fold"]) == args.fold][: args.limit]
     plain, denoising = Predictor(model), Predictor(model, denoise=args.strength)
@@ -77,10 +56,10 @@ def main() -> None:
             clip, rate = sf.read(args.data / "audio" / row["filename"], dtype="float32")
             noise = recorded_like_noise(len(clip), rate, np.random.default_rng(i))
             for condition in conditions:
-                if condition.startswith("clean"):
-                    wave = clip if condition == "clean" else clip * np.float32(0.1)
+                if condition == "clean":
+                    wave = clip
                 else:
-                    wave = mix(clip, noise, float(condition.split()[0]))
+                    wave = degrade(clip, "quiet" if condition.startswith("clean") else f"snr{condition.split()[0]}", noise)
                 path = Path(work) / "mixture.wav"
                 sf.write(path, wave, rate, subtype="FLOAT")
                 for denoise, predictor in ((False, plain), (True, denoising)):

@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="bundle (default: the bundled model)")
     parser.add_argument("--hours", type=float, nargs="+", default=[1.0, 10.0])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "audiocnn-bench")
-    parser.add_argument("--runtimes", nargs="+", default=["auto"], choices=["auto", "onnx", "torch"])
+    parser.add_argument("--runtimes", nargs="+", default=["auto"], choices=["auto", "onnx", "torch", "int8"])
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `predict` options")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

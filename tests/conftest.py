@@ -81,7 +81,7 @@ SMOKE = REPO / "recipes" / "smoke.yaml"
 #: Overrides of smoke.yaml that train a small model on the `tones` folder dataset in seconds.
 TINY = ["data.dataset=folder", "data.clip_seconds=1.0", "data.folds=4", "data.limit_per_class=null",
         "data.val_fraction=0.25", "model.backbone=resnet18", "train.epochs=4", "train.batch_size=4", "train.lr=3e-3",
-        "train.mixup=0", "train.select=last"]
+        "train.mixup=0", "train.select=last", "train.precision=32-true"]
 TONE_HZ = {"low": 400.0, "high": 2500.0}
 
 

@@ -84,6 +84,12 @@ def test_augmented_images_are_cached_per_setting_and_differ_from_the_originals(t
     torch.testing.assert_close(augmented_images(clips, frontend, 1.0, augment, tmp_path, progress=False), copies)
     other_seed = augmented_images(clips, frontend, 1.0, augment, tmp_path, seed=1, progress=False)
     assert not torch.allclose(other_seed, copies) and len(list(tmp_path.glob("*.npy"))) == 3
+    # a clip's copies do not depend on the other clips in the list, nor on their order
+    reordered = augmented_images(clips[::-1][:3], frontend, 1.0, augment, None, progress=False)
+    torch.testing.assert_close(reordered, copies[:, [3, 2, 1]])
+    state = np.random.get_state()[1].copy()
+    augmented_images(clips[:1], frontend, 1.0, augment, None, progress=False)
+    assert np.array_equal(np.random.get_state()[1], state)  # the caller's random state is left alone
 
 
 def test_random_copy_shows_every_version_of_a_clip():
@@ -94,7 +100,18 @@ def test_random_copy_shows_every_version_of_a_clip():
     assert seen == {0.0, 1.0, 2.0} and int(dataset[2][1]) == 2 and len(dataset) == 3
 
 
-def test_training_uses_the_copies_of_the_training_clips_only(tones, tmp_path):
+def test_training_uses_the_copies_of_the_training_clips_only(tones, tmp_path, monkeypatch):
+    import audiocnn.train as train
+
+    shown: list[tuple[type, int]] = []
+    real_loader = train._loader
+
+    def watching(part, classifier, cfg, shuffle=False, copies=None):
+        loader = real_loader(part, classifier, cfg, shuffle, copies)
+        shown.append((type(loader.dataset), len(loader.dataset)))
+        return loader
+
+    monkeypatch.setattr(train, "_loader", watching)
     recipe = load_recipe(SMOKE, [*TINY, "train.waveform.copies=2", "train.waveform.gain_db=10", "train.waveform.p=1"])
     prepared = prepare(recipe, tones, None, progress=False)
     fold1 = make_splits(prepared.dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)[0]
@@ -104,3 +121,6 @@ def test_training_uses_the_copies_of_the_training_clips_only(tones, tmp_path):
     torch.testing.assert_close(data.train_copies[:, 0], prepared.copies[:, row])
     summary = run_cv(recipe, tones, tmp_path / "run", folds=[1], progress=False)
     assert summary["folds"][0]["accuracy"] >= 0.5  # a tone task is still learnt under ±10 dB gain
+    # the training clips were shown through their copies; validation and test clips as they are
+    assert (RandomCopy, len(fold1.train)) in shown
+    assert all(kind is not RandomCopy for kind, n in shown if n != len(fold1.train))

@@ -51,3 +51,13 @@ def test_predict_without_model_uses_the_bundled_one(cli):
     result = cli("predict", EXAMPLES[0], "--top-k", "1", "--format", "csv")
     assert result.code == 0, result.err
     assert result.out.splitlines()[1].split(",")[4] == EXAMPLES[0].stem.split("-")[0]
+
+
+def test_the_bundled_8_bit_model_belongs_to_its_weights_and_names_the_examples_alike(shipped):
+    """`predict --runtime int8` on the bundled model: the same whole-file top-1 as the float model."""
+    from audiocnn.quantize import int8_graph
+
+    assert int8_graph(shipped).stat().st_size < 5 * 2**20
+    float_model, eight_bit = Predictor(shipped, runtime="torch"), Predictor(shipped, runtime="int8")
+    for path in EXAMPLES:
+        assert float_model.predict(path).summary.argmax() == eight_bit.predict(path).summary.argmax(), path.name

@@ -172,3 +172,28 @@ def test_torch_runtime_runs_channels_last():
     assert isinstance(fast, ChannelsLast)
     with torch.inference_mode():
         torch.testing.assert_close(fast(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+class _Drifting(torch.nn.Module):
+    """Each call scales its output by how often it was called: a graph traced once cannot follow it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 3, 3)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.conv(x).mean(dim=(2, 3)) * self.calls
+
+
+def test_an_onnx_graph_that_disagrees_with_torch_is_never_used(tmp_path):
+    from audiocnn.inference import ChannelsLast, for_inference
+
+    x = torch.randn(2, 1, 16, 16)
+    with pytest.raises(ConfigError, match="--runtime onnx: the exported graph .* other outputs"):
+        for_inference(_Drifting(), x, cache_dir=tmp_path, runtime="onnx")
+    with pytest.warns(UserWarning, match="outputs differ"):
+        assert isinstance(for_inference(_Drifting(), x, cache_dir=tmp_path, runtime="auto"), ChannelsLast)
+    with pytest.raises(ConfigError, match="--runtime 'ort': choose from auto, onnx, torch"):
+        for_inference(_Drifting(), x, runtime="ort")

@@ -268,3 +268,16 @@ def test_denoise_option_changes_what_the_model_hears(cli, tone_model, tmp_path):
     p_plain, p_denoised = (json.loads(r.out)["files"][0]["windows"][0]["top"][0]["probability"]
                            for r in (plain, denoised))
     assert abs(p_plain - p_denoised) > 1e-3
+
+
+def test_predict_does_not_import_what_it_does_not_use(tone_model, low_then_high):
+    """Start-up is part of every prediction: scikit-learn (1.5 s) and matplotlib stay unimported."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from audiocnn.cli import main; "
+            f"rc = main(['predict', {str(low_then_high)!r}, '--model', {str(tone_model)!r}, '--no-progress', "
+            "'--format', 'csv', '--out', '/dev/null']); "
+            "print(rc, sorted(m for m in ('sklearn', 'matplotlib', 'lightning', 'captum') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 []", out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import matplotlib.image as mpimg
@@ -11,7 +12,7 @@ import yaml
 
 from audiocnn.config import load_recipe
 from audiocnn.errors import ConfigError
-from audiocnn.study import load_study, paired_difference
+from audiocnn.study import collect, load_study, paired_difference, run_study
 
 from conftest import SMOKE, TINY
 
@@ -73,6 +74,45 @@ def test_a_two_variant_study_runs_end_to_end_and_resumes(cli, tones, tiny_base, 
     assert mpimg.imread(out / "study.png").shape[1] >= 600
     for variant in ("base", "mel16"):
         assert sorted(p.parent.name for p in (out / variant).glob("fold*/metrics.json")) == ["fold1", "fold2"]
+    report = (out / "study.md").read_text()
+    assert "| variant | clean | 20 dB quieter | noise at 10 dB SNR | noise at 0 dB SNR |" in report
+    assert rows[1]["noise at 0 dB SNR"].count("±") == 1  # mean (paired difference ± half-width)
     stamp = (out / "mel16" / "fold2" / "metrics.json").stat().st_mtime_ns
+    scored = (out / "mel16" / "fold2" / "robustness.json").read_text()
+    (out / "mel16" / "fold2" / "robustness.json").unlink()  # as for a fold run before robustness existed
     again = cli("study", str(study), "--data-root", str(tones), "--out", str(out), "--no-progress")
     assert again.code == 0 and (out / "mel16" / "fold2" / "metrics.json").stat().st_mtime_ns == stamp
+    assert (out / "mel16" / "fold2" / "robustness.json").read_text() == scored  # rescored from the saved model
+
+
+def _study_with_two_variants(tiny_base, tmp_path):
+    study = tmp_path / "study.yaml"
+    study.write_text(f"base: {tiny_base.name}\nvariants:\n  base: {{}}\n  lr: {{train.lr: 0.01}}\n")
+    return load_study(study)
+
+
+def test_a_shared_out_with_another_recipe_is_refused_before_any_training(tiny_base, tones, tmp_path):
+    study = _study_with_two_variants(tiny_base, tmp_path)
+    out = tmp_path / "out"
+    (out / "lr").mkdir(parents=True)
+    other = study.variants["lr"].to_dict()
+    other["train"]["lr"] = 0.5
+    (out / "lr" / "recipe.json").write_text(json.dumps(other))
+    with pytest.raises(ConfigError, match="out/lr: holds runs of another recipe than variant lr"):
+        run_study(study, tones, out, progress=False)
+    assert not (out / "base").exists()  # refused before the first variant trained
+
+
+def test_the_report_counts_only_the_folds_asked_for(tiny_base, tmp_path):
+    study = _study_with_two_variants(tiny_base, tmp_path)
+    out = tmp_path / "out"
+    for variant, accuracies in {"base": [0.5, 0.6, 0.7], "lr": [0.6, 0.7, 0.2]}.items():
+        for k, accuracy in enumerate(accuracies, 1):
+            (out / variant / f"fold{k}").mkdir(parents=True)
+            (out / variant / f"fold{k}" / "metrics.json").write_text(
+                json.dumps({"split": f"fold{k}", "accuracy": accuracy, "macro_f1": accuracy}))
+    (out / "lr" / "fold1" / "robustness.json").write_text(json.dumps({"clean": 0.6, "snr0": 0.3}))
+    base, lr = collect(study, out, folds=[1, 2])
+    assert lr.accuracy == {1: 0.6, 2: 0.7} and lr.difference["mean"] == pytest.approx(0.1)
+    assert lr.robustness == {}  # fold 2 was not scored: no mean over some folds only
+    assert len(collect(study, out)[1].accuracy) == 3

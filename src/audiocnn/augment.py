@@ -40,10 +40,19 @@ def waveform_transform(cfg: WaveformAugmentConfig) -> WaveformTransform:
 
 
 def augmented_waveform(transform: WaveformTransform, samples: np.ndarray, rate: int, seed: int) -> np.ndarray:
-    """One seeded draw of `transform`: the same seed gives the same copy (audiomentations uses the global RNGs)."""
+    """One seeded draw of `transform`: the same seed gives the same copy.
+
+    audiomentations draws from the global RNGs, so they are seeded here and restored after:
+    the caller's random state is left as it was.
+    """
+    saved = random.getstate(), np.random.get_state()
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    out = transform(samples.astype(np.float32, copy=True), rate)
+    try:
+        out = transform(samples.astype(np.float32, copy=True), rate)
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
     return np.nan_to_num(out.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
 
 

@@ -37,7 +37,8 @@ def classify_files(predictor: Predictor, files: list[Path], writer: PredictionWr
                    timeline: Path | None = None, errors: TextIO | None = None,
                    progress: bool | None = None) -> BatchResult:
     """Classify `files` in order, writing each result as it is done; problems go to `errors` (stderr)."""
-    from audiocnn.timeline import SpectrogramCollector, save_timeline
+    if timeline is not None:  # matplotlib only when a picture is asked for: it costs half a second to import
+        from audiocnn.timeline import SpectrogramCollector, save_timeline
 
     errors = errors or sys.stderr
     show = errors.isatty() if progress is None else progress

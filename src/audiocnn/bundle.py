@@ -18,7 +18,7 @@ import torch
 from audiocnn import __version__
 from audiocnn.classifier import AudioClassifier
 from audiocnn.config import Recipe, recipe_from_dict
-from audiocnn.errors import AudiocnnError, BundleError
+from audiocnn.errors import AudiocnnError, BundleError, ConfigError
 from audiocnn.features import create_frontend
 from audiocnn.models import create
 
@@ -87,6 +87,20 @@ def load(path: str | Path) -> Bundle:
         raise BundleError(f"{path}: {err}") from None
     _load_weights(path, model.backbone)
     return Bundle(model.eval(), labels, recipe, dict(config.get("metrics", {})), path)
+
+
+def require_held_out(bundle: Bundle, fold: int) -> None:
+    """Refuse to judge a model on test fold `fold` unless it was trained without that fold.
+
+    Scores and explanations of clips a model trained on describe what it memorised, so they
+    are refused rather than reported: use `RUN/foldK/model` from `audiocnn cv`, or a bundle
+    from `audiocnn train --test-fold K`.
+    """
+    split = bundle.metrics.get("split")
+    if split != f"fold{fold}":
+        trained = f"trained for split {split!r}" if split else "not marked with the fold it left out"
+        raise ConfigError(f"{bundle.path}: this model was {trained}, so fold {fold} is not held out from it; "
+                          f"use RUN/fold{fold}/model from `audiocnn cv` or `audiocnn train --test-fold {fold}`")
 
 
 def read_config(path: Path) -> dict[str, Any]:

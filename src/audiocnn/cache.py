@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,35 +31,42 @@ from audiocnn.errors import AudioError, DatasetError
 from audiocnn.features import Frontend
 
 BATCH = 32
+#: Bumped when the way augmented copies are seeded changes, so older cached copies are not reused.
+COPY_SEEDING = 2
 
 
 def clip_images(clips: list[Clip], frontend: Frontend, clip_seconds: float, cache_dir: Path | None = None,
                 *, progress: bool = True) -> torch.Tensor:
     """(len(clips), channels, rows, frames) float32 images, read from / written to `cache_dir`."""
     key = cache_key(clips, frontend.config(), clip_seconds)
-    return _cached(cache_dir, key, lambda: _images(_waves(clips, frontend.sample_rate, clip_seconds, progress), frontend))
+    return _cached(cache_dir, key, lambda: _images(clip_waves(clips, frontend.sample_rate, clip_seconds, progress), frontend))
 
 
 def augmented_images(clips: list[Clip], frontend: Frontend, clip_seconds: float, augment: WaveformAugmentConfig,
                      cache_dir: Path | None = None, *, seed: int = 0, progress: bool = True) -> torch.Tensor:
     """(augment.copies, len(clips), channels, rows, frames): images of seeded augmented copies.
 
-    Copy k of clip i is drawn with seed (seed, k, i), so it does not depend on which other
-    clips are in the list; the cache key holds the augmentation settings and the seed.
+    Copy k of a clip is drawn with the seed (seed, k, the clip's file name), so it does not
+    depend on which other clips are in the list or in what order; the cache key holds the
+    augmentation settings, the seed, and the audiomentations version (an upgrade may draw
+    other copies from the same seed).
     """
-    settings = {"augment": dataclasses.asdict(augment), "seed": seed}
+    import audiomentations
+
+    settings = {"augment": dataclasses.asdict(augment), "seed": seed, "scheme": COPY_SEEDING,
+                "audiomentations": audiomentations.__version__}
     key = cache_key(clips, frontend.config(), clip_seconds, settings)
 
     def compute() -> torch.Tensor:
-        waves = _waves(clips, frontend.sample_rate, clip_seconds, progress)
+        waves = clip_waves(clips, frontend.sample_rate, clip_seconds, progress)
         transform = waveform_transform(augment)
         copies = []
         bar = tqdm(total=augment.copies * len(clips), desc="augmenting audio", unit="clip", disable=not progress,
                    leave=False)
         for k in range(augment.copies):
             copy = np.empty_like(waves)
-            for i, wave in enumerate(waves):
-                drawn = augmented_waveform(transform, wave, frontend.sample_rate, seed * 1_000_003 + k * 100_003 + i)
+            for i, (clip, wave) in enumerate(zip(clips, waves)):
+                drawn = augmented_waveform(transform, wave, frontend.sample_rate, copy_seed(seed, k, clip.path))
                 copy[i] = audio.fix_length(drawn, waves.shape[1])
                 bar.update()
             copies.append(_images(copy, frontend))
@@ -66,6 +74,11 @@ def augmented_images(clips: list[Clip], frontend: Frontend, clip_seconds: float,
         return torch.stack(copies)
 
     return _cached(cache_dir, key, compute)
+
+
+def copy_seed(seed: int, copy: int, path: Path) -> int:
+    """The seed of one augmented copy of one clip: independent of every other clip."""
+    return int(np.random.SeedSequence([seed, copy, zlib.crc32(path.name.encode())]).generate_state(1)[0])
 
 
 def cache_key(clips: list[Clip], frontend: dict[str, Any], clip_seconds: float,
@@ -93,7 +106,7 @@ def _cached(cache_dir: Path | None, key: str, compute: Callable[[], torch.Tensor
     return images
 
 
-def _waves(clips: list[Clip], rate: int, clip_seconds: float, progress: bool) -> np.ndarray:
+def clip_waves(clips: list[Clip], rate: int, clip_seconds: float, progress: bool) -> np.ndarray:
     """Every clip decoded at `rate` and cut or zero-padded to `clip_seconds`; bad clips are one DatasetError."""
     n_samples = int(round(clip_seconds * rate))
     waves = np.zeros((len(clips), n_samples), dtype=np.float32)

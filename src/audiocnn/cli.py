@@ -231,8 +231,8 @@ def _add_training_commands(commands: argparse._SubParsersAction) -> None:
         "study", help="compare recipe variants by cross-validation on the same folds",
         description="Run every variant of a study file (a base recipe plus section.key: value overrides per "
         "variant; see docs/study-esc50.md and studies/) through the same cross-validation, resuming finished "
-        "folds, and write study.md/.csv (mean ± std accuracy, macro-F1, paired per-fold difference to the "
-        "first variant with a 95%% interval) and study.png.",
+        "folds, and write OUT/STUDY.md/.csv (mean ± std accuracy, macro-F1, paired per-fold difference to the "
+        "first variant with a 95%% interval) and OUT/STUDY.png. Studies sharing an OUT reuse identical variants' runs.",
     )
     study.add_argument("study", type=Path, help="study YAML")
     study.add_argument("--data-root", required=True, type=Path, help="dataset folder")
@@ -274,13 +274,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from audiocnn.study import load_study, run_study
+    from audiocnn.study import load_study, report_path, run_study
 
     study = load_study(args.study)
     results = run_study(study, args.data_root, args.out, cache_dir=args.cache_dir, progress=not args.no_progress,
                         folds=_fold_list(args.folds) if args.folds else None)
-    print((args.out / "study.md").read_text())
-    print(f"table: {args.out / 'study.md'}, {args.out / 'study.csv'}; chart: {args.out / 'study.png'}")
+    print(report_path(study, args.out).read_text())
+    print(f"table: {report_path(study, args.out)}, {report_path(study, args.out, '.csv')}; "
+          f"chart: {report_path(study, args.out, '.png')}")
     return EXIT_OK if results else EXIT_ERROR
 
 
@@ -317,11 +318,26 @@ def _add_predict_command(commands: argparse._SubParsersAction) -> None:
                          help="share of the background --denoise removes, 0-1 (default 0.5; 1 hurt accuracy, "
                          "see BENCHMARKS.md); implies --denoise")
     predict.add_argument("--batch-size", type=int, default=32, help="windows per model call (default 32)")
-    predict.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto",
-                         help="inference engine: auto (ONNX Runtime when installed, 2.5-4x faster on CPU; the graph "
-                         "is exported once and cached), onnx, or torch")
+    predict.add_argument("--runtime", choices=("auto", "onnx", "torch", "int8"), default="auto",
+                         help="inference engine: auto (ONNX Runtime when it reproduces torch; the graph is exported "
+                         "once and cached), onnx, torch, or int8 (the bundle's 8-bit graph from `audiocnn quantize`: "
+                         "about 2.5x faster on the CNN, top-1 agreement in BENCHMARKS.md)")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict.set_defaults(handler=_predict)
+
+    quantize = commands.add_parser(
+        "quantize", help="add an 8-bit copy of a model for fast CPU prediction (predict --runtime int8)",
+        description="Calibrate and write an 8-bit (int8 weights, uint8 activations) ONNX copy of the bundle's "
+        "backbone into the bundle, for `predict --runtime int8`. Activation ranges come from --clips clips of "
+        "the model's own dataset (stratified by label, never its held-out fold). Prints how often the 8-bit "
+        "model's top-1 agrees with the float model's on those clips.",
+    )
+    quantize.add_argument("--model", type=Path, required=True, help="model bundle folder (written into)")
+    quantize.add_argument("--data-root", required=True, type=Path, help="the dataset the model was trained on")
+    quantize.add_argument("--clips", type=int, default=256, help="calibration clips (default 256)")
+    quantize.add_argument("--cache-dir", type=Path, default=default_cache_dir(), help="feature cache")
+    quantize.add_argument("--no-progress", action="store_true", help="no progress bar")
+    quantize.set_defaults(handler=_quantize)
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -351,6 +367,18 @@ def _predict(args: argparse.Namespace) -> int:
         if args.out:
             out.close()
     return EXIT_ERROR if result.failed else EXIT_OK
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from audiocnn import bundle
+    from audiocnn.quantize import INT8_GRAPH, quantize
+
+    model = bundle.load(args.model)
+    info = quantize(model, args.data_root, n_clips=args.clips, cache_dir=args.cache_dir,
+                    progress=not args.no_progress)
+    print(f"{args.model / INT8_GRAPH}: calibrated on {info['calibration_clips']} clips; top-1 agrees with the "
+          f"float model on {info['top1_agreement_on_calibration']:.1%} of them")
+    return EXIT_OK
 
 
 def _fold_list(text: str) -> list[int]:

@@ -42,7 +42,8 @@ def add_explain_commands(commands: argparse._SubParsersAction) -> None:
         "one figure per class (out/classes/), a grid of all classes (out/grid.png), profiles.csv and "
         "attributions.npz. Use a model that never saw the fold, e.g. RUN/foldK/model from `audiocnn cv`.",
     )
-    dataset.add_argument("--model", type=Path, help="model bundle folder (default: the bundled ESC-50 model)")
+    dataset.add_argument("--model", type=Path, required=True,
+                         help="a model bundle trained without --fold (RUN/foldK/model from `audiocnn cv`)")
     dataset.add_argument("--data-root", type=Path, required=True,
                          help="dataset folder (of the dataset and folds the model's recipe names)")
     dataset.add_argument("--fold", type=int, required=True, help="test fold to explain")

@@ -1,7 +1,8 @@
 """Cross-validation over a dataset's folds, and training one model for a bundle.
 
 `run_cv` trains one model per fold (resuming folds that already have results), writes each
-fold's `metrics.json` and `predictions.csv`, then the run's `summary.json`, `summary.md`
+fold's `metrics.json`, `predictions.csv` and `robustness.json` (the same test clips quieter
+and under background noise, see `robustness`), then the run's `summary.json`, `summary.md`
 and `confusion.png`. Images are computed once for all clips (see `cache`); every fold then
 indexes into them. Numbers are honest by construction: weights are chosen on validation
 clips from the training folds, and each test fold is scored once, at the end.
@@ -20,9 +21,9 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from audiocnn import bundle
+from audiocnn import bundle, robustness
 from audiocnn.cache import augmented_images, clip_images
-from audiocnn.config import Recipe
+from audiocnn.config import Recipe, recipe_from_dict
 from audiocnn.datasets import Dataset, Split, holdout, load_dataset, loader_options, make_splits
 from audiocnn.errors import ConfigError
 from audiocnn.features import create_frontend
@@ -69,7 +70,7 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
            cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "recipe.json"
-    if saved.is_file() and json.loads(saved.read_text()) != recipe.to_dict():
+    if saved.is_file() and not same_recipe(saved, recipe):
         raise ConfigError(f"{out}: this run folder was started with a different recipe ({saved}); "
                           f"resuming would mix the two. Use a new --out")
     saved.write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
@@ -84,6 +85,10 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
     for split in splits:
         fold_dir = out / split.name
         if (fold_dir / "metrics.json").is_file():
+            if not (fold_dir / robustness.FILE).is_file() and (fold_dir / "model").is_dir():
+                # a fold finished before robustness was scored: score its saved model
+                robustness.save_fold(fold_dir, bundle.load(fold_dir / "model").model, split.test, dataset.classes,
+                                     recipe.data.clip_seconds)
             continue  # finished earlier: resume with the next fold
         result = fit_split(recipe, create_frontend(recipe.frontend), split_data(split, prepared),
                            len(dataset.classes), fold_dir, progress=progress)
@@ -93,9 +98,22 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
         # The fold's model, never trained on its test fold: `predict --model RUN/foldK/model`
         # gives honest results on that fold's clips (e.g. under noise, see benchmarks/denoise.py).
         bundle.save(fold_dir / "model", result.model, dataset.classes, recipe, metrics)
+        robustness.save_fold(fold_dir, result.model, split.test, dataset.classes, recipe.data.clip_seconds)
     from audiocnn.reports import write_summary
 
     return write_summary(out, dataset.classes)
+
+
+def same_recipe(saved: Path, recipe: Recipe) -> bool:
+    """Whether a run folder's `recipe.json` is `recipe`, read through today's defaults.
+
+    A setting added to the recipe since the folder was written takes its default in both, so
+    old run folders still resume; any setting that differs makes them different recipes.
+    """
+    try:
+        return recipe_from_dict(json.loads(saved.read_text()), str(saved)).to_dict() == recipe.to_dict()
+    except (ConfigError, json.JSONDecodeError):
+        return False
 
 
 def train_bundle(recipe: Recipe, data_root: Path, out: Path, *, test_fold: int | None = None,

@@ -125,7 +125,7 @@ def grad_cam(bundle: Bundle, source: str | Path | np.ndarray, target: str | int 
 def baseline_images(images: Tensor, kind: str = "mean") -> Tensor:
     """IG baselines for normalised `images`: the training mean level (zeros) or each image's own floor."""
     if kind == "silence":
-        return images.amin(dim=(1, 2, 3), keepdim=True).expand_as(images).contiguous()
+        return images.amin(dim=(2, 3), keepdim=True).expand_as(images).contiguous()  # per channel: each has its own floor
     return torch.zeros_like(images)
 
 

@@ -24,7 +24,7 @@ from audiocnn.bundle import Bundle
 from audiocnn.cache import clip_images
 from audiocnn.errors import ConfigError
 from audiocnn.explain import grad_cam_maps, ig_maps
-from audiocnn.explain_plots import band_profile
+from audiocnn.explain_plots import band_profile, smooth_profile
 from audiocnn.features import Frontend
 from audiocnn.plots import draw_image, frequency_ticks, plt
 
@@ -52,10 +52,12 @@ def class_attributions(bundle: Bundle, data_root: Path, fold: int, *, method: st
     """Mean attribution of each class over the clips of test fold `fold`, in the model's label order.
 
     The dataset and its folds are the ones the model's recipe names, so fold K is the fold
-    that training left out.
+    that training left out; a model that trained on fold K is refused (`require_held_out`).
     """
+    from audiocnn.bundle import require_held_out
     from audiocnn.cv import recipe_dataset
 
+    require_held_out(bundle, fold)
     data = recipe_dataset(bundle.recipe, data_root)
     clips = [clip for clip in data.clips if clip.fold == fold]
     if not clips:
@@ -96,7 +98,7 @@ def save_class_figure(item: ClassAttribution, frontend: Frontend, n_samples: int
     fig.colorbar(draw_image(ax, item.spectrogram, frontend, n_samples), ax=ax, label="dB", pad=0.01)
     ax.set_title(f"mean spectrogram of the {item.n_clips} clips", fontsize=10)
     ax = fig.add_subplot(grid[1, 0])
-    scale = float(np.abs(item.attribution).max()) or 1.0
+    scale = float(np.percentile(np.abs(item.attribution), 99.5)) or 1.0  # a few extreme cells would wash it out
     artist = draw_image(ax, item.attribution, frontend, n_samples, cmap="RdBu_r")
     artist.set_clim(-scale, scale)
     fig.colorbar(artist, ax=ax, label="mean attribution", pad=0.01)
@@ -120,7 +122,7 @@ def save_grid(items: list[ClassAttribution], frontend: Frontend, out: Path, titl
     row_hz = frontend.row_frequencies()
     ticks = frequency_ticks(np.asarray(row_hz), min_gap=0.15) if row_hz is not None else None
     for ax, item in zip(axes.flat, items):
-        profile = item.profile
+        profile = smooth_profile(item.profile)
         y = np.arange(len(profile))
         spectrum = item.spectrogram.mean(axis=1)
         spread = np.ptp(spectrum) or 1.0

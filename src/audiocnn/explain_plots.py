@@ -5,6 +5,8 @@ as every other picture of the project (`plots.draw_image`). Integrated Gradients
 (red: evidence for the class, blue: against), with its colour range set at the 99th
 percentile of |attribution| so a few extreme cells do not wash the rest out. Grad-CAM is
 non-negative and drawn as a heat map. Multi-channel images are summed over channels.
+Profiles over frequency are smoothed over a few rows (`smooth_profile`): IG flips sign from
+one mel row to the next, and that detail is noise a reader would otherwise have to squint past.
 """
 
 from __future__ import annotations
@@ -81,9 +83,20 @@ def save_explanation(result: Attribution, frontend: Frontend, out: Path, title: 
     return out
 
 
+def smooth_profile(profile: np.ndarray, fraction: float = 0.08) -> np.ndarray:
+    """A Hann-weighted moving average over about `fraction` of the rows (11 of 128), same length."""
+    width = max(1, int(round(fraction * len(profile))) | 1)
+    if width < 3:
+        return profile
+    kernel = np.hanning(width + 2)[1:-1]
+    kernel /= kernel.sum()
+    padded = np.pad(profile, width // 2, mode="edge")
+    return np.convolve(padded, kernel, mode="valid")
+
+
 def band_profile(ax: Axes, attribution: np.ndarray, frontend: Frontend) -> None:
-    """Attribution summed over time for each row: which frequencies carried the evidence."""
-    profile = attribution.sum(axis=1)
+    """Attribution summed over time for each row, smoothed: which frequencies carried the evidence."""
+    profile = smooth_profile(attribution.sum(axis=1))
     rows = np.arange(len(profile))
     ax.fill_betweenx(rows, 0, profile, where=profile >= 0, color="tab:red", step="mid", alpha=0.8)
     ax.fill_betweenx(rows, 0, profile, where=profile < 0, color="tab:blue", step="mid", alpha=0.8)
@@ -93,5 +106,5 @@ def band_profile(ax: Axes, attribution: np.ndarray, frontend: Frontend) -> None:
     if row_hz is not None:
         positions, labels = frequency_ticks(np.asarray(row_hz))
         ax.set_yticks(positions, labels)
-    ax.set_xlabel("summed over time")
+    ax.set_xlabel("summed over time (smoothed)")
     ax.set_title("by frequency", fontsize=10)

@@ -33,11 +33,22 @@ def write_summary(run: Path, classes: list[str]) -> dict[str, Any]:
                    "macro_f1": m["macro_f1"]} for p, m in zip(folds, metrics)],
         "per_class_f1": {c: float(f) for c, f in zip(classes, per_class)},
         "train_seconds": round(sum(m.get("train_seconds", 0.0) for m in metrics), 1),
+        "robustness": fold_robustness([p.parent for p in folds]),
     }
     (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (run / "summary.md").write_text(_markdown(summary, len(truth)))
     save_confusion(confusion_matrix(truth, predicted, labels=range(len(classes))), classes, run / "confusion.png")
     return summary
+
+
+def fold_robustness(fold_dirs: list[Path]) -> dict[str, float]:
+    """Mean accuracy per condition over the folds that scored it (`robustness.json`); {} if none did."""
+    from audiocnn.robustness import FILE
+
+    scored = [json.loads((d / FILE).read_text()) for d in fold_dirs if (d / FILE).is_file()]
+    if len(scored) < len(fold_dirs):
+        return {}  # a mean over some folds only would not compare with the clean accuracy
+    return {condition: float(np.mean([s[condition] for s in scored])) for condition in scored[0]} if scored else {}
 
 
 def _predictions(run: Path, fold_dirs: list[Path], classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -58,12 +69,22 @@ def _markdown(summary: dict[str, Any], n_clips: int) -> str:
         f"(mean ± std over {len(summary['folds'])} fold{'s' if len(summary['folds']) != 1 else ''}), "
         f"macro-F1 {summary['mean_macro_f1']:.3f}, "
         f"{n_clips} test clips.", "",
+        *_robustness_lines(summary["robustness"]),
         "| fold | accuracy | macro-F1 |", "|---:|---:|---:|",
         *(f"| {f['fold']} | {100 * f['accuracy']:.1f}% | {f['macro_f1']:.3f} |" for f in summary["folds"]),
         "", "## F1 per class (all test clips)", "", "| class | F1 |", "|---|---:|",
         *(f"| {c} | {f:.3f} |" for c, f in sorted(summary["per_class_f1"].items(), key=lambda kv: kv[1])),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _robustness_lines(accuracy: dict[str, float]) -> list[str]:
+    from audiocnn.robustness import CONDITIONS
+
+    if not accuracy:
+        return []
+    shown = ", ".join(f"{CONDITIONS[c]} {100 * accuracy[c]:.1f}%" for c in CONDITIONS if c in accuracy)
+    return [f"The same test clips as a recorder might give them (`robustness.json`): {shown}.", ""]
 
 
 def save_confusion(matrix: np.ndarray, classes: list[str], out: Path) -> Path:

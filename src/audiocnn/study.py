@@ -12,9 +12,13 @@ overrides (a whole section may be replaced by giving it as a mapping, e.g. `fron
       logspec: {frontend: {kind: logspec, hop_ms: 20}}
 
 Every variant runs through `run_cv` into OUT/<variant>/ (so a study resumes where it was
-killed), on the same splits. Because folds are paired, a variant is compared with the base by
-its per-fold accuracy differences: their mean and a 95% t-interval (n − 1 degrees of freedom).
-An interval that excludes 0 is a difference beyond fold-to-fold noise.
+killed, and studies that share an OUT share the runs of identical variants, such as their
+`base`), on the same splits. The report is OUT/<study name>.md, .csv, .json and .png.
+Because folds are paired, a variant is compared with the base by its per-fold accuracy differences: their mean and a 95% t-interval (n − 1 degrees of freedom).
+An interval that excludes 0 is a difference beyond fold-to-fold noise. Each fold's model is
+also scored on its test clips 20 dB quieter and under recorded-like noise (`robustness`), with
+the same paired comparison, because a choice that does not move clean ESC-50 accuracy may still
+decide how a model copes with a user's recordings.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ class VariantResult:
     macro_f1: dict[int, float]
     train_seconds: float
     difference: dict[str, float] = field(default_factory=dict)  # vs the reference: mean, low, high, n
+    robustness: dict[str, dict[int, float]] = field(default_factory=dict)  # condition -> fold -> accuracy
+    robustness_difference: dict[str, dict[str, float]] = field(default_factory=dict)  # condition -> as `difference`
 
 
 def load_study(path: str | Path) -> Study:
@@ -85,7 +91,7 @@ def load_study(path: str | Path) -> Study:
         if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ConfigError(f"{path}: variant name {name!r} must be letters, digits, '-', '_' or '.' (it names a folder)")
         changes = changes or {}
-        if not isinstance(changes, dict):
+        if not isinstance(changes, dict) or not all(isinstance(key, str) for key in changes):
             raise ConfigError(f"{path}: variant {name}: expected a mapping of section.key: value")
         variants[name] = variant_recipe(base, changes, f"{path}: variant {name}")
         overrides[name] = changes
@@ -105,6 +111,20 @@ def variant_recipe(base: Path, changes: dict[str, Any], where: str) -> Recipe:
     return recipe_from_dict(raw, where)
 
 
+def check_run_folder(folder: Path, recipe: Recipe) -> None:
+    """A variant's run folder must be empty or hold this recipe's runs (see `cv.same_recipe`)."""
+    from audiocnn.cv import same_recipe
+
+    saved = folder / "recipe.json"
+    if saved.is_file() and not same_recipe(saved, recipe):
+        raise ConfigError(f"{folder}: holds runs of another recipe than variant {folder.name} of this study "
+                          f"({saved}); use another --out or rename the variant")
+
+
+def report_path(study: Study, out: Path, suffix: str = ".md") -> Path:
+    return (out / study.path.stem).with_suffix(suffix)
+
+
 def run_study(study: Study, data_root: Path, out: Path, *, cache_dir: Path | None = None, progress: bool = True,
               folds: list[int] | None = None) -> list[VariantResult]:
     """Cross-validate every variant (resuming finished folds), then write the comparison."""
@@ -112,27 +132,45 @@ def run_study(study: Study, data_root: Path, out: Path, *, cache_dir: Path | Non
 
     out.mkdir(parents=True, exist_ok=True)
     chosen = folds or study.folds
+    for name, recipe in study.variants.items():  # refuse a mismatch before hours of training, not after
+        check_run_folder(out / name, recipe)
     for name, recipe in study.variants.items():
         if progress:
             print(f"study: variant {name} ({_describe(study.overrides[name])})", flush=True)
         run_cv(recipe, data_root, out / name, folds=chosen, cache_dir=cache_dir, progress=progress)
-    results = collect(study, out)
+    results = collect(study, out, chosen)
     write_report(study, results, out, data_root)
     return results
 
 
-def collect(study: Study, out: Path) -> list[VariantResult]:
-    """Per-fold figures of every variant from its run folder, with paired differences to the reference."""
+def collect(study: Study, out: Path, folds: list[int] | None = None) -> list[VariantResult]:
+    """Per-fold figures of every variant from its run folder, with paired differences to the reference.
+
+    Only `folds` count (default: all found), so a run folder shared with a study over other
+    folds cannot mix them in. A robustness condition counts only when every fold scored it.
+    """
+    from audiocnn.robustness import FILE
+
     results = []
     for name in study.variants:
         metrics = [json.loads(p.read_text()) for p in sorted((out / name).glob("fold*/metrics.json"))]
+        metrics = [m for m in metrics if folds is None or int(m["split"].removeprefix("fold")) in folds]
         fold = [int(m["split"].removeprefix("fold")) for m in metrics]
+        scored = [out / name / f"fold{k}" / FILE for k in fold]
+        robust: dict[str, dict[int, float]] = {}
+        if fold and all(path.is_file() for path in scored):
+            for k, path in zip(fold, scored):
+                for condition, accuracy in json.loads(path.read_text()).items():
+                    if condition != "clean":
+                        robust.setdefault(condition, {})[k] = accuracy
         results.append(VariantResult(name, study.overrides[name], dict(zip(fold, (m["accuracy"] for m in metrics))),
                                      dict(zip(fold, (m["macro_f1"] for m in metrics))),
-                                     sum(m.get("train_seconds", 0.0) for m in metrics)))
+                                     sum(m.get("train_seconds", 0.0) for m in metrics), robustness=robust))
     reference = results[0]
     for result in results[1:]:
         result.difference = paired_difference(result.accuracy, reference.accuracy)
+        result.robustness_difference = {c: paired_difference(a, reference.robustness.get(c, {}))
+                                        for c, a in result.robustness.items()}
     return results
 
 
@@ -152,42 +190,68 @@ def paired_difference(variant: dict[int, float], reference: dict[int, float]) ->
 
 
 def write_report(study: Study, results: list[VariantResult], out: Path, data_root: Path) -> None:
-    """study.csv, study.md (the table) and study.png (accuracy with error bars)."""
+    """OUT/<study>.csv, .md (the table), .json and .png (accuracy with error bars)."""
     rows = [_row(r) for r in results]
-    with (out / "study.csv").open("w", newline="") as handle:
+    stem = report_path(study, out, "")
+    with stem.with_suffix(".csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (out / "study.json").write_text(json.dumps([r.__dict__ for r in results], indent=2, default=str) + "\n")
+    stem.with_suffix(".json").write_text(json.dumps([r.__dict__ for r in results], indent=2, default=str) + "\n")
+    from audiocnn.robustness import CONDITIONS
+
+    conditions = [c for c in CONDITIONS if any(c in r.robustness for r in results)]
     lines = [f"# Study `{study.path.name}` (base recipe `{study.base_recipe.name}`)", "",
              f"Data: `{data_root}`. Accuracy is mean ± std over folds; Δ is the paired per-fold difference to "
              f"`{study.reference}` with its 95% t-interval.", "",
-             "| variant | changes | folds | accuracy | macro-F1 | Δ accuracy vs base (95% CI) | train time |",
+             f"| variant | changes | folds | accuracy | macro-F1 | Δ accuracy vs {study.reference} (95% CI) | train time |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for r, row in zip(results, rows):
         lines.append(f"| {r.name} | {row['changes']} | {row['folds']} | {row['accuracy']} | {row['macro_f1']} | "
                      f"{row['difference']} | {r.train_seconds / 60:.0f} min |")
-    (out / "study.md").write_text("\n".join(lines) + "\n")
-    save_chart(results, out / "study.png", study.reference)
+    if conditions:
+        lines += ["", "The same test clips as a recorder might give them (`robustness`): mean accuracy over folds, "
+                  f"and in brackets the paired difference to `{study.reference}` ± its 95% interval.", "",
+                  "| variant | clean | " + " | ".join(CONDITIONS[c] for c in conditions) + " |",
+                  "|---|---:|" + "---:|" * len(conditions)]
+        for r, row in zip(results, rows):
+            lines.append(f"| {r.name} | {row['accuracy'].split(' ±')[0]} | "
+                         + " | ".join(row[CONDITIONS[c]] for c in conditions) + " |")
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    save_chart(results, stem.with_suffix(".png"), study.reference)
 
 
 def save_chart(results: list[VariantResult], out: Path, reference: str) -> Path:
+    """Accuracy per variant (mean ± std over folds, dots = folds); beside it, if scored, under each condition."""
     from audiocnn.plots import plt
+    from audiocnn.robustness import CONDITIONS
 
+    conditions = [c for c in CONDITIONS if all(c in r.robustness for r in results)]
+    series = [("clean", [r.accuracy for r in results])] + [(CONDITIONS[c], [r.robustness[c] for r in results])
+                                                          for c in conditions]
     names = [r.name for r in results]
-    means = [100 * np.mean(list(r.accuracy.values())) for r in results]
-    stds = [100 * np.std(list(r.accuracy.values()), ddof=1) if len(r.accuracy) > 1 else 0 for r in results]
-    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(names) + 2), 4.5), constrained_layout=True)
-    colours = ["tab:gray" if n == reference else "tab:blue" for n in names]
-    ax.bar(names, means, yerr=stds, capsize=4, color=colours)
-    for i, result in enumerate(results):
-        ax.text(i, means[i] + stds[i] + 0.5, f"{means[i]:.1f}", ha="center", fontsize=8)
-        for fold_accuracy in result.accuracy.values():
-            ax.plot(i, 100 * fold_accuracy, "k.", ms=3)
-    low = max(0, min(means) - max(stds) - 10)
-    ax.set_ylim(low, min(100, max(means) + max(stds) + 5))
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(6, (0.8 + 0.5 * len(conditions)) * len(names) + 2), 4.5),
+                           constrained_layout=True)
+    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+    lows = []
+    for j, (label, per_variant) in enumerate(series):
+        x = np.arange(len(names)) + (j - (len(series) - 1) / 2) * width
+        means = np.array([100 * np.mean(list(f.values())) if f else np.nan for f in per_variant])
+        stds = np.array([100 * np.std(list(f.values()), ddof=1) if len(f) > 1 else 0 for f in per_variant])
+        ax.bar(x, means, width * 0.95, yerr=stds, capsize=2, color=colours[j % len(colours)], label=label,
+               edgecolor=["black" if n == reference else "none" for n in names], linewidth=1.2)
+        for i, folds in enumerate(per_variant):
+            ax.plot([x[i]] * len(folds), [100 * a for a in folds.values()], "k.", ms=2)
+            if len(series) == 1 and folds:
+                ax.text(x[i], means[i] + stds[i] + 0.5, f"{means[i]:.1f}", ha="center", fontsize=8)
+        lows.append(np.nanmin(means - stds))
+    ax.set_ylim(max(0, min(lows) - 10) if len(series) == 1 else 0, 100)
+    ax.set_xticks(np.arange(len(names)), names)
     ax.set_ylabel("test accuracy (%): mean ± std over folds, dots = folds")
-    ax.set_title(f"variants vs {reference} (grey)")
+    ax.set_title(f"variants vs {reference} (outlined)")
+    if len(series) > 1:
+        ax.legend(fontsize=8, ncols=len(series), loc="upper center", bbox_to_anchor=(0.5, -0.18))
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     fig.savefig(out, dpi=100)
     plt.close(fig)
@@ -195,6 +259,8 @@ def save_chart(results: list[VariantResult], out: Path, reference: str) -> Path:
 
 
 def _row(result: VariantResult) -> dict[str, str]:
+    from audiocnn.robustness import CONDITIONS
+
     acc = np.array(list(result.accuracy.values()))
     f1 = np.array(list(result.macro_f1.values()))
     spread = f" ± {100 * acc.std(ddof=1):.1f}" if len(acc) > 1 else ""
@@ -207,7 +273,20 @@ def _row(result: VariantResult) -> dict[str, str]:
         difference = f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
     return {"variant": result.name, "changes": _describe(result.overrides), "folds": str(len(acc)),
             "accuracy": f"{100 * acc.mean():.1f}%{spread}" if len(acc) else "–",
-            "macro_f1": f"{f1.mean():.3f}" if len(f1) else "–", "difference": difference}
+            "macro_f1": f"{f1.mean():.3f}" if len(f1) else "–", "difference": difference,
+            **{CONDITIONS[c]: _robust_cell(result, c) for c in CONDITIONS}}
+
+
+def _robust_cell(result: VariantResult, condition: str) -> str:
+    """Mean accuracy under one condition, with the paired difference to the reference ± its 95% half-width."""
+    folds = result.robustness.get(condition, {})
+    if not folds:
+        return "–"
+    cell = f"{100 * np.mean(list(folds.values())):.1f}%"
+    d = result.robustness_difference.get(condition)
+    if d and not math.isnan(d["low"]):
+        cell += f" ({100 * d['mean']:+.1f} ± {100 * (d['high'] - d['mean']):.1f})"
+    return cell
 
 
 def _describe(overrides: dict[str, Any]) -> str:

@@ -58,15 +58,16 @@ class RandomCopy(Dataset):
     """Each item is its original image or one of its augmented copies, drawn anew every epoch."""
 
     def __init__(self, originals: Tensor, copies: Tensor, labels: Tensor) -> None:
-        self.versions = torch.cat([originals[None], copies])  # (1 + copies, n, ...)
+        self.originals, self.copies = originals, copies  # (n, ...), (copies, n, ...): not concatenated, to save memory
         self.labels = labels
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        version = int(torch.randint(len(self.versions), ()))
-        return self.versions[version, index], self.labels[index]
+        version = int(torch.randint(1 + len(self.copies), ()))
+        image = self.originals[index] if version == 0 else self.copies[version - 1, index]
+        return image, self.labels[index]
 
 
 @dataclass

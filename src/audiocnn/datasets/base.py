@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
 from audiocnn.errors import DatasetError
 
@@ -128,6 +127,8 @@ def _stratified_group_parts(clips: list[Clip], n_parts: int, seed: int) -> list[
     groups = np.array([group_of(c) for c in clips])
     n_parts = min(n_parts, len(set(groups)), max(count_by(clips, "label").values()))
     parts = np.zeros(len(clips), dtype=int)
+    from sklearn.model_selection import StratifiedGroupKFold  # here: sklearn takes 1.5 s to import, predict never needs it
+
     splitter = StratifiedGroupKFold(n_splits=n_parts, shuffle=True, random_state=seed)
     # sklearn warns when a class has fewer members than parts; that is fine for tiny datasets.
     with warnings.catch_warnings():

@@ -1,0 +1,75 @@
+"""`audiocnn quantize` and `predict --runtime int8`: an 8-bit copy of a real (tiny) model."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file, save_file
+
+from audiocnn import bundle
+from audiocnn.config import load_recipe
+from audiocnn.cv import train_bundle
+from audiocnn.errors import BundleError, ConfigError
+from audiocnn.predict import Predictor
+from audiocnn.quantize import INT8_GRAPH, INT8_INFO, calibration_clips, int8_graph
+
+from conftest import SMOKE, TINY
+
+
+@pytest.fixture(scope="module")
+def quantized(tones, tmp_path_factory) -> Path:
+    """The tone model (held-out fold 1), quantized with 16 calibration clips of its training folds."""
+    from audiocnn.cli import main
+
+    path = tmp_path_factory.mktemp("model") / "tones"
+    train_bundle(load_recipe(SMOKE, TINY), tones, path, test_fold=1, progress=False)
+    assert main(["quantize", "--model", str(path), "--data-root", str(tones), "--clips", "16", "--no-progress"]) == 0
+    return path
+
+
+def test_calibration_clips_are_stratified_and_never_from_the_held_out_fold(quantized, tones):
+    model = bundle.load(quantized)
+    clips = calibration_clips(model, tones, 12)
+    assert len(clips) == 12 and all(c.fold != 1 for c in clips)
+    assert sorted({c.label for c in clips}) == ["high", "low"]
+    assert abs(sum(c.label == "low" for c in clips) - 6) <= 1
+    assert calibration_clips(model, tones, 12) == clips  # seeded
+
+
+def test_the_8_bit_model_is_small_and_agrees_with_the_float_one(quantized, tones, cli):
+    info = json.loads((quantized / INT8_INFO).read_text())
+    assert info["calibration_clips"] == 16 and info["top1_agreement_on_calibration"] >= 0.9
+    assert (quantized / INT8_GRAPH).stat().st_size < 0.5 * (quantized / "model.safetensors").stat().st_size
+    files = sorted(str(p) for p in (tones / "low").glob("*.wav"))[:4] + sorted(str(p) for p in (tones / "high").glob("*.wav"))[:4]
+    tables = {}
+    for runtime in ("torch", "int8"):
+        result = cli("predict", *files, "--model", str(quantized), "--runtime", runtime, "--format", "csv",
+                     "--top-k", "1", "--no-progress")
+        assert result.code == 0, result.err
+        tables[runtime] = {(r["path"], r["window"]): r for r in csv.DictReader(io.StringIO(result.out))}
+    assert tables["torch"].keys() == tables["int8"].keys() and len(tables["int8"]) >= 8
+    agree = [tables["torch"][k]["label_1"] == tables["int8"][k]["label_1"] for k in tables["torch"]]
+    assert np.mean(agree) >= 0.85
+    probabilities = [abs(float(tables["torch"][k]["probability_1"]) - float(tables["int8"][k]["probability_1"]))
+                     for k in tables["torch"]]
+    assert 0 < max(probabilities) < 0.2  # 8-bit: close to the float model, but not the same computation
+
+
+def test_int8_needs_its_own_graph_made_from_these_weights(quantized, tmp_path):
+    plain = Path(shutil.copytree(quantized, tmp_path / "plain"))
+    (plain / INT8_GRAPH).unlink()
+    with pytest.raises(ConfigError, match="has no 8-bit model yet; make one with `audiocnn quantize"):
+        Predictor(bundle.load(plain), runtime="int8")
+    retrained = Path(shutil.copytree(quantized, tmp_path / "retrained"))
+    weights = load_file(str(retrained / "model.safetensors"))
+    first = next(iter(weights))
+    weights[first] = weights[first] + 0.01
+    save_file(weights, str(retrained / "model.safetensors"))
+    with pytest.raises(BundleError, match="was made from other weights"):
+        int8_graph(bundle.load(retrained))
