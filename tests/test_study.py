@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 
 import matplotlib.image as mpimg
 import pytest
@@ -83,6 +84,10 @@ def test_a_two_variant_study_runs_end_to_end_and_resumes(cli, tones, tiny_base, 
     again = cli("study", str(study), "--data-root", str(tones), "--out", str(out), "--no-progress")
     assert again.code == 0 and (out / "mel16" / "fold2" / "metrics.json").stat().st_mtime_ns == stamp
     assert (out / "mel16" / "fold2" / "robustness.json").read_text() == scored  # rescored from the saved model
+    shutil.rmtree(out / "mel16" / "fold2")
+    partial = cli("study", str(study), "--data-root", str(tones), "--out", str(out), "--report-only")
+    assert partial.code == 0 and not (out / "mel16" / "fold2").exists()  # nothing was trained
+    assert "| mel16 | frontend.n_mels=16, train.lr=0.001 | 1 |" in (out / "study.md").read_text()
 
 
 def _study_with_two_variants(tiny_base, tmp_path):

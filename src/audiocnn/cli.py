@@ -240,6 +240,8 @@ def _add_training_commands(commands: argparse._SubParsersAction) -> None:
     study.add_argument("--folds", help="only these folds, e.g. 1,2 (default: the study's, else all)")
     study.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
                        help="where computed spectrograms are kept between runs (default %(default)s)")
+    study.add_argument("--report-only", action="store_true",
+                       help="train nothing: write the report from the folds finished so far")
     study.add_argument("--no-progress", action="store_true", help="no progress bars")
     study.set_defaults(handler=_study)
 
@@ -278,7 +280,7 @@ def _study(args: argparse.Namespace) -> int:
 
     study = load_study(args.study)
     results = run_study(study, args.data_root, args.out, cache_dir=args.cache_dir, progress=not args.no_progress,
-                        folds=_fold_list(args.folds) if args.folds else None)
+                        folds=_fold_list(args.folds) if args.folds else None, train=not args.report_only)
     print(report_path(study, args.out).read_text())
     print(f"table: {report_path(study, args.out)}, {report_path(study, args.out, '.csv')}; "
           f"chart: {report_path(study, args.out, '.png')}")

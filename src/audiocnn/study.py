@@ -126,15 +126,18 @@ def report_path(study: Study, out: Path, suffix: str = ".md") -> Path:
 
 
 def run_study(study: Study, data_root: Path, out: Path, *, cache_dir: Path | None = None, progress: bool = True,
-              folds: list[int] | None = None) -> list[VariantResult]:
-    """Cross-validate every variant (resuming finished folds), then write the comparison."""
+              folds: list[int] | None = None, train: bool = True) -> list[VariantResult]:
+    """Cross-validate every variant (resuming finished folds), then write the comparison.
+
+    With `train=False` nothing is trained: the report covers the folds finished so far.
+    """
     from audiocnn.cv import run_cv
 
     out.mkdir(parents=True, exist_ok=True)
     chosen = folds or study.folds
     for name, recipe in study.variants.items():  # refuse a mismatch before hours of training, not after
         check_run_folder(out / name, recipe)
-    for name, recipe in study.variants.items():
+    for name, recipe in (study.variants.items() if train else ()):
         if progress:
             print(f"study: variant {name} ({_describe(study.overrides[name])})", flush=True)
         run_cv(recipe, data_root, out / name, folds=chosen, cache_dir=cache_dir, progress=progress)
@@ -226,8 +229,8 @@ def save_chart(results: list[VariantResult], out: Path, reference: str) -> Path:
     from audiocnn.plots import plt
     from audiocnn.robustness import CONDITIONS
 
-    conditions = [c for c in CONDITIONS if all(c in r.robustness for r in results)]
-    series = [("clean", [r.accuracy for r in results])] + [(CONDITIONS[c], [r.robustness[c] for r in results])
+    conditions = [c for c in CONDITIONS if any(c in r.robustness for r in results)]
+    series = [("clean", [r.accuracy for r in results])] + [(CONDITIONS[c], [r.robustness.get(c, {}) for r in results])
                                                           for c in conditions]
     names = [r.name for r in results]
     width = 0.8 / len(series)
@@ -248,7 +251,7 @@ def save_chart(results: list[VariantResult], out: Path, reference: str) -> Path:
         lows.append(np.nanmin(means - stds))
     ax.set_ylim(max(0, min(lows) - 10) if len(series) == 1 else 0, 100)
     ax.set_xticks(np.arange(len(names)), names)
-    ax.set_ylabel("test accuracy (%): mean ± std over folds, dots = folds")
+    ax.set_ylabel("test accuracy (%), mean ± std\n(dots: single folds)")
     ax.set_title(f"variants vs {reference} (outlined)")
     if len(series) > 1:
         ax.legend(fontsize=8, ncols=len(series), loc="upper center", bbox_to_anchor=(0.5, -0.18))
