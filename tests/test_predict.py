@@ -281,3 +281,12 @@ def test_predict_does_not_import_what_it_does_not_use(tone_model, low_then_high)
             "print(rc, sorted(m for m in ('sklearn', 'matplotlib', 'lightning', 'captum') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "0 []", out
+    # the 8-bit graph replaces the CNN: timm and torchvision (about 1.5 s) are not needed either
+    from audiocnn.bundled import default_model
+
+    code = ("import sys; from audiocnn.cli import main; "
+            f"rc = main(['predict', {str(low_then_high)!r}, '--model', {str(default_model())!r}, '--runtime', 'int8', "
+            "'--no-progress', '--format', 'csv', '--out', '/dev/null']); "
+            "print(rc, sorted(m for m in ('timm', 'torchvision', 'sklearn', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 []", out

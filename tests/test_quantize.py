@@ -73,3 +73,15 @@ def test_int8_needs_its_own_graph_made_from_these_weights(quantized, tmp_path):
     save_file(weights, str(retrained / "model.safetensors"))
     with pytest.raises(BundleError, match="was made from other weights"):
         int8_graph(bundle.load(retrained))
+
+
+def test_a_bundle_loaded_without_its_backbone_refuses_to_run_it(quantized, tones):
+    import torch
+
+    light = bundle.load(quantized, backbone=False)
+    with pytest.raises(BundleError, match="loaded without its backbone"):
+        light.model(torch.zeros(1, 16_000))
+    clip = sorted((tones / "high").glob("*.wav"))[0]
+    light_prediction = Predictor(light, runtime="int8").predict(clip)
+    full_prediction = Predictor(bundle.load(quantized), runtime="int8").predict(clip)
+    np.testing.assert_array_equal(light_prediction.probabilities, full_prediction.probabilities)

@@ -20,7 +20,6 @@ from audiocnn.classifier import AudioClassifier
 from audiocnn.config import Recipe, recipe_from_dict
 from audiocnn.errors import AudiocnnError, BundleError, ConfigError
 from audiocnn.features import create_frontend
-from audiocnn.models import create
 
 FORMAT = "audiocnn-bundle"
 VERSION = 1
@@ -70,22 +69,44 @@ def save(path: str | Path, model: AudioClassifier, labels: list[str], recipe: Re
     return path
 
 
-def load(path: str | Path) -> Bundle:
-    """Restore a bundle; any problem is a BundleError naming the folder and what is wrong."""
+class NoBackbone(torch.nn.Module):
+    """Stands in for the backbone of a bundle loaded with `backbone=False`; calling it is an error."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        raise BundleError(f"{self.path}: loaded without its backbone (bundle.load(..., backbone=False))")
+
+
+def load(path: str | Path, *, backbone: bool = True) -> Bundle:
+    """Restore a bundle; any problem is a BundleError naming the folder and what is wrong.
+
+    `backbone=False` skips building the CNN and reading its weights (and importing timm, about
+    2 s of start-up): for `predict --runtime int8`, whose 8-bit graph replaces the backbone.
+    """
     path = Path(path)
     config = read_config(path)
     try:
         recipe = recipe_from_dict(config["recipe"], f"{path / CONFIG}: recipe")
         frontend = create_frontend(config["frontend"])
         labels = [str(label) for label in config["labels"]]
-        backbone = create(config["backbone"]["name"], len(labels), int(config["backbone"]["in_chans"]), "none")
+        if backbone:
+            from audiocnn.models import create
+
+            cnn: torch.nn.Module = create(config["backbone"]["name"], len(labels),
+                                          int(config["backbone"]["in_chans"]), "none")
+        else:
+            cnn = NoBackbone(path)
         norm = config["normalisation"]
-        model = AudioClassifier(frontend, backbone, list(norm["mean"]), list(norm["std"]))
+        model = AudioClassifier(frontend, cnn, list(norm["mean"]), list(norm["std"]))
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{path / CONFIG}: incomplete or malformed ({type(err).__name__}: {err})") from None
     except AudiocnnError as err:
         raise BundleError(f"{path}: {err}") from None
-    _load_weights(path, model.backbone)
+    if backbone:
+        _load_weights(path, model.backbone)
     return Bundle(model.eval(), labels, recipe, dict(config.get("metrics", {})), path)
 
 
