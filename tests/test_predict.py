@@ -270,23 +270,24 @@ def test_denoise_option_changes_what_the_model_hears(cli, tone_model, tmp_path):
     assert abs(p_plain - p_denoised) > 1e-3
 
 
-def test_predict_does_not_import_what_it_does_not_use(tone_model, low_then_high):
-    """Start-up is part of every prediction: scikit-learn (1.5 s) and matplotlib stay unimported."""
+def _imported_by_predict(args: list[str], watched: tuple[str, ...]) -> str:
+    """Run `audiocnn predict ARGS` in a fresh interpreter: its exit code and which `watched` modules it imported."""
     import subprocess
     import sys
 
     code = ("import sys; from audiocnn.cli import main; "
-            f"rc = main(['predict', {str(low_then_high)!r}, '--model', {str(tone_model)!r}, '--no-progress', "
-            "'--format', 'csv', '--out', '/dev/null']); "
-            "print(rc, sorted(m for m in ('sklearn', 'matplotlib', 'lightning', 'captum') if m in sys.modules))")
+            f"rc = main(['predict', *{args!r}, '--no-progress', '--format', 'csv', '--out', '/dev/null']); "
+            f"print(rc, sorted(m for m in {watched!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "0 []", out
-    # the 8-bit graph replaces the CNN: timm and torchvision (about 1.5 s) are not needed either
+    return out.strip().splitlines()[-1]
+
+
+def test_predict_does_not_import_what_it_does_not_use(tone_model, low_then_high):
+    """Start-up is part of every prediction: scikit-learn (1.5 s) and matplotlib stay unimported."""
     from audiocnn.bundled import default_model
 
-    code = ("import sys; from audiocnn.cli import main; "
-            f"rc = main(['predict', {str(low_then_high)!r}, '--model', {str(default_model())!r}, '--runtime', 'int8', "
-            "'--no-progress', '--format', 'csv', '--out', '/dev/null']); "
-            "print(rc, sorted(m for m in ('timm', 'torchvision', 'sklearn', 'matplotlib') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "0 []", out
+    assert _imported_by_predict([str(low_then_high), "--model", str(tone_model)],
+                                ("sklearn", "matplotlib", "lightning", "captum")) == "0 []"
+    # the 8-bit graph replaces the CNN: timm and torchvision (about 1.5 s) are not needed either
+    assert _imported_by_predict([str(low_then_high), "--model", str(default_model()), "--runtime", "int8"],
+                                ("timm", "torchvision", "sklearn", "matplotlib")) == "0 []"
