@@ -85,3 +85,13 @@ def test_a_bundle_loaded_without_its_backbone_refuses_to_run_it(quantized, tones
     light_prediction = Predictor(light, runtime="int8").predict(clip)
     full_prediction = Predictor(bundle.load(quantized), runtime="int8").predict(clip)
     np.testing.assert_array_equal(light_prediction.probabilities, full_prediction.probabilities)
+
+
+def test_int8_refuses_other_windows_and_a_changed_graph(quantized, tmp_path):
+    with pytest.raises(ConfigError, match="takes 1 s windows only .got --window 0.5"):
+        Predictor(bundle.load(quantized), window_seconds=0.5, runtime="int8")
+    broken = Path(shutil.copytree(quantized, tmp_path / "broken"))
+    (broken / INT8_GRAPH).write_bytes(b"not a graph")
+    with pytest.raises(BundleError, match="is not the graph .*int8.json describes"):
+        Predictor(bundle.load(broken), runtime="int8")
+    assert not list(quantized.glob("*.partial"))  # quantize left nothing half-written behind

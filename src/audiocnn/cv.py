@@ -172,7 +172,9 @@ def write_fold(fold_dir: Path, split: Split, classes: list[str], result: FitResu
         "macro_f1": float(f1_score(truth, predicted, average="macro", labels=range(len(classes)), zero_division=0)),
         **training_metrics(split, result),
     }
-    (fold_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    partial = fold_dir / "metrics.json.partial"
+    partial.write_text(json.dumps(metrics, indent=2) + "\n")
+    partial.replace(fold_dir / "metrics.json")  # atomic: it marks the fold finished, and reports read it
     return metrics
 
 

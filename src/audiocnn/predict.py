@@ -105,10 +105,7 @@ class Predictor:
         trained = bundle.model.eval()
         example = trained.images(0.1 * torch.randn(2, self.window, generator=torch.Generator().manual_seed(0)))
         if runtime == "int8":  # the bundle's own 8-bit graph (`audiocnn quantize`), checked against its weights
-            from audiocnn.inference import OnnxBackbone
-            from audiocnn.quantize import int8_graph
-
-            backbone: torch.nn.Module = OnnxBackbone(int8_graph(bundle))
+            backbone: torch.nn.Module = _int8_backbone(bundle, example, window_seconds)
         else:
             backbone = for_inference(trained.backbone, example, runtime=runtime)
         self.model = AudioClassifier(trained.frontend, backbone, trained.mean.flatten().tolist(),
@@ -117,6 +114,7 @@ class Predictor:
         self.batch_size = batch_size
         self.denoise = denoise  # share of the background removed before windowing; 0 = off
         self.block_seconds = block_seconds
+        self._blocks_read = 0
 
     def windows_for(self, seconds: float) -> int:
         """Windows a recording of `seconds` gives (progress bars size themselves from file headers)."""
@@ -152,8 +150,9 @@ class Predictor:
         from audiocnn.denoise import reduce_noise
 
         self._samples_seen = 0
-        for index, block in enumerate(audio.stream(path, self.rate, block_seconds=self.block_seconds)):
-            if index % TRIM_EVERY_BLOCKS == TRIM_EVERY_BLOCKS - 1:
+        for block in audio.stream(path, self.rate, block_seconds=self.block_seconds):
+            self._blocks_read += 1  # counted over all files: a batch of short files trims too
+            if self._blocks_read % TRIM_EVERY_BLOCKS == 0:
                 release_freed_memory()  # keeps RSS flat over hours of audio (see inference.release_freed_memory)
             if self.denoise:
                 block = reduce_noise(block, self.rate, self.denoise)
@@ -170,3 +169,21 @@ class Predictor:
             for _ in pending:
                 on_window()
         return probabilities
+
+
+def _int8_backbone(bundle: Bundle, example: torch.Tensor, window_seconds: float) -> torch.nn.Module:
+    """The bundle's 8-bit graph, for windows of the length it was made for; bad files are one-line errors."""
+    from audiocnn.errors import BundleError
+    from audiocnn.inference import OnnxBackbone
+    from audiocnn.quantize import int8_graph, int8_input_shape
+
+    graph = int8_graph(bundle)
+    if int8_input_shape(bundle) != list(example.shape[1:]):
+        raise ConfigError(f"--runtime int8: the 8-bit graph of {bundle.path} takes {bundle.clip_seconds:g} s windows "
+                          f"only (got --window {window_seconds:g}); use another --runtime for other windows")
+    try:
+        backbone = OnnxBackbone(graph)
+        backbone(example)
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types for a broken graph
+        raise BundleError(f"{graph}: ONNX Runtime cannot run it ({type(err).__name__}: {err})") from None
+    return backbone

@@ -10,7 +10,8 @@ accuracy, percentile ranges 1.3, and keeping the first and last layers in float 
 help (benchmarks/int8.py). So quantization is a step a user runs once per bundle, with its data, and the
 result is kept in the bundle as `model.int8.onnx` beside `int8.json`, which records the
 calibration clips, how often the 8-bit model's top-1 agrees with the float model's on them,
-and a digest of `model.safetensors`, so an 8-bit graph can never be used with other weights.
+and digests of `model.safetensors` and of the graph, so an 8-bit graph is not used with other
+weights, nor a graph with another graph's record.
 `predict --runtime int8` uses it; the float model stays the default.
 """
 
@@ -20,6 +21,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,22 +37,38 @@ INT8_GRAPH, INT8_INFO = "model.int8.onnx", "int8.json"
 DEFAULT_CLIPS = 256
 
 
-def weights_digest(bundle_path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """sha256 of a file; a missing or unreadable one is a BundleError naming it."""
     digest = hashlib.sha256()
-    with (bundle_path / WEIGHTS).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as err:
+        raise BundleError(f"{path}: cannot be read ({err.strerror or err})") from None
     return digest.hexdigest()
 
 
 def calibration_clips(bundle: Bundle, data_root: Path, n_clips: int, seed: int = 0) -> list:
-    """`n_clips` clips of the bundle's dataset, stratified by label, never from its held-out fold."""
+    """`n_clips` clips of the bundle's dataset, stratified by label, never from the split it was tested on.
+
+    Labels are taken in turn, so with at least as many clips as classes every class is there.
+    """
     from audiocnn.cv import recipe_dataset
+    from audiocnn.datasets import make_splits
 
     data = recipe_dataset(bundle.recipe, data_root)
-    split = str(bundle.metrics.get("split", ""))
-    held_out = int(split.removeprefix("fold")) if split.startswith("fold") else None
-    clips = [c for c in data.clips if c.fold is None or c.fold != held_out]
+    split = bundle.metrics.get("split")
+    tested = {s.name: s for s in make_splits(data, val_fraction=bundle.recipe.data.val_fraction,
+                                             seed=bundle.recipe.data.seed)}
+    if split in tested:
+        held_out = {clip.path for clip in tested[split].test}
+    elif split in (None, "all-data"):
+        held_out = set()
+    else:
+        raise ConfigError(f"{bundle.path}: trained for split {split!r}, which {data.name} at {data_root} does not "
+                          f"have ({', '.join(tested)}); calibrate with the dataset it was trained on")
+    clips = [c for c in data.clips if c.path not in held_out]
     unknown = sorted({c.label for c in clips} - set(bundle.labels))
     if unknown:
         raise ConfigError(f"{data_root}: labels {', '.join(unknown[:5])} are not among the model's labels")
@@ -59,7 +77,7 @@ def calibration_clips(bundle: Bundle, data_root: Path, n_clips: int, seed: int =
     for i in order:
         by_label.setdefault(clips[i].label, []).append(clips[i])
     picked: list = []
-    while len(picked) < min(n_clips, len(clips)):  # round-robin over labels: every class is represented
+    while len(picked) < min(n_clips, len(clips)):  # round-robin over labels
         for group in by_label.values():
             if group and len(picked) < n_clips:
                 picked.append(group.pop())
@@ -77,6 +95,7 @@ def quantize(bundle: Bundle, data_root: Path, *, n_clips: int = DEFAULT_CLIPS, c
 
     if n_clips < 8:
         raise ConfigError(f"--clips must be at least 8 (got {n_clips})")
+    weights = file_digest(bundle.path / WEIGHTS)  # of the weights loaded now, checked again before writing
     clips = calibration_clips(bundle, data_root, n_clips)
     model = bundle.model.eval()
     images = model.normalise(clip_images(clips, model.frontend, bundle.clip_seconds, cache_dir, progress=progress))
@@ -90,26 +109,34 @@ def quantize(bundle: Bundle, data_root: Path, *, n_clips: int = DEFAULT_CLIPS, c
             batch = next(self.batches, None)
             return None if batch is None else {"images": batch.numpy()}
 
-    with tempfile.TemporaryDirectory() as work:
-        graph = export_onnx(folded, images[:2], Path(work))
-        prepared = Path(work) / "prepared.onnx"
-        quant_pre_process(str(graph), str(prepared), skip_symbolic_shape=True)
-        partial = bundle.path / f"{INT8_GRAPH}.partial"
-        with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints its histogram settings
-            quantize_static(str(prepared), str(partial), Images(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.Percentile)
-    with torch.inference_mode():
-        reference = folded(images).argmax(-1)
-        eight_bit = OnnxBackbone(partial)(images).argmax(-1)
-    import onnxruntime
+    partial = bundle.path / f"{INT8_GRAPH}.{os.getpid()}.partial"
+    partial_info = bundle.path / f"{INT8_INFO}.{os.getpid()}.partial"
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            graph = export_onnx(folded, images[:2], Path(work))
+            prepared = Path(work) / "prepared.onnx"
+            quant_pre_process(str(graph), str(prepared), skip_symbolic_shape=True)
+            with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints its histogram settings
+                quantize_static(str(prepared), str(partial), Images(), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=CalibrationMethod.Percentile)
+        with torch.inference_mode():
+            reference = folded(images).argmax(-1)
+            eight_bit = OnnxBackbone(partial)(images).argmax(-1)
+        import onnxruntime
 
-    info = {"weights_sha256": weights_digest(bundle.path), "calibration_clips": len(clips),
-            "calibration_dataset": bundle.recipe.data.dataset,
-            "calibration_data": str(data_root), "top1_agreement_on_calibration": float((reference == eight_bit).float().mean()),
-            "onnxruntime": onnxruntime.__version__, "input_shape": list(images.shape[1:])}
-    partial.replace(bundle.path / INT8_GRAPH)
-    (bundle.path / INT8_INFO).write_text(json.dumps(info, indent=2) + "\n")
+        info = {"weights_sha256": weights, "graph_sha256": file_digest(partial), "calibration_clips": len(clips),
+                "calibration_dataset": bundle.recipe.data.dataset, "calibration_data": str(data_root),
+                "top1_agreement_on_calibration": float((reference == eight_bit).float().mean()),
+                "onnxruntime": onnxruntime.__version__, "input_shape": list(images.shape[1:])}
+        if file_digest(bundle.path / WEIGHTS) != weights:
+            raise BundleError(f"{bundle.path / WEIGHTS}: changed while it was being quantized; run quantize again")
+        partial_info.write_text(json.dumps(info, indent=2) + "\n")
+        partial.replace(bundle.path / INT8_GRAPH)  # the graph's digest in int8.json pairs the two files
+        partial_info.replace(bundle.path / INT8_INFO)
+    finally:
+        partial.unlink(missing_ok=True)
+        partial_info.unlink(missing_ok=True)
     return info
 
 
@@ -123,7 +150,14 @@ def int8_graph(bundle: Bundle) -> Path:
         info = json.loads(info_path.read_text())
     except json.JSONDecodeError as err:
         raise BundleError(f"{info_path}: not valid JSON ({err})") from None
-    if info.get("weights_sha256") != weights_digest(bundle.path):
-        raise BundleError(f"{graph}: was made from other weights than {bundle.path / WEIGHTS}; "
-                          f"run `audiocnn quantize --model {bundle.path} --data-root DATASET` again")
+    again = f"run `audiocnn quantize --model {bundle.path} --data-root DATASET` again"
+    if not isinstance(info, dict) or info.get("weights_sha256") != file_digest(bundle.path / WEIGHTS):
+        raise BundleError(f"{graph}: was made from other weights than {bundle.path / WEIGHTS}; {again}")
+    if info.get("graph_sha256") != file_digest(graph):
+        raise BundleError(f"{graph}: is not the graph {info_path} describes; {again}")
     return graph
+
+
+def int8_input_shape(bundle: Bundle) -> list[int]:
+    """The image shape (channels, rows, frames) the 8-bit graph was made for: its window is fixed."""
+    return list(json.loads((bundle.path / INT8_INFO).read_text()).get("input_shape", []))
