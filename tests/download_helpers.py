@@ -96,10 +96,12 @@ class FileServer:
         if self.drop_after is not None:
             body = body[: self.drop_after]
             h.close_connection = True
+        if generation == self.generation:
+            # counted before sending: once the client has read the body, the test may check at
+            # once, and a loaded machine can pause this thread between the write and the count
+            self.bytes_served += len(body)
         h.wfile.write(body)
         h.wfile.flush()
-        if generation == self.generation:
-            self.bytes_served += len(body)
 
 
 # --------------------------------------------------------------------------- archives
