@@ -4,10 +4,12 @@
 
 - batch norm folded into the convolution before it (below);
 - ONNX Runtime, when installed: the folded backbone is exported to ONNX once (cached by a
-  hash of its weights, so the next run starts at once) and run by onnxruntime's CPU
-  kernels, 2.5-4× faster than torch eager for MobileNetV2 on the 2-core VM (BENCHMARKS.md);
-- otherwise torch with a channels-last layout, which lets oneDNN run depthwise convolutions
-  2.3× faster than the default layout (35 → 82 images/s at 1 × 128 × 251, batch 64).
+  hash of its weights and architecture, so the next run starts at once) and run by
+  onnxruntime's CPU kernels. On the AVX512 VM this was modestly faster than torch: 1 h of
+  audio in 13.4 s against 14.8 s end to end (BENCHMARKS.md); the 8-bit graph of
+  `audiocnn quantize` is what makes long recordings fast;
+- otherwise torch with a channels-last layout, which lets oneDNN pick its faster kernels for
+  depthwise convolutions.
 
 Folding batch norm into the convolution before it removes about a fifth of MobileNetV2's CPU
 inference time (BatchNorm was 18% of it in a profile on the 2-core VM). The pairs are found
