@@ -175,10 +175,10 @@ def _int8_backbone(bundle: Bundle, example: torch.Tensor, window_seconds: float)
     """The bundle's 8-bit graph, for windows of the length it was made for; bad files are one-line errors."""
     from audiocnn.errors import BundleError
     from audiocnn.inference import OnnxBackbone
-    from audiocnn.quantize import int8_graph, int8_input_shape
+    from audiocnn.quantize import read_int8
 
-    graph = int8_graph(bundle)
-    if int8_input_shape(bundle) != list(example.shape[1:]):
+    graph, info = read_int8(bundle)
+    if info.get("input_shape") != list(example.shape[1:]):  # the window is fixed when the graph is made
         raise ConfigError(f"--runtime int8: the 8-bit graph of {bundle.path} takes {bundle.clip_seconds:g} s windows "
                           f"only (got --window {window_seconds:g}); use another --runtime for other windows")
     try:

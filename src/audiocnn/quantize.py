@@ -142,6 +142,11 @@ def quantize(bundle: Bundle, data_root: Path, *, n_clips: int = DEFAULT_CLIPS, c
 
 def int8_graph(bundle: Bundle) -> Path:
     """The bundle's 8-bit graph, checked to belong to its weights; a clear error if there is none."""
+    return read_int8(bundle)[0]
+
+
+def read_int8(bundle: Bundle) -> tuple[Path, dict[str, Any]]:
+    """The bundle's 8-bit graph and its `int8.json` record, read once and checked against the weights."""
     graph, info_path = bundle.path / INT8_GRAPH, bundle.path / INT8_INFO
     if not graph.is_file() or not info_path.is_file():
         raise ConfigError(f"--runtime int8: {bundle.path} has no 8-bit model yet; make one with "
@@ -155,9 +160,4 @@ def int8_graph(bundle: Bundle) -> Path:
         raise BundleError(f"{graph}: was made from other weights than {bundle.path / WEIGHTS}; {again}")
     if info.get("graph_sha256") != file_digest(graph):
         raise BundleError(f"{graph}: is not the graph {info_path} describes; {again}")
-    return graph
-
-
-def int8_input_shape(bundle: Bundle) -> list[int]:
-    """The image shape (channels, rows, frames) the 8-bit graph was made for: its window is fixed."""
-    return list(json.loads((bundle.path / INT8_INFO).read_text()).get("input_shape", []))
+    return graph, info
