@@ -102,3 +102,19 @@ def tones(tmp_path_factory) -> Path:
         for i in range(16):
             sf.write(root / label / f"{label}{i}.wav", tone_clip(hz, 1.0, rng), 16_000)
     return root
+
+
+GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+
+
+@pytest.fixture(scope="session")
+def gtzan_root(tmp_path_factory) -> Path:
+    """GTZAN's layout (genres/GENRE/GENRE.0000N.wav, 100 per genre) with 10 ms files: for split logic."""
+    root = tmp_path_factory.mktemp("gtzan")
+    tick = np.full(160, 1.0, dtype=np.float32)
+    for genre in GENRES:
+        (root / "genres" / genre).mkdir(parents=True)
+        for i in range(100):
+            sf.write(root / "genres" / genre / f"{genre}.{i:05d}.wav", tick * (i + 1) / 101, 16_000)
+    return root
+

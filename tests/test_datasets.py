@@ -136,16 +136,6 @@ def test_urbansound8k_layout(tmp_path):
     assert_leak_free(splits)
 
 
-@pytest.fixture(scope="module")
-def gtzan_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("gtzan")
-    genres = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
-    for genre in genres:
-        for i in range(100):
-            tiny_wav(root / "genres" / genre / f"{genre}.{i:05d}.wav", value=(i + 1) / 101)
-    return root
-
-
 def test_gtzan_kfold_is_stratified_and_repeatable(gtzan_root):
     dataset = load_dataset("gtzan", gtzan_root, n_folds=10, seed=3)
     assert len(dataset.clips) == 1000 and dataset.folds == list(range(1, 11))

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from audiocnn import bundle
 from audiocnn.config import load_recipe
 from audiocnn.cv import train_bundle
+from audiocnn.datasets import make_splits
 from audiocnn.errors import BundleError, ConfigError
 from audiocnn.predict import Predictor
 from audiocnn.quantize import INT8_GRAPH, INT8_INFO, calibration_clips, int8_graph
@@ -40,6 +41,25 @@ def test_calibration_clips_are_stratified_and_never_from_the_held_out_fold(quant
     assert sorted({c.label for c in clips}) == ["high", "low"]
     assert abs(sum(c.label == "low" for c in clips) - 6) <= 1
     assert calibration_clips(model, tones, 12) == clips  # seeded
+
+
+def test_calibration_on_gtzan_filtered_never_uses_its_fixed_test_list(quantized, gtzan_root, gtzan_splits_dir):
+    """A split with no folds (GTZAN's artist-filtered lists): its test clips are the ones held out."""
+    from dataclasses import replace
+
+    from audiocnn.datasets import load_dataset
+
+    from conftest import GENRES
+
+    model = bundle.load(quantized)
+    data = replace(model.recipe.data, dataset="gtzan", split="filtered", splits_dir=str(gtzan_splits_dir))
+    gtzan_model = replace(model, recipe=replace(model.recipe, data=data), labels=GENRES, metrics={"split": "filtered"})
+    (split,) = make_splits(load_dataset("gtzan", gtzan_root, split="filtered", splits_dir=gtzan_splits_dir))
+    clips = calibration_clips(gtzan_model, gtzan_root, 100)
+    assert len(clips) == 100 and {c.label for c in clips} == set(GENRES)
+    assert not {c.path for c in clips} & {c.path for c in split.test}
+    with pytest.raises(ConfigError, match="fold3"):
+        calibration_clips(replace(gtzan_model, metrics={"split": "fold3"}), gtzan_root, 10)
 
 
 def test_the_8_bit_model_is_small_and_agrees_with_the_float_one(quantized, tones, cli):
