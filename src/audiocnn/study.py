@@ -252,9 +252,9 @@ def save_chart(results: list[VariantResult], out: Path, reference: str) -> Path:
     ax.set_ylim(max(0, min(lows) - 10) if len(series) == 1 else 0, 100)
     ax.set_xticks(np.arange(len(names)), names)
     ax.set_ylabel("test accuracy (%), mean ± std\n(dots: single folds)")
-    ax.set_title(f"variants vs {reference} (outlined)")
-    if len(series) > 1:
-        ax.legend(fontsize=8, ncols=len(series), loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    fig.suptitle(f"variants vs {reference} (outlined)")
+    if len(series) > 1:  # above the axes: below them it collides with the rotated variant names
+        ax.legend(fontsize=8, ncols=len(series), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
     fig.savefig(out, dpi=100)
     plt.close(fig)
