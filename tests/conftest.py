@@ -107,14 +107,18 @@ def tones(tmp_path_factory) -> Path:
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 
 
+def tiny_wav(path: Path, value: float = 0.1) -> Path:
+    """A real 10 ms file at 16 kHz holding the constant `value`: for dataset layouts, instant to write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.full(160, value, dtype=np.float32), 16_000)
+    return path
+
+
 @pytest.fixture(scope="session")
 def gtzan_root(tmp_path_factory) -> Path:
     """GTZAN's layout (genres/GENRE/GENRE.0000N.wav, 100 per genre) with 10 ms files: for split logic."""
     root = tmp_path_factory.mktemp("gtzan")
-    tick = np.full(160, 1.0, dtype=np.float32)
     for genre in GENRES:
-        (root / "genres" / genre).mkdir(parents=True)
         for i in range(100):
-            sf.write(root / "genres" / genre / f"{genre}.{i:05d}.wav", tick * (i + 1) / 101, 16_000)
+            tiny_wav(root / "genres" / genre / f"{genre}.{i:05d}.wav", value=(i + 1) / 101)
     return root
-

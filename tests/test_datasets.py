@@ -15,13 +15,9 @@ from audiocnn.datasets import load_dataset, make_splits
 from audiocnn.datasets.base import group_of
 from audiocnn.errors import DatasetError
 
+from conftest import tiny_wav
+
 TINY = np.full(160, 0.1, dtype=np.float32)  # 10 ms at 16 kHz: real files, instant to write
-
-
-def tiny_wav(path: Path, value: float = 0.1) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, TINY * value * 10, 16_000)
-    return path
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:

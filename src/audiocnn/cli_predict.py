@@ -10,7 +10,6 @@ from audiocnn.cli import EXIT_ERROR, EXIT_OK, default_cache_dir, expand_paths
 from audiocnn.errors import ConfigError
 
 
-
 def add_predict_commands(commands: argparse._SubParsersAction) -> None:
     from audiocnn.prediction_formats import FORMATS
 
