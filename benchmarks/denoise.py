@@ -59,7 +59,7 @@ def main() -> None:
                 if condition == "clean":
                     wave = clip
                 else:
-                    wave = degrade(clip, "quiet" if condition.startswith("clean") else f"snr{condition.split()[0]}", noise)
+                    wave = degrade(clip, "quiet" if condition.startswith("clean") else f"snr{condition.split()[0]}", noise, rate)
                 path = Path(work) / "mixture.wav"
                 sf.write(path, wave, rate, subtype="FLOAT")
                 for denoise, predictor in ((False, plain), (True, denoising)):

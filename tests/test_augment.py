@@ -58,6 +58,13 @@ def test_pitch_shift_moves_a_tone_by_the_drawn_semitones():
     assert 0.2 < abs(semitones) <= 2.05
 
 
+def test_lowpass_removes_what_lies_above_the_drawn_cutoff():
+    transform = waveform_transform(WaveformAugmentConfig(copies=1, p=1.0, min_lowpass_hz=1000, max_lowpass_hz=1500))
+    low, high = _tone(1.0, 300.0), _tone(1.0, 3000.0)
+    assert _rms_db(augmented_waveform(transform, low, RATE, seed=0)) == pytest.approx(_rms_db(low), abs=1.0)
+    assert _rms_db(high) - _rms_db(augmented_waveform(transform, high, RATE, seed=0)) > 24  # >= 1 octave at >= 24 dB/oct
+
+
 def test_waveform_settings_must_come_with_copies_and_the_reverse():
     with pytest.raises(ConfigError, match="copies is 0"):
         load_recipe(SMOKE, ["train.waveform.gain_db=6"])
@@ -65,10 +72,13 @@ def test_waveform_settings_must_come_with_copies_and_the_reverse():
         load_recipe(SMOKE, ["train.waveform.copies=2"])
     with pytest.raises(ConfigError, match="min_stretch"):
         load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.min_stretch=1.3", "train.waveform.max_stretch=1.2"])
+    with pytest.raises(ConfigError, match="min_lowpass_hz <= max_lowpass_hz"):
+        load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.min_lowpass_hz=8000"])
     with pytest.raises(ConfigError, match="unknown key"):
         load_recipe(SMOKE, ["train.waveform.pitch=2"])
-    recipe = load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.min_snr_db=0", "train.waveform.gain_db=6"])
-    assert recipe.train.waveform.transforms == ["gain", "noise"]
+    recipe = load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.min_snr_db=0", "train.waveform.gain_db=6",
+                                 "train.waveform.min_lowpass_hz=2000"])
+    assert recipe.train.waveform.transforms == ["gain", "noise", "lowpass"]
 
 
 def test_augmented_images_are_cached_per_setting_and_differ_from_the_originals(tones, tmp_path):

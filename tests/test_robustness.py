@@ -27,17 +27,20 @@ def test_each_condition_does_what_its_name_says():
     clip = (0.2 * np.sin(2 * np.pi * 440 * np.arange(5 * RATE) / RATE)).astype(np.float32)
     noise = recorded_like_noise(len(clip), RATE, rng)
     assert power_db(noise) == pytest.approx(0.0, abs=0.01)
-    assert power_db(clip) - power_db(degrade(clip, "quiet", noise)) == pytest.approx(20.0, abs=0.01)
+    assert power_db(clip) - power_db(degrade(clip, "quiet", noise, RATE)) == pytest.approx(20.0, abs=0.01)
     for condition in ("snr10", "snr0"):
-        added = degrade(clip, condition, noise) - clip
+        added = degrade(clip, condition, noise, RATE) - clip
         assert power_db(clip) - power_db(added) == pytest.approx(float(condition[3:]), abs=0.01)
     # pink: an octave up has about 3 dB less power per Hz
     spectrum = np.abs(np.fft.rfft(noise)) ** 2
     freqs = np.fft.rfftfreq(len(noise), 1 / RATE)
     band = lambda lo: spectrum[(freqs >= lo) & (freqs < 2 * lo)].mean()  # noqa: E731
     assert 10 * np.log10(band(1000) / band(2000)) == pytest.approx(3.0, abs=1.0)
+    high = (0.2 * np.sin(2 * np.pi * 5000 * np.arange(5 * RATE) / RATE)).astype(np.float32)
+    assert power_db(degrade(clip, "band4k", noise, RATE)) == pytest.approx(power_db(clip), abs=0.1)  # 440 Hz passes
+    assert power_db(high) - power_db(degrade(high, "band4k", noise, RATE)) > 30  # 5 kHz is gone
     with pytest.raises(ValueError, match="unknown condition"):
-        degrade(clip, "reverb", noise)
+        degrade(clip, "reverb", noise, RATE)
 
 
 def test_noise_is_the_same_for_every_model_and_different_per_clip(tmp_path):
@@ -62,3 +65,14 @@ def test_a_folds_clean_score_is_its_test_accuracy_and_noise_costs_accuracy(tones
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["robustness"] == scored
     assert "noise at 0 dB SNR" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_a_summary_shows_only_the_conditions_every_fold_was_scored_on(tmp_path):
+    from audiocnn.reports import fold_robustness
+
+    folds = [tmp_path / "fold1", tmp_path / "fold2"]
+    for fold, scores in zip(folds, ({"clean": 0.8, "snr0": 0.4, "band4k": 0.6}, {"clean": 0.6, "snr0": 0.2})):
+        fold.mkdir()
+        (fold / "robustness.json").write_text(json.dumps(scores))
+    assert fold_robustness(folds) == pytest.approx({"clean": 0.7, "snr0": 0.3})  # fold 2 predates band4k
+    assert fold_robustness([*folds, tmp_path / "fold3"]) == {}  # a fold never scored

@@ -76,7 +76,8 @@ def test_a_two_variant_study_runs_end_to_end_and_resumes(cli, tones, tiny_base, 
     for variant in ("base", "mel16"):
         assert sorted(p.parent.name for p in (out / variant).glob("fold*/metrics.json")) == ["fold1", "fold2"]
     report = (out / "study.md").read_text()
-    assert "| variant | clean | 20 dB quieter | noise at 10 dB SNR | noise at 0 dB SNR |" in report
+    assert ("| variant | clean | 20 dB quieter | noise at 10 dB SNR | noise at 0 dB SNR | band-limited to 4 kHz |"
+            in report)
     assert rows[1]["noise at 0 dB SNR"].count("±") == 1  # mean (paired difference ± half-width)
     stamp = (out / "mel16" / "fold2" / "metrics.json").stat().st_mtime_ns
     scored = (out / "mel16" / "fold2" / "robustness.json").read_text()
@@ -84,6 +85,12 @@ def test_a_two_variant_study_runs_end_to_end_and_resumes(cli, tones, tiny_base, 
     again = cli("study", str(study), "--data-root", str(tones), "--out", str(out), "--no-progress")
     assert again.code == 0 and (out / "mel16" / "fold2" / "metrics.json").stat().st_mtime_ns == stamp
     assert (out / "mel16" / "fold2" / "robustness.json").read_text() == scored  # rescored from the saved model
+    older = {k: v for k, v in json.loads(scored).items() if k != "band4k"} | {"quiet": 0.125}
+    (out / "mel16" / "fold2" / "robustness.json").write_text(json.dumps(older))  # as before band4k existed
+    assert cli("study", str(study), "--data-root", str(tones), "--out", str(out), "--no-progress").code == 0
+    filled = json.loads((out / "mel16" / "fold2" / "robustness.json").read_text())
+    assert filled == older | {"band4k": json.loads(scored)["band4k"]}  # only the new condition was scored
+    assert list(filled) == list(json.loads(scored))  # in the usual column order
     shutil.rmtree(out / "mel16" / "fold2")
     partial = cli("study", str(study), "--data-root", str(tones), "--out", str(out), "--report-only")
     assert partial.code == 0 and not (out / "mel16" / "fold2").exists()  # nothing was trained

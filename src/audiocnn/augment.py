@@ -2,7 +2,7 @@
 
 SpecAugment and mixup act on a batch of images already in memory, so they stay cheap with
 cached features and are redrawn every step: the model never sees the same masked or mixed
-image twice. Waveform transforms (pitch, stretch, noise, gain, shift) change the audio before
+image twice. Waveform transforms (pitch, stretch, noise, gain, shift, low-pass) change the audio before
 the spectrogram, so they cannot be redrawn per step from cached images; instead
 `augmented_waveform` makes a fixed number of seeded copies per clip, which the cache turns
 into images once (see `cache.augmented_images`).
@@ -34,6 +34,8 @@ def waveform_transform(cfg: WaveformAugmentConfig) -> WaveformTransform:
         "gain": lambda: A.Gain(-cfg.gain_db, cfg.gain_db, p=p),
         # Coloured noise (white to brown) is closer to wind, traffic and hum than white noise.
         "noise": lambda: A.AddColorNoise(cfg.min_snr_db, cfg.max_snr_db, p=p),
+        # Last, as the recorder would: its band limit applies to the sound and its noise alike.
+        "lowpass": lambda: A.LowPassFilter(cfg.min_lowpass_hz, cfg.max_lowpass_hz, min_rolloff=24, max_rolloff=48, p=p),
     }
     compose = A.Compose([steps[name]() for name in steps if name in cfg.transforms])
     return lambda samples, rate: compose(samples=samples, sample_rate=rate)

@@ -64,12 +64,17 @@ class WaveformAugmentConfig:
     min_stretch: float = 1.0  # time-stretch rate in [min_stretch, max_stretch]; 1, 1 = off
     max_stretch: float = 1.0
     shift_seconds: float = 0.0  # time shift drawn from ±seconds (no wrap-around)
+    # Band-limiting, as phones, cheap recorders and low-bitrate codecs do: a low-pass at a
+    # cutoff in [min_lowpass_hz, max_lowpass_hz] (24-48 dB/octave); null = off.
+    min_lowpass_hz: float | None = None
+    max_lowpass_hz: float = 7500.0
 
     @property
     def transforms(self) -> list[str]:
         """The transforms switched on, by name."""
         on = {"gain": self.gain_db > 0, "noise": self.min_snr_db is not None, "pitch": self.pitch_semitones > 0,
-              "stretch": (self.min_stretch, self.max_stretch) != (1.0, 1.0), "shift": self.shift_seconds > 0}
+              "stretch": (self.min_stretch, self.max_stretch) != (1.0, 1.0), "shift": self.shift_seconds > 0,
+              "lowpass": self.min_lowpass_hz is not None}
         return [name for name, enabled in on.items() if enabled]
 
 
@@ -254,9 +259,11 @@ def _validate(recipe: Recipe, where: str) -> None:
          "train.waveform gain_db, pitch_semitones and shift_seconds are ± ranges: give them as >= 0"),
         (wave.min_snr_db is None or wave.min_snr_db <= wave.max_snr_db, "train.waveform.min_snr_db must be <= max_snr_db"),
         (0 < wave.min_stretch <= wave.max_stretch, "train.waveform needs 0 < min_stretch <= max_stretch"),
+        (wave.min_lowpass_hz is None or 0 < wave.min_lowpass_hz <= wave.max_lowpass_hz,
+         "train.waveform needs 0 < min_lowpass_hz <= max_lowpass_hz"),
         (not wave.copies or wave.transforms,
          "train.waveform.copies > 0 but no transform is on (set gain_db, min_snr_db, pitch_semitones, "
-         "min_stretch/max_stretch or shift_seconds)"),
+         "min_stretch/max_stretch, shift_seconds or min_lowpass_hz)"),
         (wave.copies or not wave.transforms,
          f"train.waveform switches on {', '.join(wave.transforms)} but copies is 0: set train.waveform.copies"),
     ]

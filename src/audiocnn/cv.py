@@ -85,8 +85,8 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
     for split in splits:
         fold_dir = out / split.name
         if (fold_dir / "metrics.json").is_file():
-            if not (fold_dir / robustness.FILE).is_file() and (fold_dir / "model").is_dir():
-                # a fold finished before robustness was scored: score its saved model
+            if robustness.missing(fold_dir) and (fold_dir / "model").is_dir():
+                # a fold finished before robustness (or one of its conditions) existed: score its saved model
                 robustness.save_fold(fold_dir, bundle.load(fold_dir / "model").model, split.test, dataset.classes,
                                      recipe.data.clip_seconds)
             continue  # finished earlier: resume with the next fold

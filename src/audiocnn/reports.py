@@ -42,13 +42,13 @@ def write_summary(run: Path, classes: list[str]) -> dict[str, Any]:
 
 
 def fold_robustness(fold_dirs: list[Path]) -> dict[str, float]:
-    """Mean accuracy per condition over the folds that scored it (`robustness.json`); {} if none did."""
-    from audiocnn.robustness import FILE
+    """Mean accuracy per condition over the folds, for the conditions every fold scored."""
+    from audiocnn.robustness import scored
 
-    scored = [json.loads((d / FILE).read_text()) for d in fold_dirs if (d / FILE).is_file()]
-    if len(scored) < len(fold_dirs):
-        return {}  # a mean over some folds only would not compare with the clean accuracy
-    return {condition: float(np.mean([s[condition] for s in scored])) for condition in scored[0]} if scored else {}
+    folds = [scored(d) for d in fold_dirs]
+    # a mean over some folds only would not compare with the clean accuracy
+    common = [c for c in folds[0] if all(c in f for f in folds)] if folds else []
+    return {condition: float(np.mean([f[condition] for f in folds])) for condition in common}
 
 
 def _predictions(run: Path, fold_dirs: list[Path], classes: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -152,20 +152,17 @@ def collect(study: Study, out: Path, folds: list[int] | None = None) -> list[Var
     Only `folds` count (default: all found), so a run folder shared with a study over other
     folds cannot mix them in. A robustness condition counts only when every fold scored it.
     """
-    from audiocnn.robustness import FILE
+    from audiocnn.robustness import scored
 
     results = []
     for name in study.variants:
         metrics = [json.loads(p.read_text()) for p in sorted((out / name).glob("fold*/metrics.json"))]
         metrics = [m for m in metrics if folds is None or int(m["split"].removeprefix("fold")) in folds]
         fold = [int(m["split"].removeprefix("fold")) for m in metrics]
-        scored = [out / name / f"fold{k}" / FILE for k in fold]
-        robust: dict[str, dict[int, float]] = {}
-        if fold and all(path.is_file() for path in scored):
-            for k, path in zip(fold, scored):
-                for condition, accuracy in json.loads(path.read_text()).items():
-                    if condition != "clean":
-                        robust.setdefault(condition, {})[k] = accuracy
+        by_fold = {k: scored(out / name / f"fold{k}") for k in fold}
+        robust = {condition: {k: by_fold[k][condition] for k in fold}
+                  for condition in (by_fold[fold[0]] if fold else {})
+                  if condition != "clean" and all(condition in f for f in by_fold.values())}
         results.append(VariantResult(name, study.overrides[name], dict(zip(fold, (m["accuracy"] for m in metrics))),
                                      dict(zip(fold, (m["macro_f1"] for m in metrics))),
                                      sum(m.get("train_seconds", 0.0) for m in metrics), robustness=robust))
