@@ -49,9 +49,11 @@ def test_cv_smoke_on_real_esc50_writes_every_report(cli, esc50_root, tmp_path):
         assert fold_model.metrics["accuracy"] == metrics["accuracy"] and len(fold_model.labels) == 50
     assert "| fold | accuracy | macro-F1 |" in (run / "summary.md").read_text()
     assert mpimg.imread(run / "confusion.png").shape[0] > 500
-    # Rerunning resumes: finished folds are not trained again.
+    # Rerunning resumes: finished folds are not trained again, nor are their images made.
     stamp = (run / "fold1" / "metrics.json").stat().st_mtime_ns
-    assert cli(*args).code == 0 and (run / "fold1" / "metrics.json").stat().st_mtime_ns == stamp
+    again = [*args[:-3], tmp_path / "empty-cache", "--no-progress"]
+    assert cli(*again).code == 0 and (run / "fold1" / "metrics.json").stat().st_mtime_ns == stamp
+    assert not list((tmp_path / "empty-cache").glob("**/*.*"))
 
 
 def test_a_tiny_model_learns_a_synthetic_task(tones, tmp_path):

@@ -233,7 +233,7 @@ def _add_training_commands(commands: argparse._SubParsersAction) -> None:
         description="Run every variant of a study file (a base recipe plus section.key: value overrides per "
         "variant; see docs/study-esc50.md and studies/) through the same cross-validation, resuming finished "
         "folds, and write OUT/STUDY.md/.csv (mean ± std accuracy, macro-F1, paired per-fold difference to the "
-        "first variant with a 95%% interval) and OUT/STUDY.png. Studies sharing an OUT reuse identical variants' runs.",
+        "first variant with a 95% interval; the same for quieter, noisy and band-limited test clips) and OUT/STUDY.png. Studies sharing an OUT reuse identical variants' runs.",
     )
     study.add_argument("study", type=Path, help="study YAML")
     study.add_argument("--data-root", required=True, type=Path, help="dataset folder")

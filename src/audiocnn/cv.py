@@ -42,9 +42,19 @@ class Prepared:
 
 def prepare(recipe: Recipe, data_root: Path, cache_dir: Path | None, progress: bool = True) -> Prepared:
     """The dataset (limited as the recipe says), all its images, and each clip's row in them."""
+    return prepare_images(recipe, limited_dataset(recipe, data_root), cache_dir, progress)
+
+
+def limited_dataset(recipe: Recipe, data_root: Path) -> Dataset:
+    """The recipe's dataset with at most `data.limit_per_class` clips per class (all if unset)."""
     dataset = recipe_dataset(recipe, data_root)
     if recipe.data.limit_per_class:
         dataset.clips = _limit(dataset, recipe.data.limit_per_class)
+    return dataset
+
+
+def prepare_images(recipe: Recipe, dataset: Dataset, cache_dir: Path | None, progress: bool = True) -> Prepared:
+    """All images of `dataset` (from the cache where it has them) and each clip's row in them."""
     frontend = create_frontend(recipe.frontend)
     images = clip_images(dataset.clips, frontend, recipe.data.clip_seconds, cache_dir, progress=progress)
     augment = recipe.train.waveform
@@ -74,8 +84,8 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
         raise ConfigError(f"{out}: this run folder was started with a different recipe ({saved}); "
                           f"resuming would mix the two. Use a new --out")
     saved.write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
-    prepared = prepare(recipe, data_root, cache_dir, progress)
-    dataset = prepared.dataset
+    dataset = limited_dataset(recipe, data_root)
+    prepared = None  # images are made (or read from the cache) only if a fold is left to train
     splits = make_splits(dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)
     if folds:
         unknown = sorted(set(folds) - set(dataset.folds))
@@ -90,6 +100,8 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
                 robustness.save_fold(fold_dir, bundle.load(fold_dir / "model").model, split.test, dataset.classes,
                                      recipe.data.clip_seconds)
             continue  # finished earlier: resume with the next fold
+        if prepared is None:
+            prepared = prepare_images(recipe, dataset, cache_dir, progress)
         result = fit_split(recipe, create_frontend(recipe.frontend), split_data(split, prepared),
                            len(dataset.classes), fold_dir, progress=progress)
         if not result.is_global_zero:
