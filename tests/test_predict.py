@@ -232,6 +232,9 @@ def test_timelines_for_several_files_go_to_a_folder(cli, tone_model, low_then_hi
     result = cli("predict", low_then_high, copy, "--model", tone_model, "--timeline", tmp_path / "lanes")
     assert result.code == 0, result.err
     assert sorted(p.name for p in (tmp_path / "lanes").iterdir()) == ["copy.timeline.png", "low_then_high.timeline.png"]
+    one_picture = cli("predict", low_then_high, copy, "--model", tone_model, "--timeline", tmp_path / "both.png")
+    assert one_picture.code != 0 and "--timeline" in one_picture.err and "2 files" in one_picture.err
+    assert not (tmp_path / "both.png").exists() and one_picture.out == ""  # refused before any work
 
 
 def test_denoise_quiets_the_gaps_and_keeps_the_events():

@@ -75,6 +75,9 @@ def _predict(args: argparse.Namespace) -> int:
     if not 0.0 <= args.min_confidence <= 1.0:
         raise ConfigError(f"--min-confidence must be between 0 and 1 (got {args.min_confidence:g})")
     files = expand_paths(args.audio)
+    if args.timeline is not None and len(files) > 1 and args.timeline.suffix.lower() == ".png":
+        raise ConfigError(f"--timeline {args.timeline} names one picture, but there are {len(files)} files: "
+                          "give a folder instead (each file gets FOLDER/NAME.timeline.png)")
     model = bundle.load(args.model or default_model(), backbone=args.runtime != "int8")  # int8: its own graph
     strength = args.denoise_strength if args.denoise_strength is not None else DEFAULT_STRENGTH if args.denoise else 0.0
     predictor = Predictor(model, window_seconds=args.window, hop_seconds=args.hop, batch_size=args.batch_size,
