@@ -51,7 +51,7 @@ def test_cv_smoke_on_real_esc50_writes_every_report(cli, esc50_root, tmp_path):
     assert mpimg.imread(run / "confusion.png").shape[0] > 500
     # Rerunning resumes: finished folds are not trained again, nor are their images made.
     stamp = (run / "fold1" / "metrics.json").stat().st_mtime_ns
-    again = [*args[:-3], tmp_path / "empty-cache", "--no-progress"]
+    again = [*args[:-2], tmp_path / "empty-cache", "--no-progress"]
     assert cli(*again).code == 0 and (run / "fold1" / "metrics.json").stat().st_mtime_ns == stamp
     assert not list((tmp_path / "empty-cache").glob("**/*.*"))
 
