@@ -28,6 +28,15 @@ from audiocnn.train import resolve_precision
 from backbones import images_per_second, matmul_gflops
 
 
+def robustness_per_fold(run: Path) -> dict[str, dict[str, float]]:
+    """Condition -> foldK -> accuracy, from each fold's robustness.json (for paired comparisons)."""
+    table: dict[str, dict[str, float]] = {}
+    for path in sorted(run.glob("fold*/robustness.json")):
+        for condition, accuracy in json.loads(path.read_text()).items():
+            table.setdefault(condition, {})[path.parent.name] = accuracy
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/esc50"))
@@ -54,6 +63,7 @@ def main() -> None:
         "recipe": str(args.recipe), "overrides": args.overrides, "machine": platform.node(),
         "threads": torch.get_num_threads(), "precision": precision, "wall_seconds_this_call": wall,
         "train_images_per_second": train_rate, "matmul_fp32_gflops": gflops, **summary,
+        "robustness_per_fold": robustness_per_fold(args.out),
     }
     (args.out / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "per_class_f1"}, indent=2))
