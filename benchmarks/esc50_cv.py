@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from audiocnn import robustness
 from audiocnn.config import load_recipe
 from audiocnn.cv import run_cv
 from audiocnn.models import create
@@ -31,9 +32,9 @@ from backbones import images_per_second, matmul_gflops
 def robustness_per_fold(run: Path) -> dict[str, dict[str, float]]:
     """Condition -> foldK -> accuracy, from each fold's robustness.json (for paired comparisons)."""
     table: dict[str, dict[str, float]] = {}
-    for path in sorted(run.glob("fold*/robustness.json")):
-        for condition, accuracy in json.loads(path.read_text()).items():
-            table.setdefault(condition, {})[path.parent.name] = accuracy
+    for fold_dir in sorted(p.parent for p in run.glob("fold*/metrics.json")):
+        for condition, accuracy in robustness.scored(fold_dir).items():
+            table.setdefault(condition, {})[fold_dir.name] = accuracy
     return table
 
 
