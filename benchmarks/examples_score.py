@@ -7,11 +7,13 @@ ESC-50 class is the part before the first "-". Every model here classifies each 
 `audiocnn predict` does (windows, then the mean over them), and counts its top-1 hits.
 
 Eight clips are few: one clip is 12.5 points. Read the per-clip hits over the 5 fold models of
-a variant, not one model's score.
+a variant, not one model's score, or score the 38 recordings of `real_world_set.py` with
+--examples.
 
     .venv/bin/python benchmarks/examples_score.py runs/study-esc50/base runs/study-esc50/none \\
         --json benchmarks/results/examples_study.json
     .venv/bin/python benchmarks/examples_score.py --bundle src/audiocnn/bundled/esc50-mobilenetv2
+    .venv/bin/python benchmarks/examples_score.py --examples runs/real-world runs/esc50-cpu-v2
 """
 
 from __future__ import annotations
@@ -64,6 +66,32 @@ def summarise(models: dict[str, dict[str, str]], files: list[Path]) -> dict:
             "hits_per_file": per_file, "predictions": models}
 
 
+def print_tables(results: dict, files: list[Path]) -> None:
+    """One row per model; the per-file hits as columns for a few files, else as rows."""
+    if len(files) <= 12:
+        short = {p.name: true_label(p)[:8] for p in files}
+        print("| model | top-1 on examples | " + " | ".join(short.values()) + " |")
+        print("|---|---:|" + "---:|" * len(files))
+        for name, r in results.items():
+            cells = " | ".join(f"{r['hits_per_file'][p.name]}/{r['models']}" for p in files)
+            print(f"| {name} | {r['mean_top1']:.1%} | {cells} |")
+        return
+    print("| model | models | top-1 on examples |\n|---|---:|---:|")
+    for name, r in results.items():
+        print(f"| {name} | {r['models']} | {r['mean_top1']:.1%} |")
+    names = list(results)
+    print("\n| file | " + " | ".join(Path(name).name for name in names) + " |")
+    print("|---|" + "---|" * len(names))
+    for p in files:
+        cells = []
+        for name in names:
+            r = results[name]
+            calls = sorted({top[p.name] for top in r["predictions"].values()} - {true_label(p)})
+            wrong = f" (else {', '.join(calls)})" if calls else ""
+            cells.append(f"{r['hits_per_file'][p.name]}/{r['models']}{wrong}")
+        print(f"| {p.name} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*", type=Path, help="cv/study variant folders with foldK/model")
@@ -75,12 +103,7 @@ def main() -> None:
     started = time.time()
     results = {str(run): score_run(run, files) for run in args.runs}
     results |= {str(b): summarise({b.name: score_model(b, files)}, files) for b in args.bundle}
-    short = {p.name: p.name.split("-", 1)[0][:8] for p in files}
-    print("| model | top-1 on examples | " + " | ".join(short.values()) + " |")
-    print("|---|---:|" + "---:|" * len(files))
-    for name, r in results.items():
-        cells = " | ".join(f"{r['hits_per_file'][p.name]}/{r['models']}" for p in files)
-        print(f"| {name} | {r['mean_top1']:.1%} | {cells} |")
+    print_tables(results, files)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": platform.processor() or platform.machine(),

@@ -65,6 +65,14 @@ def test_lowpass_removes_what_lies_above_the_drawn_cutoff():
     assert _rms_db(high) - _rms_db(augmented_waveform(transform, high, RATE, seed=0)) > 24  # >= 1 octave at >= 24 dB/oct
 
 
+def test_eq_changes_the_level_of_a_tone_by_a_drawn_gain_within_the_range():
+    transform = waveform_transform(WaveformAugmentConfig(copies=1, p=1.0, eq_db=12))
+    tone = _tone(1.0, 1000.0)  # at 8 kHz: the bands must stay below 4 kHz to stay stable
+    changes = [_rms_db(augmented_waveform(transform, tone, RATE, seed=seed)) - _rms_db(tone) for seed in range(8)]
+    assert max(abs(c) for c in changes) < 36  # three bands, each within ±12 dB
+    assert np.std(changes) > 1  # a different microphone per copy, not one fixed filter
+
+
 def test_waveform_settings_must_come_with_copies_and_the_reverse():
     with pytest.raises(ConfigError, match="copies is 0"):
         load_recipe(SMOKE, ["train.waveform.gain_db=6"])
@@ -74,11 +82,13 @@ def test_waveform_settings_must_come_with_copies_and_the_reverse():
         load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.min_stretch=1.3", "train.waveform.max_stretch=1.2"])
     with pytest.raises(ConfigError, match="min_lowpass_hz <= max_lowpass_hz"):
         load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.min_lowpass_hz=8000"])
+    with pytest.raises(ConfigError, match="eq_db are ± ranges"):
+        load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.eq_db=-3"])
     with pytest.raises(ConfigError, match="unknown key"):
         load_recipe(SMOKE, ["train.waveform.pitch=2"])
     recipe = load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.min_snr_db=0", "train.waveform.gain_db=6",
-                                 "train.waveform.min_lowpass_hz=2000"])
-    assert recipe.train.waveform.transforms == ["gain", "noise", "lowpass"]
+                                 "train.waveform.min_lowpass_hz=2000", "train.waveform.eq_db=6"])
+    assert recipe.train.waveform.transforms == ["gain", "noise", "eq", "lowpass"]
 
 
 def test_augmented_images_are_cached_per_setting_and_differ_from_the_originals(tones, tmp_path):

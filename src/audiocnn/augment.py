@@ -2,7 +2,7 @@
 
 SpecAugment and mixup act on a batch of images already in memory, so they stay cheap with
 cached features and are redrawn every step: the model never sees the same masked or mixed
-image twice. Waveform transforms (pitch, stretch, noise, gain, shift, low-pass) change the audio before
+image twice. Waveform transforms (pitch, stretch, noise, gain, shift, EQ, low-pass) change the audio before
 the spectrogram, so they cannot be redrawn per step from cached images; instead
 `augmented_waveform` makes a fixed number of seeded copies per clip, which the cache turns
 into images once (see `cache.augmented_images`).
@@ -23,22 +23,47 @@ WaveformTransform = Callable[[np.ndarray, int], np.ndarray]
 
 
 def waveform_transform(cfg: WaveformAugmentConfig) -> WaveformTransform:
-    """The enabled audiomentations transforms as one (samples, rate) → samples function."""
+    """The enabled audiomentations transforms as one (samples, rate) → samples function.
+
+    Built once per sample rate, since the EQ's bands are placed below that rate's Nyquist
+    frequency (filters centred above it blow up).
+    """
     import audiomentations as A
 
     p = cfg.p
     steps = {
-        "pitch": lambda: A.PitchShift(-cfg.pitch_semitones, cfg.pitch_semitones, p=p),
-        "stretch": lambda: A.TimeStretch(cfg.min_stretch, cfg.max_stretch, leave_length_unchanged=True, p=p),
-        "shift": lambda: A.Shift(-cfg.shift_seconds, cfg.shift_seconds, shift_unit="seconds", rollover=False, p=p),
-        "gain": lambda: A.Gain(-cfg.gain_db, cfg.gain_db, p=p),
+        "pitch": lambda rate: A.PitchShift(-cfg.pitch_semitones, cfg.pitch_semitones, p=p),
+        "stretch": lambda rate: A.TimeStretch(cfg.min_stretch, cfg.max_stretch, leave_length_unchanged=True, p=p),
+        "shift": lambda rate: A.Shift(-cfg.shift_seconds, cfg.shift_seconds, shift_unit="seconds", rollover=False, p=p),
+        "gain": lambda rate: A.Gain(-cfg.gain_db, cfg.gain_db, p=p),
         # Coloured noise (white to brown) is closer to wind, traffic and hum than white noise.
-        "noise": lambda: A.AddColorNoise(cfg.min_snr_db, cfg.max_snr_db, p=p),
+        "noise": lambda rate: A.AddColorNoise(cfg.min_snr_db, cfg.max_snr_db, p=p),
+        # The microphone's (and room's) colouring applies to the sound and its noise alike.
+        "eq": lambda rate: microphone_eq(cfg.eq_db, rate, p),
         # Last, as the recorder would: its band limit applies to the sound and its noise alike.
-        "lowpass": lambda: A.LowPassFilter(cfg.min_lowpass_hz, cfg.max_lowpass_hz, min_rolloff=24, max_rolloff=48, p=p),
+        "lowpass": lambda rate: A.LowPassFilter(cfg.min_lowpass_hz, cfg.max_lowpass_hz, min_rolloff=24, max_rolloff=48, p=p),
     }
-    compose = A.Compose([steps[name]() for name in steps if name in cfg.transforms])
-    return lambda samples, rate: compose(samples=samples, sample_rate=rate)
+    composed: dict[int, Callable] = {}
+
+    def transform(samples: np.ndarray, rate: int) -> np.ndarray:
+        if rate not in composed:
+            composed[rate] = A.Compose([steps[name](rate) for name in steps if name in cfg.transforms])
+        return composed[rate](samples=samples, sample_rate=rate)
+
+    return transform
+
+
+def microphone_eq(gain_db: float, rate: int, p: float) -> Callable:
+    """A random tone colouring, as another microphone or room gives: bass and treble shelves
+    and one peak, each with a gain drawn from ±gain_db, all placed below the Nyquist frequency."""
+    import audiomentations as A
+
+    nyquist = rate / 2
+    return A.Compose([
+        A.LowShelfFilter(50.0, min(400.0, 0.2 * nyquist), -gain_db, gain_db, p=1.0),
+        A.PeakingFilter(200.0, 0.6 * nyquist, -gain_db, gain_db, min_q=0.5, max_q=2.0, p=1.0),
+        A.HighShelfFilter(min(1500.0, 0.3 * nyquist), 0.7 * nyquist, -gain_db, gain_db, p=1.0),
+    ], p=p)
 
 
 def augmented_waveform(transform: WaveformTransform, samples: np.ndarray, rate: int, seed: int) -> np.ndarray:

@@ -68,13 +68,16 @@ class WaveformAugmentConfig:
     # cutoff in [min_lowpass_hz, max_lowpass_hz] (24-48 dB/octave); null = off.
     min_lowpass_hz: float | None = None
     max_lowpass_hz: float = 7500.0
+    # Another microphone or room: random bass/treble shelves and a peak, each band's gain drawn
+    # from ±eq_db; 0 = off.
+    eq_db: float = 0.0
 
     @property
     def transforms(self) -> list[str]:
         """The transforms switched on, by name."""
         on = {"gain": self.gain_db > 0, "noise": self.min_snr_db is not None, "pitch": self.pitch_semitones > 0,
               "stretch": (self.min_stretch, self.max_stretch) != (1.0, 1.0), "shift": self.shift_seconds > 0,
-              "lowpass": self.min_lowpass_hz is not None}
+              "eq": self.eq_db > 0, "lowpass": self.min_lowpass_hz is not None}
         return [name for name, enabled in on.items() if enabled]
 
 
@@ -255,15 +258,15 @@ def _validate(recipe: Recipe, where: str) -> None:
     checks += [
         (wave.copies >= 0, "train.waveform.copies must be >= 0"),
         (0 < wave.p <= 1, "train.waveform.p must be in (0, 1]"),
-        (wave.gain_db >= 0 and wave.pitch_semitones >= 0 and wave.shift_seconds >= 0,
-         "train.waveform gain_db, pitch_semitones and shift_seconds are ± ranges: give them as >= 0"),
+        (min(wave.gain_db, wave.pitch_semitones, wave.shift_seconds, wave.eq_db) >= 0,
+         "train.waveform gain_db, pitch_semitones, shift_seconds and eq_db are ± ranges: give them as >= 0"),
         (wave.min_snr_db is None or wave.min_snr_db <= wave.max_snr_db, "train.waveform.min_snr_db must be <= max_snr_db"),
         (0 < wave.min_stretch <= wave.max_stretch, "train.waveform needs 0 < min_stretch <= max_stretch"),
         (wave.min_lowpass_hz is None or 0 < wave.min_lowpass_hz <= wave.max_lowpass_hz,
          "train.waveform needs 0 < min_lowpass_hz <= max_lowpass_hz"),
         (not wave.copies or wave.transforms,
          "train.waveform.copies > 0 but no transform is on (set gain_db, min_snr_db, pitch_semitones, "
-         "min_stretch/max_stretch, shift_seconds or min_lowpass_hz)"),
+         "min_stretch/max_stretch, shift_seconds, eq_db or min_lowpass_hz)"),
         (wave.copies or not wave.transforms,
          f"train.waveform switches on {', '.join(wave.transforms)} but copies is 0: set train.waveform.copies"),
     ]
