@@ -5,9 +5,10 @@ clip is 12.5 points). This script builds a larger set of the same kind from the 
 sources: sound effects shipped with Tux Paint stamps and GCompris (other microphones, levels,
 editing and lengths than ESC-50). `real_world/sources.csv` names each file and its ESC-50
 class. The classes were assigned from the file names alone, before any model was run on them,
-and every file whose name names an ESC-50 class (or a plain synonym: bee -> insects, lark ->
-chirping_birds, firetruck -> siren, lightningbolt -> thunderstorm) is in it. The three files
-that are already in `examples/` are left out.
+and every file whose name names an ESC-50 class (or a plain synonym: bee, hornet, mosquito ->
+insects; the songbirds blackbird and lark -> chirping_birds; chickens -> hen; drip ->
+water_drops; firetruck -> siren; lightningbolt -> thunderstorm) is in it. Left out: the three
+files already in `examples/`, and GCompris's frogs in a pond during a storm (two classes at once).
 
 Nothing here is redistributed: the packages are downloaded from Debian (`apt-get download`, or
 put the .deb files in --debs yourself, from https://packages.debian.org/bookworm/<package>).
