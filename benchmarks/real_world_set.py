@@ -103,16 +103,18 @@ def rcc_files(blob: bytes) -> dict[str, bytes]:
 
 def fetch_deb(package: str, version: str, debs: Path) -> Path:
     """The package's .deb in `debs`, downloaded with apt-get if it is not there yet."""
-    found = sorted(debs.glob(f"{package}_{version.split(':')[-1]}_*.deb"))
-    if found:
-        return found[0]
-    debs.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run(["apt-get", "download", f"{package}={version}"], cwd=debs, check=True)
-    except (OSError, subprocess.CalledProcessError) as error:
-        raise SystemExit(f"could not download {package} {version} ({error}); put its .deb in {debs} "
-                         f"(https://packages.debian.org/bookworm/{package})") from error
-    return fetch_deb(package, version, debs)
+    pattern = f"{package}_{version.split(':')[-1]}_*.deb"
+    if not list(debs.glob(pattern)):
+        debs.mkdir(parents=True, exist_ok=True)
+        try:
+            subprocess.run(["apt-get", "download", f"{package}={version}"], cwd=debs, check=True)
+        except (OSError, subprocess.CalledProcessError) as error:
+            raise SystemExit(f"could not download {package} {version} ({error}); put its .deb in {debs} "
+                             f"(https://packages.debian.org/bookworm/{package})") from error
+    found = sorted(debs.glob(pattern))
+    if not found:
+        raise SystemExit(f"no {pattern} in {debs}")
+    return found[0]
 
 
 def build(out: Path, debs: Path) -> list[dict]:
