@@ -131,9 +131,14 @@ def build(out: Path, debs: Path) -> list[dict]:
         member, _, resource = row["member"].partition(":")
         contents = members[row["package"]][member]
         if resource:
-            if member not in rcc_cache:
-                rcc_cache[member] = rcc_files(contents)
-            contents = rcc_cache[member][resource]
+            try:
+                if member not in rcc_cache:
+                    rcc_cache[member] = rcc_files(contents)
+                contents = rcc_cache[member][resource]
+            except (ValueError, struct.error, zlib.error) as error:
+                raise SystemExit(f"{row['package']}: {member}: unreadable Qt resource file ({error})") from error
+            except KeyError:
+                raise SystemExit(f"{row['package']}: {member} has no {resource}") from None
         digest = hashlib.sha256(contents).hexdigest()
         if digest in examples:
             raise SystemExit(f"{row['member']} is already in examples/; take it out of {SOURCES}")

@@ -89,3 +89,21 @@ def test_the_sources_list_names_esc50_classes_and_no_file_twice():
     assert len(rows) == 38
     assert {row["class"] for row in rows} <= set(CLASSES)
     assert len({(row["package"], row["member"]) for row in rows}) == len(rows)
+
+
+def test_build_names_each_file_by_class_and_says_which_resource_is_missing(tmp_path, monkeypatch):
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    rcc = _rcc({"cat.ogg": b"OggS-cat", "dog.wav": b"RIFF-dog"})
+    (debs / "fake_1.0_all.deb").write_bytes(_deb({"usr/share/a.rcc": rcc, "usr/share/hen.ogg": b"OggS-hen"}))
+    sources = tmp_path / "sources.csv"
+    sources.write_text("package,version,member,class\n"
+                       "fake,1.0,usr/share/hen.ogg,hen\n"
+                       "fake,1.0,usr/share/a.rcc:/res/dog.wav,dog\n")
+    monkeypatch.setattr(real_world_set, "SOURCES", sources)
+    written = real_world_set.build(tmp_path / "out", debs)
+    assert [w["file"] for w in written] == ["hen-fake-hen.ogg", "dog-fake-dog.wav"]
+    assert (tmp_path / "out" / "dog-fake-dog.wav").read_bytes() == b"RIFF-dog"
+    sources.write_text("package,version,member,class\nfake,1.0,usr/share/a.rcc:/res/cow.ogg,cow\n")
+    with pytest.raises(SystemExit, match="usr/share/a.rcc has no /res/cow.ogg"):
+        real_world_set.build(tmp_path / "out2", debs)
