@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from audiocnn.study import paired_difference
+from audiocnn.training.study import paired_difference
 
 
 def per_fold(result: dict) -> dict[str, dict[int, float]]:

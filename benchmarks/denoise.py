@@ -27,8 +27,8 @@ import soundfile as sf
 from tqdm import tqdm
 
 from audiocnn import bundle
-from audiocnn.predict import Predictor
-from audiocnn.robustness import degrade, recorded_like_noise
+from audiocnn.inference.predictor import Predictor
+from audiocnn.training.robustness import degrade, recorded_like_noise
 
 SNRS_DB = (20, 10, 5, 0)
 

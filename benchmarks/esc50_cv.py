@@ -22,10 +22,9 @@ import torch
 
 from audiocnn import robustness
 from audiocnn.config import load_recipe
-from audiocnn.cv import run_cv
 from audiocnn.models import create
-from audiocnn.train import resolve_precision
-
+from audiocnn.training.cv import run_cv
+from audiocnn.training.fit import resolve_precision
 from backbones import images_per_second, matmul_gflops
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from audiocnn import bundle
 from audiocnn.audio import audio_files
-from audiocnn.predict import Predictor
+from audiocnn.inference.predictor import Predictor
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from audiocnn import bundle
-from audiocnn.explain_plots import smooth_profile
+from audiocnn.viz.explanations import smooth_profile
 
 
 def main() -> None:

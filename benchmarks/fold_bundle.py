@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from audiocnn import bundle
-from audiocnn.classifier import AudioClassifier
 from audiocnn.config import recipe_from_dict
-from audiocnn.cv import prepare, split_data
 from audiocnn.datasets import make_splits
 from audiocnn.features import create_frontend
 from audiocnn.models import create
-from audiocnn.train import normalisation, predict_images
+from audiocnn.models.classifier import AudioClassifier
+from audiocnn.training.cv import prepare, split_data
+from audiocnn.training.fit import normalisation, predict_images
 
 
 def main() -> None:
@@ -56,7 +56,7 @@ def main() -> None:
     truth = data.test[1].numpy()
     with (fold_dir / "predictions.csv").open() as handle:
         scored = np.array([[float(r[c]) for c in prepared.dataset.classes] for r in csv.DictReader(handle)])
-    metrics = {"split": split.name, "checkpoint": f"{args.checkpoint}.ckpt", "epoch": int(checkpoint["epoch"]) + 1,
+    metrics = {"split": split.name, "test_fold": split.test_fold, "checkpoint": f"{args.checkpoint}.ckpt", "epoch": int(checkpoint["epoch"]) + 1,
                "accuracy": float((probabilities.argmax(1) == truth).mean()),
                "scored_model_accuracy": float((scored.argmax(1) == truth).mean()),
                "agreement_with_scored_model": float((probabilities.argmax(1) == scored.argmax(1)).mean())}

@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from audiocnn import bundle
-from audiocnn.classifier import AudioClassifier
-from audiocnn.cv import recipe_dataset
-from audiocnn.inference import OnnxBackbone
-from audiocnn.quantize import int8_graph, quantize
-from audiocnn.robustness import CONDITIONS, evaluate
+from audiocnn.datasets import split_fold
+from audiocnn.datasets.recipe import recipe_dataset
+from audiocnn.inference.quantize import int8_graph, quantize
+from audiocnn.inference.runtimes import OnnxBackbone
+from audiocnn.models.classifier import AudioClassifier
+from audiocnn.training.robustness import CONDITIONS, evaluate
 
 
 def main() -> None:
@@ -44,7 +45,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as work:
             copy = Path(shutil.copytree(model_dir, Path(work) / "model"))
             model = bundle.load(copy)
-            fold = int(str(model.metrics["split"]).removeprefix("fold"))
+            fold = split_fold(model.metrics)
             start = time.perf_counter()
             info = quantize(model, args.data, n_clips=args.clips, progress=False)
             seconds = time.perf_counter() - start

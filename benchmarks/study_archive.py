@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 
 from audiocnn.config import recipe_from_dict
-from audiocnn.cv import same_recipe
+from audiocnn.training.cv import same_recipe
 
 KEPT = ("metrics.json", "robustness.json")
 PREDICTION_COLUMNS = ("path", "label", "predicted", "confidence", "correct")

@@ -13,7 +13,7 @@ import torch
 
 from audiocnn.config import load_recipe
 from audiocnn.features import create_frontend
-from audiocnn.train import SplitData, fit_split
+from audiocnn.training.fit import SplitData, fit_split
 
 
 class Spy(L.Callback):

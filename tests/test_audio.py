@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import write_tone
 
 from audiocnn import audio
 from audiocnn.errors import AudioError
+from conftest import write_tone
 
 
 def dominant_hz(wave: np.ndarray, rate: int) -> float:

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from audiocnn.augment import augmented_waveform, waveform_transform
-from audiocnn.cache import augmented_images, clip_images
 from audiocnn.config import WaveformAugmentConfig, load_recipe
-from audiocnn.cv import prepare, run_cv, split_data
 from audiocnn.datasets import load_dataset, make_splits
+from audiocnn.datasets.images import clip_images
 from audiocnn.errors import ConfigError
 from audiocnn.features import create_frontend
-from audiocnn.train import RandomCopy
-
+from audiocnn.training.augment import augmented_waveform, waveform_transform
+from audiocnn.training.cache import augmented_images
+from audiocnn.training.cv import prepare, run_cv, split_data
+from audiocnn.training.fit import RandomCopy
 from conftest import SMOKE, TINY
 
 RATE = 8000
@@ -121,7 +121,7 @@ def test_random_copy_shows_every_version_of_a_clip():
 
 
 def test_training_uses_the_copies_of_the_training_clips_only(tones, tmp_path, monkeypatch):
-    import audiocnn.train as train
+    import audiocnn.training.fit as train
 
     shown: list[tuple[type, int]] = []
     real_loader = train._loader

@@ -9,11 +9,11 @@ import torch
 from safetensors.torch import save_file
 
 from audiocnn import bundle
-from audiocnn.classifier import AudioClassifier
 from audiocnn.config import load_recipe
 from audiocnn.errors import BundleError
 from audiocnn.features import create_frontend
 from audiocnn.models import create
+from audiocnn.models.classifier import AudioClassifier
 
 
 @pytest.fixture

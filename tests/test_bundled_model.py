@@ -9,7 +9,7 @@ import pytest
 
 from audiocnn import bundle
 from audiocnn.bundled import default_model
-from audiocnn.predict import Predictor
+from audiocnn.inference.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p for p in (REPO / "examples").iterdir() if p.suffix in {".wav", ".flac", ".ogg"})
@@ -62,7 +62,7 @@ def test_the_bundled_8_bit_model_belongs_to_its_weights_and_names_the_examples_a
     float (hen 0.14, chirping_birds 0.12), and int8 says chirping_birds. Where the float model
     leads by 0.05 or more the labels must agree; in a near tie, int8 must pick one of the two.
     """
-    from audiocnn.quantize import int8_graph
+    from audiocnn.inference.quantize import int8_graph
 
     assert int8_graph(shipped).stat().st_size < 5 * 2**20
     float_model, eight_bit = Predictor(shipped, runtime="torch"), Predictor(shipped, runtime="int8")

@@ -14,7 +14,6 @@ import soundfile as sf
 from audiocnn.datasets import load_dataset, make_splits
 from audiocnn.datasets.base import group_of
 from audiocnn.errors import DatasetError
-
 from conftest import tiny_wav
 
 TINY = np.full(160, 0.1, dtype=np.float32)  # 10 ms at 16 kHz: real files, instant to write

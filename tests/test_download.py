@@ -13,20 +13,10 @@ from __future__ import annotations
 import io
 import socket
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from download_helpers import (
-    ESC_FILES,
-    FileServer,
-    assert_esc_layout,
-    make_tar,
-    make_zip,
-    make_zip_with_symlink,
-    md5,
-    sha256,
-)
 
 from audiocnn.datasets import archives
 from audiocnn.datasets import download as dl
@@ -38,6 +28,16 @@ from audiocnn.datasets.download import (
     verify_checksum,
 )
 from audiocnn.errors import DatasetError, DownloadError
+from download_helpers import (
+    ESC_FILES,
+    FileServer,
+    assert_esc_layout,
+    make_tar,
+    make_zip,
+    make_zip_with_symlink,
+    md5,
+    sha256,
+)
 
 
 @pytest.fixture(scope="module")

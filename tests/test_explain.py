@@ -22,10 +22,9 @@ from scipy.stats import spearmanr
 from audiocnn import bundle
 from audiocnn.bundled import default_model
 from audiocnn.config import load_recipe
-from audiocnn.cv import train_bundle
 from audiocnn.explain import explain, grad_cam, integrated_gradients, last_feature_layer
-from audiocnn.explain_dataset import class_attributions
-
+from audiocnn.explain.dataset import class_attributions
+from audiocnn.training.cv import train_bundle
 from conftest import SMOKE, TINY, TONE_HZ, tone_clip
 
 REPO = Path(__file__).resolve().parents[1]

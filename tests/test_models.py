@@ -101,7 +101,7 @@ def test_imagenet_from_the_hub_offline_says_what_to_do(monkeypatch):
                                               ("efficientnet_b0", True), ("densenet121", False)])
 def test_folding_batchnorm_keeps_outputs_and_removes_norm_layers(name, all_folded):
     """DenseNet normalises *before* most convolutions; only its conv→norm pairs can fold."""
-    from audiocnn.inference import fold_batchnorm
+    from audiocnn.inference.runtimes import fold_batchnorm
 
     torch.manual_seed(0)
     model = create(name, 5, 1, "none").eval()
@@ -122,7 +122,7 @@ def test_folding_batchnorm_keeps_outputs_and_removes_norm_layers(name, all_folde
 
 
 def test_folding_is_refused_when_module_order_lies_about_data_flow():
-    from audiocnn.inference import fold_batchnorm
+    from audiocnn.inference.runtimes import fold_batchnorm
 
     class Tricky(torch.nn.Module):
         def __init__(self) -> None:
@@ -142,7 +142,7 @@ def test_folding_is_refused_when_module_order_lies_about_data_flow():
 
 @pytest.mark.parametrize("name", ["mobilenetv2_100", "resnet18"])
 def test_onnx_runtime_inference_matches_torch_and_is_exported_once(name, tmp_path):
-    from audiocnn.inference import OnnxBackbone, for_inference
+    from audiocnn.inference.runtimes import OnnxBackbone, for_inference
 
     torch.manual_seed(0)
     model = create(name, 5, 1, "none").eval()
@@ -164,7 +164,7 @@ def test_onnx_runtime_inference_matches_torch_and_is_exported_once(name, tmp_pat
 
 
 def test_torch_runtime_runs_channels_last():
-    from audiocnn.inference import ChannelsLast, for_inference
+    from audiocnn.inference.runtimes import ChannelsLast, for_inference
 
     model = create("resnet18", 3, 1, "none").eval()
     x = torch.randn(2, 1, 32, 48)
@@ -188,7 +188,7 @@ class _Drifting(torch.nn.Module):
 
 
 def test_an_onnx_graph_that_disagrees_with_torch_is_never_used(tmp_path):
-    from audiocnn.inference import ChannelsLast, for_inference
+    from audiocnn.inference.runtimes import ChannelsLast, for_inference
 
     x = torch.randn(2, 1, 16, 16)
     with pytest.raises(ConfigError, match="--runtime onnx: the exported graph .* other outputs"):

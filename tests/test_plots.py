@@ -6,7 +6,8 @@ import matplotlib.image as mpimg
 import numpy as np
 
 from audiocnn.features import create_frontend
-from audiocnn.plots import MAX_FIGURE_SECONDS, excerpt, feature_figure, frequency_ticks
+from audiocnn.viz.axes import frequency_ticks
+from audiocnn.viz.features import MAX_FIGURE_SECONDS, excerpt, feature_figure
 
 
 def test_frequency_ticks_sit_where_those_frequencies_are():
@@ -49,7 +50,7 @@ def test_an_excerpt_has_its_own_time_axis(esc50_clip):
     import torch
 
     from audiocnn import audio
-    from audiocnn.plots import draw_image
+    from audiocnn.viz.axes import draw_image
 
     frontend = create_frontend("mel")
     wave = audio.load(esc50_clip, 16_000, offset=2.0, duration=1.0)

@@ -15,10 +15,11 @@ import soundfile as sf
 
 from audiocnn import bundle
 from audiocnn.config import load_recipe
-from audiocnn.denoise import reduce_noise
-from audiocnn.cv import train_bundle
-from audiocnn.predict import Predictor, window_count, windows
-from audiocnn.prediction_formats import RAVEN_COLUMNS
+from audiocnn.inference.denoise import reduce_noise
+from audiocnn.inference.formats import RAVEN_COLUMNS
+from audiocnn.inference.predictor import Predictor
+from audiocnn.inference.windows import window_count, windows
+from audiocnn.training.cv import train_bundle
 from conftest import SMOKE, TINY, TONE_HZ, tone_clip
 
 RATE = 16_000

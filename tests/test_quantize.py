@@ -14,12 +14,11 @@ from safetensors.torch import load_file, save_file
 
 from audiocnn import bundle
 from audiocnn.config import load_recipe
-from audiocnn.cv import train_bundle
 from audiocnn.datasets import make_splits
 from audiocnn.errors import BundleError, ConfigError
-from audiocnn.predict import Predictor
-from audiocnn.quantize import INT8_GRAPH, INT8_INFO, calibration_clips, int8_graph
-
+from audiocnn.inference.predictor import Predictor
+from audiocnn.inference.quantize import INT8_GRAPH, INT8_INFO, calibration_clips, int8_graph
+from audiocnn.training.cv import train_bundle
 from conftest import SMOKE, TINY
 
 
@@ -48,7 +47,6 @@ def test_calibration_on_gtzan_filtered_never_uses_its_fixed_test_list(quantized,
     from dataclasses import replace
 
     from audiocnn.datasets import load_dataset
-
     from conftest import GENRES
 
     model = bundle.load(quantized)

@@ -10,9 +10,9 @@ import pytest
 
 from audiocnn import bundle
 from audiocnn.config import load_recipe
-from audiocnn.cv import recipe_dataset, run_cv
-from audiocnn.robustness import CONDITIONS, clip_noise, degrade, evaluate, recorded_like_noise
-
+from audiocnn.datasets.recipe import recipe_dataset
+from audiocnn.training.cv import run_cv
+from audiocnn.training.robustness import CONDITIONS, clip_noise, degrade, evaluate, recorded_like_noise
 from conftest import SMOKE, TINY
 
 RATE = 16_000
@@ -68,7 +68,7 @@ def test_a_folds_clean_score_is_its_test_accuracy_and_noise_costs_accuracy(tones
 
 
 def test_a_summary_shows_only_the_conditions_every_fold_was_scored_on(tmp_path):
-    from audiocnn.reports import fold_robustness
+    from audiocnn.training.reports import fold_robustness
 
     folds = [tmp_path / "fold1", tmp_path / "fold2"]
     for fold, scores in zip(folds, ({"clean": 0.8, "snr0": 0.4, "band4k": 0.6}, {"clean": 0.6, "snr0": 0.2})):

@@ -13,8 +13,7 @@ import yaml
 
 from audiocnn.config import load_recipe
 from audiocnn.errors import ConfigError
-from audiocnn.study import collect, load_study, paired_difference, run_study
-
+from audiocnn.training.study import collect, load_study, paired_difference, run_study
 from conftest import SMOKE, TINY
 
 

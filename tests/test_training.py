@@ -15,14 +15,13 @@ import soundfile as sf
 import torch
 
 from audiocnn import bundle
-from audiocnn.augment import mixup, spec_augment
-from audiocnn.cache import cache_key, clip_images
 from audiocnn.config import SpecAugmentConfig, load_recipe
-from audiocnn.cv import prepare, run_cv, split_data, train_bundle
 from audiocnn.datasets import load_dataset, make_splits
+from audiocnn.datasets.images import cache_key, clip_images
 from audiocnn.features import create_frontend
-from audiocnn.train import fit_split
-
+from audiocnn.training.augment import mixup, spec_augment
+from audiocnn.training.cv import prepare, run_cv, split_data, train_bundle
+from audiocnn.training.fit import fit_split
 from conftest import SMOKE, TINY
 
 
@@ -185,8 +184,8 @@ def test_train_all_data_via_cli_writes_a_bundle(cli, tones, tmp_path):
 
 
 def test_dataset_options_in_a_recipe_reach_the_loader_or_are_refused(esc50_root, tmp_path):
-    from audiocnn.cv import prepare
     from audiocnn.errors import DatasetError
+    from audiocnn.training.cv import prepare
 
     with pytest.raises(DatasetError, match="esc50: does not take n_folds"):
         prepare(load_recipe(SMOKE, ["data.folds=3"]), esc50_root, None, progress=False)

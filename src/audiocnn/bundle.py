@@ -2,7 +2,10 @@
 
 `config.json` holds everything needed to turn a recording into the model's input and its
 output into names: labels, sample rate, clip length, frontend, backbone, normalisation, and
-the recipe and metrics it was trained with. Weights are read with safetensors only, never
+the recipe and metrics it was trained with. It also carries the keys timm reads
+(`architecture`, `num_classes`, `label_names`, `model_args`, `pretrained_cfg`), so
+`timm.create_model("local-dir:BUNDLE", pretrained=True)` builds the CNN with its weights for
+anyone who wants the image model alone. Weights are read with safetensors only, never
 unpickled, so opening a downloaded bundle cannot run code.
 """
 
@@ -16,10 +19,11 @@ from typing import Any
 import torch
 
 from audiocnn import __version__
-from audiocnn.classifier import AudioClassifier
 from audiocnn.config import Recipe, recipe_from_dict
+from audiocnn.datasets.base import split_fold
 from audiocnn.errors import AudiocnnError, BundleError, ConfigError
 from audiocnn.features import create_frontend
+from audiocnn.models.classifier import AudioClassifier
 
 FORMAT = "audiocnn-bundle"
 VERSION = 1
@@ -64,9 +68,34 @@ def save(path: str | Path, model: AudioClassifier, labels: list[str], recipe: Re
         "normalisation": {"mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist()},
         "metrics": metrics or {},
         "recipe": recipe.to_dict(),
+        **timm_keys(recipe, labels, model),
     }
     (path / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return path
+
+
+def timm_keys(recipe: Recipe, labels: list[str], model: AudioClassifier) -> dict[str, Any]:
+    """The part of config.json timm reads for `timm.create_model("local-dir:BUNDLE", pretrained=True)`.
+
+    The CNN's input is the normalised spectrogram image (`input_size`: channels, rows,
+    frames of one window), so `mean`/`std` are the per-channel dB statistics of training
+    images, not ImageNet's.
+    """
+    window = torch.zeros(1, round(recipe.data.clip_seconds * model.frontend.sample_rate))
+    with torch.inference_mode():
+        channels, rows, frames = model.frontend(window).shape[1:]
+    return {
+        "architecture": recipe.model.backbone,
+        "num_classes": len(labels),
+        "label_names": list(labels),
+        "model_args": {"in_chans": channels},
+        "pretrained_cfg": {
+            "input_size": [channels, rows, frames],
+            "mean": model.mean.flatten().tolist(),
+            "std": model.std.flatten().tolist(),
+            "num_classes": len(labels),
+        },
+    }
 
 
 class NoBackbone(torch.nn.Module):
@@ -93,7 +122,7 @@ def load(path: str | Path, *, backbone: bool = True) -> Bundle:
         frontend = create_frontend(config["frontend"])
         labels = [str(label) for label in config["labels"]]
         if backbone:
-            from audiocnn.models import create
+            from audiocnn.models.factory import create
 
             cnn: torch.nn.Module = create(config["backbone"]["name"], len(labels),
                                           int(config["backbone"]["in_chans"]), "none")
@@ -118,7 +147,7 @@ def require_held_out(bundle: Bundle, fold: int) -> None:
     from `audiocnn train --test-fold K`.
     """
     split = bundle.metrics.get("split")
-    if split != f"fold{fold}":
+    if split_fold(bundle.metrics) != fold:
         trained = f"trained for split {split!r}" if split else "not marked with the fold it left out"
         raise ConfigError(f"{bundle.path}: this model was {trained}, so fold {fold} is not held out from it; "
                           f"use RUN/fold{fold}/model from `audiocnn cv` or `audiocnn train --test-fold {fold}`")

@@ -18,6 +18,7 @@ from audiocnn.datasets.base import (
     assign_folds,
     holdout,
     make_splits,
+    split_fold,
 )
 from audiocnn.errors import DatasetError
 
@@ -56,4 +57,4 @@ def load_dataset(name: str, root: str | Path, **options: Any) -> Dataset:
     return LOADERS[name](root, **options)
 
 
-__all__ = ["Clip", "Dataset", "LOADERS", "Split", "assign_folds", "holdout", "load_dataset", "loader_options", "make_splits"]
+__all__ = ["Clip", "Dataset", "LOADERS", "Split", "assign_folds", "holdout", "load_dataset", "loader_options", "make_splits", "split_fold"]

@@ -59,16 +59,13 @@ def parse_checksum(checksum: str) -> tuple[str, str]:
     return algo, expected
 
 
-def hash_file(path: Path, algo: str, hasher: "hashlib._Hash | None" = None) -> "hashlib._Hash":
+def hash_file(path: Path, algo: str, hasher: hashlib._Hash | None = None) -> hashlib._Hash:
     """Feed the bytes of `path` into a hasher (new, or the one given, to continue a resume)."""
-    hasher = hasher or hashlib.new(algo)
     try:
         with open(path, "rb") as f:
-            for block in iter(lambda: f.read(CHUNK), b""):
-                hasher.update(block)
+            return hashlib.file_digest(f, (lambda: hasher) if hasher is not None else algo)
     except OSError as e:
         raise DownloadError(f"{path}: cannot read to verify its checksum ({e.strerror or e})") from None
-    return hasher
 
 
 def check_digest(path: Path, algo: str, expected: str, actual: str, source: str | None = None) -> None:

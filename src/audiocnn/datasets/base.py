@@ -30,12 +30,34 @@ class Clip:
 
 @dataclass(frozen=True)
 class Split:
-    """One train/val/test partition; `name` says which (e.g. "fold1", "filtered")."""
+    """One train/val/test partition.
+
+    `test_fold` is the fold held out as `test` (None for a published fixed split, or for
+    training on all data); `name` says which split it is in folder names and records
+    ("fold3", "filtered", "all-data").
+    """
 
     name: str
     train: list[Clip]
     val: list[Clip]
     test: list[Clip]
+    test_fold: int | None = None
+
+    @classmethod
+    def for_fold(cls, fold: int, train: list[Clip], val: list[Clip], test: list[Clip]) -> Split:
+        return cls(f"fold{fold}", train, val, test, fold)
+
+
+def split_fold(record: dict) -> int | None:
+    """The test fold of a model's metrics record (None: no fold was held out).
+
+    Records carry `test_fold`; those written before it existed only name the split
+    ("fold3"), so that name is read here, and nowhere else.
+    """
+    if "test_fold" in record:
+        return record["test_fold"]
+    name = str(record.get("split", ""))
+    return int(name.removeprefix("fold")) if name.startswith("fold") and name[4:].isdigit() else None
 
 
 @dataclass
@@ -94,7 +116,7 @@ def make_splits(dataset: Dataset, *, val_fraction: float = 0.1, seed: int = 0) -
         test = [c for c in dataset.clips if c.fold == fold]
         rest = [c for c in dataset.clips if c.fold != fold]
         train, val = holdout(rest, val_fraction, seed)
-        splits.append(Split(f"fold{fold}", train, val, test))
+        splits.append(Split.for_fold(fold, train, val, test))
     return splits
 
 
@@ -127,7 +149,9 @@ def _stratified_group_parts(clips: list[Clip], n_parts: int, seed: int) -> list[
     groups = np.array([group_of(c) for c in clips])
     n_parts = min(n_parts, len(set(groups)), max(count_by(clips, "label").values()))
     parts = np.zeros(len(clips), dtype=int)
-    from sklearn.model_selection import StratifiedGroupKFold  # here: sklearn takes 1.5 s to import, predict never needs it
+    from sklearn.model_selection import (
+        StratifiedGroupKFold,  # here: sklearn takes 1.5 s to import, predict never needs it
+    )
 
     splitter = StratifiedGroupKFold(n_splits=n_parts, shuffle=True, random_state=seed)
     # sklearn warns when a class has fewer members than parts; that is fine for tiny datasets.

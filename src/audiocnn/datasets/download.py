@@ -35,8 +35,9 @@ import os
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from tqdm import tqdm
 
@@ -186,7 +187,7 @@ def _stream(url: str, part: Path, algo: str | None, progress: bool, timeout: flo
     return hasher.hexdigest() if hasher else None
 
 
-def _write(response: BinaryIO, part: Path, mode: str, hasher: "hashlib._Hash | None", url: str,
+def _write(response: BinaryIO, part: Path, mode: str, hasher: hashlib._Hash | None, url: str,
            timeout: float, bar: tqdm) -> int:
     """Copy the body to `part`, hashing as it goes; disk errors name the file, not the URL."""
     received = 0
@@ -217,10 +218,9 @@ def download_file(
     """
     dest = Path(dest)
     algo, expected = parse_checksum(checksum) if checksum else (None, None)
-    if dest.is_file():
-        # Only ever renamed into place once complete: without a checksum nothing to verify against.
-        if algo is None or hash_file(dest, algo).hexdigest() == expected:
-            return dest
+    # A dest is only ever renamed into place once complete: without a checksum nothing to verify against.
+    if dest.is_file() and (algo is None or hash_file(dest, algo).hexdigest() == expected):
+        return dest
     part = dest.with_name(dest.name + ".part")
     _make_folder(dest.parent)
     actual = _stream(url, part, algo, progress, timeout)

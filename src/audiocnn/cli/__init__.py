@@ -1,0 +1,53 @@
+"""The `audiocnn` command: parses arguments, calls the library, prints results.
+
+One module per command group (`data`, `features`, `training`, `predict`, `explain`), their
+shared options in `common`. Every failure the user can fix (bad file, bad option, broken
+dataset) is an `AudiocnnError`; `main` prints its message on one line and exits non-zero,
+never a traceback. Commands that work on many files report each bad one and carry on with
+the rest. Nothing in the library imports this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from audiocnn import __version__
+from audiocnn.cli import data, explain, features, predict, training
+from audiocnn.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, report
+from audiocnn.errors import AudiocnnError
+
+#: Command groups in the order `audiocnn --help` lists them.
+GROUPS = (data, features, training, predict, explain)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args) or EXIT_OK)
+    except (AudiocnnError, OSError) as err:  # OSError: e.g. --out in a folder that cannot be written
+        report(err)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("audiocnn: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audiocnn",
+        description="Classify sounds by turning them into spectrogram images and fine-tuning ImageNet CNNs.",
+    )
+    parser.add_argument("--version", action="version", version=f"audiocnn {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for group in GROUPS:
+        group.add_commands(commands)
+    return parser
+
+
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]

@@ -1,0 +1,117 @@
+"""What every command shares: exit codes, the options several commands take, path helpers.
+
+Each option that more than one command takes is declared here once, as a parent parser
+(`argparse`'s `parents=`), so its name, type, default and help read the same everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from audiocnn.errors import AudiocnnError, ConfigError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+Commands = argparse._SubParsersAction  # what `add_subparsers` returns
+
+
+def _parent() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(add_help=False)
+
+
+def progress_option() -> argparse.ArgumentParser:
+    parent = _parent()
+    parent.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parent
+
+
+def cache_option() -> argparse.ArgumentParser:
+    from audiocnn.datasets.images import default_cache_dir
+
+    parent = _parent()
+    parent.add_argument("--cache-dir", type=Path, default=default_cache_dir(),
+                        help="where computed spectrograms are kept between runs (default %(default)s)")
+    return parent
+
+
+def data_root_option(what: str = "dataset folder (for csv: the CSV file)") -> argparse.ArgumentParser:
+    parent = _parent()
+    parent.add_argument("--data-root", required=True, type=Path, help=what)
+    return parent
+
+
+def model_option(*, required: bool = False, what: str = "model bundle folder") -> argparse.ArgumentParser:
+    parent = _parent()
+    default = "" if required else " (default: the bundled ESC-50 model, non-commercial use only)"
+    parent.add_argument("--model", type=Path, required=required, help=f"{what}{default}")
+    return parent
+
+
+def folds_option(default: str = "all") -> argparse.ArgumentParser:
+    parent = _parent()
+    parent.add_argument("--folds", type=fold_list, help=f"only these folds, e.g. 1,2 (default: {default})")
+    return parent
+
+
+def fold_list(text: str) -> list[int]:
+    try:
+        folds = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected fold numbers like 1,2") from None
+    if not folds:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected fold numbers like 1,2")
+    return folds
+
+
+def report(err: AudiocnnError | OSError) -> None:
+    """One line on stderr: `audiocnn: error: FILE: problem`."""
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"audiocnn: error: {where}{err.strerror or err}", file=sys.stderr)
+    else:
+        print(f"audiocnn: error: {err}", file=sys.stderr)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`["n_mels=64", "fmax=8000"]` -> `{"n_mels": 64, "fmax": 8000}` (values parsed as YAML)."""
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            values[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: cannot parse the value") from None
+    return values
+
+
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Files as given, folders expanded to the audio files inside; a missing path is an error."""
+    from audiocnn.audio import audio_files
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = audio_files(path)
+            if not found:
+                raise ConfigError(f"{path}: folder holds no audio files")
+            files += found
+        elif path.exists():
+            files.append(path)
+        else:
+            raise ConfigError(f"{path}: no such file or folder")
+    return files
+
+
+def load_model(path: Path | None, *, backbone: bool = True):  # noqa: ANN201 - a Bundle; imported lazily
+    """The bundle at `path`, or the bundled model when none is given."""
+    from audiocnn import bundle
+    from audiocnn.bundled import default_model
+
+    return bundle.load(path or default_model(), backbone=backbone)

@@ -1,0 +1,106 @@
+"""`audiocnn cv`, `audiocnn train` and `audiocnn study`: cross-validate, train a bundle, compare recipes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from audiocnn.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    Commands,
+    cache_option,
+    data_root_option,
+    folds_option,
+    progress_option,
+)
+
+
+def _recipe_options() -> argparse.ArgumentParser:
+    """What `cv` and `train` both take: a recipe and its overrides."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("recipe", type=Path, help="recipe YAML (see recipes/: smoke, cpu, ablation, paper)")
+    parent.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a recipe entry, e.g. --set train.epochs=5 (repeatable)")
+    return parent
+
+
+def add_commands(commands: Commands) -> None:
+    shared = [_recipe_options(), data_root_option(), cache_option(), progress_option()]
+    cv = commands.add_parser(
+        "cv", parents=[*shared, folds_option()], help="cross-validate a recipe over a dataset's folds",
+        description="Train one model per fold and score it on that fold, choosing weights on validation clips "
+        "from the training folds only. Writes per fold metrics.json, predictions.csv, robustness.json and the "
+        "fold's model (a bundle), and summary.json, summary.md and confusion.png for the run. Rerunning resumes: "
+        "finished folds are kept.",
+    )
+    cv.add_argument("--out", required=True, type=Path, help="run folder")
+    cv.set_defaults(handler=_cv)
+
+    train = commands.add_parser(
+        "train", parents=shared, help="train one model and save it as a bundle",
+        description="Train one model and save it as a bundle (model.safetensors + config.json) that predict "
+        "and explain read. With --test-fold K, fold K is held out and scored; with --all-data every "
+        "clip is used (a validation share is still held out for choosing the epoch).",
+    )
+    train.add_argument("--out", required=True, type=Path, help="bundle folder to write")
+    held_out = train.add_mutually_exclusive_group(required=True)
+    held_out.add_argument("--test-fold", type=int, help="hold out and score this fold")
+    held_out.add_argument("--all-data", action="store_true", help="train on every clip")
+    train.set_defaults(handler=_train)
+
+    study = commands.add_parser(
+        "study", parents=[data_root_option("dataset folder"), cache_option(), progress_option(),
+                          folds_option("the study's, else all")],
+        help="compare recipe variants by cross-validation on the same folds",
+        description="Run every variant of a study file (a base recipe plus section.key: value overrides per "
+        "variant; see docs/study-esc50.md and studies/) through the same cross-validation, resuming finished "
+        "folds, and write OUT/STUDY.md/.csv (mean ± std accuracy, macro-F1, paired per-fold difference to the "
+        "first variant with a 95% interval; the same for quieter, noisy and band-limited test clips) and "
+        "OUT/STUDY.png. Studies sharing an OUT reuse identical variants' runs.",
+    )
+    study.add_argument("study", type=Path, help="study YAML")
+    study.add_argument("--out", required=True, type=Path, help="study folder (one run folder per variant)")
+    study.add_argument("--report-only", action="store_true",
+                       help="train nothing: write the report from the folds finished so far")
+    study.set_defaults(handler=_study)
+
+
+def _cv(args: argparse.Namespace) -> int:
+    from audiocnn.config import load_recipe
+    from audiocnn.training.cv import run_cv
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    summary = run_cv(recipe, args.data_root, args.out, folds=args.folds, cache_dir=args.cache_dir,
+                     progress=not args.no_progress)
+    if not summary:
+        return EXIT_OK  # a DDP rank other than 0: rank 0 reports
+    print(f"accuracy {100 * summary['mean_accuracy']:.1f}% ± {100 * summary['std_accuracy']:.1f} over "
+          f"{len(summary['folds'])} fold(s), macro-F1 {summary['mean_macro_f1']:.3f}; report in {args.out}/summary.md")
+    return EXIT_OK
+
+
+def _train(args: argparse.Namespace) -> int:
+    from audiocnn.config import load_recipe
+    from audiocnn.training.cv import train_bundle
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    metrics = train_bundle(recipe, args.data_root, args.out, test_fold=args.test_fold, cache_dir=args.cache_dir,
+                           progress=not args.no_progress)
+    if not metrics:
+        return EXIT_OK  # a DDP rank other than 0: rank 0 reports
+    score = f", test accuracy {100 * metrics['accuracy']:.1f}%" if "accuracy" in metrics else ""
+    print(f"bundle saved to {args.out}{score}")
+    return EXIT_OK
+
+
+def _study(args: argparse.Namespace) -> int:
+    from audiocnn.training.study import load_study, report_path, run_study
+
+    study = load_study(args.study)
+    results = run_study(study, args.data_root, args.out, cache_dir=args.cache_dir, progress=not args.no_progress,
+                        folds=args.folds, train=not args.report_only)
+    print(report_path(study, args.out).read_text())
+    print(f"table: {report_path(study, args.out)}, {report_path(study, args.out, '.csv')}; "
+          f"chart: {report_path(study, args.out, '.png')}")
+    return EXIT_OK if results else EXIT_ERROR

@@ -1,0 +1,95 @@
+"""The images of a dataset's clips, computed once and kept in a feature cache.
+
+On a CPU, decoding and the STFT cost as much as a small CNN's forward pass, so training
+computes the images of all clips once (fixed length, no augmentation) and reuses them for
+every epoch and every fold; quantization and dataset explanations read the same images.
+A cache file is keyed by everything that changes an image (frontend config, clip length,
+each file's path, size and mtime, and any `extra` settings, such as augmentation): a stale
+cache cannot be read, and a cached run gives the same numbers as an uncached one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from platformdirs import user_cache_path
+from tqdm import tqdm
+
+from audiocnn import audio
+from audiocnn.datasets.base import Clip
+from audiocnn.errors import AudioError, DatasetError
+from audiocnn.features import Frontend
+
+#: Clips per frontend call.
+BATCH = 32
+
+
+def default_cache_dir() -> Path:
+    """The per-user feature cache (`~/.cache/audiocnn/features` on Linux; honours XDG_CACHE_HOME)."""
+    return user_cache_path("audiocnn", appauthor=False) / "features"
+
+
+def clip_images(clips: list[Clip], frontend: Frontend, clip_seconds: float, cache_dir: Path | None = None,
+                *, progress: bool = True) -> torch.Tensor:
+    """(len(clips), channels, rows, frames) float32 images, read from / written to `cache_dir`."""
+    key = cache_key(clips, frontend.config(), clip_seconds)
+    return cached(cache_dir, key, lambda: images_of(clip_waves(clips, frontend.sample_rate, clip_seconds, progress),
+                                                    frontend))
+
+
+def cache_key(clips: list[Clip], frontend: dict[str, Any], clip_seconds: float,
+              extra: dict[str, Any] | None = None) -> str:
+    """A digest of everything that changes the images of `clips`."""
+    settings: dict[str, Any] = {"frontend": frontend, "seconds": clip_seconds}
+    if extra:
+        settings["extra"] = extra
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for clip in clips:
+        stat = clip.path.stat()
+        digest.update(f"{clip.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def cached(cache_dir: Path | None, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """The tensor stored under `key`, or `compute()` stored there atomically (no cache: just computed)."""
+    path = Path(cache_dir) / f"{key}.npy" if cache_dir is not None else None
+    if path is not None and path.is_file():
+        return torch.from_numpy(np.load(path))
+    images = compute()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial.npy")  # per process: DDP ranks may race
+        np.save(partial, images.numpy())
+        partial.replace(path)  # atomic: a killed run never leaves a half-written cache
+    return images
+
+
+def clip_waves(clips: list[Clip], rate: int, clip_seconds: float, progress: bool) -> np.ndarray:
+    """Every clip decoded at `rate` and cut or zero-padded to `clip_seconds`; bad clips are one DatasetError."""
+    n_samples = int(round(clip_seconds * rate))
+    waves = np.zeros((len(clips), n_samples), dtype=np.float32)
+    bad: list[str] = []
+    for i, clip in enumerate(tqdm(clips, desc="reading audio", unit="clip", disable=not progress, leave=False)):
+        try:
+            waves[i] = audio.fix_length(audio.load(clip.path, rate), n_samples)
+        except AudioError as err:
+            bad.append(str(err))
+    if bad:
+        listed = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise DatasetError(f"{len(bad)} of {len(clips)} clips cannot be read ({listed}); "
+                           f"`audiocnn data info` lists every problem")
+    return waves
+
+
+def images_of(waves: np.ndarray, frontend: Frontend) -> torch.Tensor:
+    """The frontend's images of (clips, samples) waveforms, computed in batches."""
+    with torch.inference_mode():
+        parts = [frontend(torch.from_numpy(waves[i : i + BATCH])) for i in range(0, len(waves), BATCH)]
+    return torch.cat(parts) if parts else torch.empty(0)

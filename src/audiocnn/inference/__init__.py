@@ -1,0 +1,32 @@
+"""Prediction on recordings: windows → runtime → probabilities → files and formats.
+
+- `windows`: where windows start in a streamed signal, and how the last ones are padded;
+- `predictor`: `Predictor`, a bundle applied window by window to whole recordings;
+- `runtimes`: batch-norm folding, ONNX Runtime, channels-last (outputs unchanged);
+- `quantize`: a bundle's 8-bit graph (`predict --runtime int8`);
+- `files`: many files, bad ones reported, the rest classified;
+- `formats`: table, CSV, JSON and Raven selection tables;
+- `overview`: a file's spectrogram collected while it streams (for `--timeline`);
+- `denoise`: spectral gating before prediction.
+
+Nothing here imports training code, lightning, scikit-learn or matplotlib: the prediction
+path stays light to import and safe to serve.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: What `audiocnn.inference` held before it became this package (now `inference.runtimes`).
+_RUNTIME_NAMES = ("RUNTIMES", "ChannelsLast", "OnnxBackbone", "export_onnx", "fold_batchnorm", "for_inference",
+                  "onnx_cache_dir", "release_freed_memory")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RUNTIME_NAMES:
+        from audiocnn._moved import warn_moved
+        from audiocnn.inference import runtimes
+
+        warn_moved(f"audiocnn.inference.{name}", f"audiocnn.inference.runtimes.{name}")
+        return getattr(runtimes, name)
+    raise AttributeError(f"module 'audiocnn.inference' has no attribute {name!r}")

@@ -1,0 +1,157 @@
+"""Classify recordings of any length: cut them into windows, batch the windows, score them.
+
+A recording is read in blocks (`audio.stream`) and windows are cut from a small rolling
+buffer (`windows`), so memory stays flat for a 10-hour file. A file's summary is the mean of
+its window probabilities. A `Predictor` keeps no per-file state: one instance may classify
+several files at once from several threads (the server does), with the same results as one
+at a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audiocnn import audio
+from audiocnn.bundle import Bundle
+from audiocnn.errors import AudioError, BundleError, ConfigError
+from audiocnn.inference.runtimes import OnnxBackbone, for_inference, release_freed_memory
+from audiocnn.inference.windows import window_count, windows
+from audiocnn.models.classifier import AudioClassifier
+
+#: Seconds read from disk at a time: large enough to be efficient, small enough to stay flat.
+BLOCK_SECONDS = 60.0
+#: Blocks between heap trims: trimming every block cost 15% of the time (pages are faulted in
+#: again), every 10 blocks about 1%, and RSS still stays flat.
+TRIM_EVERY_BLOCKS = 10
+
+BlockObserver = Callable[[np.ndarray], None]
+
+
+@dataclass
+class FilePrediction:
+    """Window-level class probabilities for one recording, and its clip-level summary."""
+
+    path: Path
+    duration: float
+    labels: list[str]
+    starts: np.ndarray  # (windows,) seconds
+    ends: np.ndarray  # (windows,) seconds, capped at the recording's end
+    probabilities: np.ndarray  # (windows, classes)
+
+    @property
+    def summary(self) -> np.ndarray:
+        """Clip-level class probabilities: the mean over windows."""
+        return self.probabilities.mean(axis=0)
+
+    def top(self, probabilities: np.ndarray, k: int, min_confidence: float = 0.0) -> list[tuple[str, float]]:
+        """The `k` most probable labels of one probability row, dropping those below `min_confidence`."""
+        order = np.argsort(-probabilities, kind="stable")[:k]
+        return [(self.labels[i], float(probabilities[i])) for i in order if probabilities[i] >= min_confidence]
+
+
+class Predictor:
+    """A bundle's model applied window by window to whole recordings."""
+
+    def __init__(self, bundle: Bundle, *, window_seconds: float | None = None, hop_seconds: float | None = None,
+                 batch_size: int = 32, denoise: float = 0.0, block_seconds: float = BLOCK_SECONDS,
+                 runtime: str = "auto") -> None:
+        window_seconds = bundle.clip_seconds if window_seconds is None else window_seconds
+        hop_seconds = window_seconds / 2 if hop_seconds is None else hop_seconds
+        if window_seconds <= 0 or hop_seconds <= 0:
+            raise ConfigError(f"--window and --hop must be positive (got {window_seconds:g} s and {hop_seconds:g} s)")
+        if batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1 (got {batch_size})")
+        if not 0.0 <= denoise <= 1.0:
+            raise ConfigError(f"--denoise-strength must be between 0 and 1 (got {denoise:g})")
+        self.bundle = bundle
+        self.rate = bundle.sample_rate
+        self.window = max(1, round(window_seconds * self.rate))
+        trained = bundle.model.eval()
+        example = trained.images(0.1 * torch.randn(2, self.window, generator=torch.Generator().manual_seed(0)))
+        if runtime == "int8":  # the bundle's own 8-bit graph (`audiocnn quantize`), checked against its weights
+            backbone: torch.nn.Module = _int8_backbone(bundle, example, window_seconds)
+        else:
+            backbone = for_inference(trained.backbone, example, runtime=runtime)
+        self.model = AudioClassifier(trained.frontend, backbone, trained.mean.flatten().tolist(),
+                                     trained.std.flatten().tolist()).eval()
+        self.hop = max(1, round(hop_seconds * self.rate))
+        self.batch_size = batch_size
+        self.denoise = denoise  # share of the background removed before windowing; 0 = off
+        self.block_seconds = block_seconds
+        # Blocks read over all files (a batch of short files trims too); next() on a count is atomic.
+        self._blocks_read = itertools.count(1)
+
+    def windows_for(self, seconds: float) -> int:
+        """Windows a recording of `seconds` gives (progress bars size themselves from file headers)."""
+        return window_count(round(seconds * self.rate), self.window, self.hop)
+
+    def predict(self, path: str | Path, *, on_window: Callable[[], None] | None = None,
+                on_block: BlockObserver | None = None) -> FilePrediction:
+        """Class probabilities for every window of `path`; bad audio raises AudioError."""
+        path = Path(path)
+        seen = [0]  # samples read so far: this call's own, so two calls may run at once (the server's threads)
+        blocks = self._blocks(path, on_block, seen)
+        starts: list[int] = []
+        batches: list[np.ndarray] = []
+        pending: list[np.ndarray] = []
+        for start, samples in windows(blocks, self.window, self.hop):
+            starts.append(start)
+            pending.append(samples)
+            if len(pending) == self.batch_size:
+                batches.append(self._score(pending, on_window))
+                pending = []
+        if pending:
+            batches.append(self._score(pending, on_window))
+        if not starts:
+            raise AudioError(f"{path}: holds no samples")
+        n_samples = seen[0]
+        first = np.asarray(starts, dtype=np.float64)
+        return FilePrediction(
+            path=path, duration=n_samples / self.rate, labels=self.bundle.labels,
+            starts=first / self.rate, ends=np.minimum(first + self.window, n_samples) / self.rate,
+            probabilities=np.concatenate(batches),
+        )
+
+    def _blocks(self, path: Path, on_block: BlockObserver | None, seen: list[int]) -> Iterator[np.ndarray]:
+        from audiocnn.inference.denoise import reduce_noise
+
+        for block in audio.stream(path, self.rate, block_seconds=self.block_seconds):
+            if next(self._blocks_read) % TRIM_EVERY_BLOCKS == 0:
+                release_freed_memory()  # keeps RSS flat over hours of audio (see runtimes.release_freed_memory)
+            if self.denoise:
+                block = reduce_noise(block, self.rate, self.denoise)
+            seen[0] += len(block)
+            if on_block is not None:
+                on_block(block)
+            yield block
+
+    def _score(self, pending: list[np.ndarray], on_window: Callable[[], None] | None) -> np.ndarray:
+        with torch.inference_mode():
+            logits = self.model(torch.from_numpy(np.stack(pending)))
+            probabilities = logits.float().softmax(dim=1).numpy()
+        if on_window is not None:
+            for _ in pending:
+                on_window()
+        return probabilities
+
+
+def _int8_backbone(bundle: Bundle, example: torch.Tensor, window_seconds: float) -> torch.nn.Module:
+    """The bundle's 8-bit graph, for windows of the length it was made for; bad files are one-line errors."""
+    from audiocnn.inference.quantize import read_int8
+
+    graph, info = read_int8(bundle)
+    if info.get("input_shape") != list(example.shape[1:]):  # the window is fixed when the graph is made
+        raise ConfigError(f"--runtime int8: the 8-bit graph of {bundle.path} takes {bundle.clip_seconds:g} s windows "
+                          f"only (got --window {window_seconds:g}); use another --runtime for other windows")
+    try:
+        backbone = OnnxBackbone(graph)
+        backbone(example)
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types for a broken graph
+        raise BundleError(f"{graph}: ONNX Runtime cannot run it ({type(err).__name__}: {err})") from None
+    return backbone

@@ -1,0 +1,202 @@
+"""The building blocks of the frontends: their parameters, and batched torch STFT and filterbanks.
+
+Parameters are frozen dataclasses validated on creation (a bad value is a ConfigError naming
+the parameter); times are in milliseconds and turn into samples here, so every frontend
+frames audio the same way. `Stft` matches librosa's framing (centred, zero-padded, periodic
+Hann) and `MelPower` applies librosa's Slaney mel filterbank, which the tests check.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from audiocnn.errors import ConfigError
+
+AMIN_POWER = 1e-10  # floor before log10, as librosa.power_to_db
+
+
+def power_to_db(power: Tensor, top_db: float | None) -> Tensor:
+    """10·log10(power) clipped to `top_db` below each example's (and channel's) peak.
+
+    The clip is per example so that batching never changes a clip's image.
+    """
+    db = 10.0 * torch.log10(power.clamp_min(AMIN_POWER))
+    if top_db is not None:
+        peak = db.amax(dim=(-2, -1), keepdim=True)
+        db = torch.maximum(db, peak - top_db)
+    return db
+
+
+def next_power_of_two(n: int) -> int:
+    return 1 << max(0, int(np.ceil(np.log2(n))))
+
+
+@dataclass(frozen=True)
+class StftParams:
+    """Framing shared by the single-resolution frontends (times in milliseconds)."""
+
+    sample_rate: int = 16_000
+    win_ms: float = 64.0
+    hop_ms: float = 20.0
+    top_db: float | None = 80.0
+
+    def __post_init__(self) -> None:
+        _require(self.sample_rate >= 1000, "sample_rate", "must be at least 1000 Hz")
+        _require(self.win_ms > 0 and self.hop_ms > 0, "win_ms/hop_ms", "must be positive")
+        _require(self.top_db is None or self.top_db > 0, "top_db", "must be positive or null")
+
+    def samples(self, ms: float) -> int:
+        return max(1, int(round(ms * self.sample_rate / 1000.0)))
+
+    @property
+    def win_length(self) -> int:
+        return self.samples(self.win_ms)
+
+    @property
+    def hop_length(self) -> int:
+        return self.samples(self.hop_ms)
+
+    @property
+    def n_fft(self) -> int:
+        return next_power_of_two(self.win_length)
+
+
+@dataclass(frozen=True)
+class MelParams(StftParams):
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float | None = None  # None: Nyquist
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_band(self.sample_rate, self.fmin, self.fmax)
+        _require(self.n_mels >= 1, "n_mels", "must be at least 1")
+
+    @property
+    def top_hz(self) -> float:
+        return self.fmax if self.fmax is not None else self.sample_rate / 2
+
+
+@dataclass(frozen=True)
+class MfccParams(MelParams):
+    n_mfcc: int = 40
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(1 <= self.n_mfcc <= self.n_mels, "n_mfcc", f"must be between 1 and n_mels ({self.n_mels})")
+
+
+@dataclass(frozen=True)
+class GammatoneParams(StftParams):
+    n_bands: int = 128
+    fmin: float = 50.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_band(self.sample_rate, self.fmin, None)
+        _require(self.n_bands >= 1, "n_bands", "must be at least 1")
+
+    @property
+    def n_fft(self) -> int:
+        # As the gammatone package's fft_gtgram: an FFT twice the window, so narrow
+        # low-frequency ERB bands still get several FFT bins each.
+        return next_power_of_two(2 * self.win_length)
+
+
+@dataclass(frozen=True)
+class MultiresParams:
+    """The reference paper's 3-channel log-mel: one channel per (window, hop) pair."""
+
+    sample_rate: int = 16_000
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float | None = None
+    win_ms: tuple[float, ...] = (25.0, 50.0, 100.0)
+    hop_ms: tuple[float, ...] = (10.0, 25.0, 50.0)
+    height: int = 128
+    width: int = 250
+    top_db: float | None = 80.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "win_ms", tuple(float(v) for v in self.win_ms))
+        object.__setattr__(self, "hop_ms", tuple(float(v) for v in self.hop_ms))
+        _require(len(self.win_ms) == len(self.hop_ms) >= 1, "win_ms/hop_ms", "need one hop per window")
+        _require(self.height >= 1 and self.width >= 1, "height/width", "must be positive")
+
+    def channel(self, index: int) -> MelParams:
+        return MelParams(
+            sample_rate=self.sample_rate, win_ms=self.win_ms[index], hop_ms=self.hop_ms[index],
+            top_db=self.top_db, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax,
+        )
+
+
+def _require(ok: bool, name: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(f"frontend parameter {name}: {problem}")
+
+
+def _check_band(sample_rate: int, fmin: float, fmax: float | None) -> None:
+    top = sample_rate / 2 if fmax is None else fmax
+    _require(0 <= fmin < top, "fmin", f"must be >= 0 and below the top frequency ({top:g} Hz)")
+    _require(top <= sample_rate / 2, "fmax", f"must not exceed Nyquist ({sample_rate / 2:g} Hz)")
+
+
+class Stft(nn.Module):
+    """|STFT|² with librosa's framing (centred, zero-padded, periodic Hann)."""
+
+    def __init__(self, n_fft: int, win_length: int, hop_length: int) -> None:
+        super().__init__()
+        self.n_fft, self.win_length, self.hop_length = n_fft, win_length, hop_length
+        self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        spec = torch.stft(
+            x, self.n_fft, self.hop_length, self.win_length, self.window,
+            center=True, pad_mode="constant", return_complex=True,
+        )
+        return spec.real.square() + spec.imag.square()
+
+
+class MelPower(nn.Module):
+    """Mel-band power: librosa's (Slaney) mel filterbank applied to |STFT|².
+
+    The filterbank is ~98% zeros (each FFT bin feeds at most two bands), so on CPU it is
+    applied as a sparse CSR product, which made the whole mel frontend 10-30% faster in our
+    runs (benchmarks/mel_stages.py); on other devices the dense product is used.
+    """
+
+    def __init__(self, p: MelParams) -> None:
+        super().__init__()
+        import librosa
+
+        self.stft = Stft(p.n_fft, p.win_length, p.hop_length)
+        fb = librosa.filters.mel(sr=p.sample_rate, n_fft=p.n_fft, n_mels=p.n_mels, fmin=p.fmin, fmax=p.top_hz)
+        self.register_buffer("filterbank", torch.from_numpy(fb).float(), persistent=False)
+        self._sparse: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        power = self.stft(x)  # (batch, bins, frames), laid out frame-major by torch.stft
+        if power.device.type != "cpu":
+            return torch.matmul(self.filterbank, power)
+        batch, bins, frames = power.shape
+        by_frame = power.transpose(1, 2).reshape(batch * frames, bins)
+        mel = torch.sparse.mm(self._sparse_filterbank(), by_frame.T)  # (bands, batch * frames)
+        return mel.reshape(-1, batch, frames).transpose(0, 1)
+
+    def _sparse_filterbank(self) -> Tensor:
+        if self._sparse is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+                self._sparse = self.filterbank.to_sparse_csr()
+        return self._sparse
+
+
+def mel_centres(p: MelParams) -> np.ndarray:
+    import librosa
+
+    return librosa.mel_frequencies(p.n_mels + 2, fmin=p.fmin, fmax=p.top_hz)[1:-1]

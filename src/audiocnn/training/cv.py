@@ -1,0 +1,185 @@
+"""Cross-validation over a dataset's folds, and training one model for a bundle.
+
+`run_cv` trains one model per fold (resuming folds that already have results), writes each
+fold's `metrics.json`, `predictions.csv` and `robustness.json` (the same test clips quieter
+and under background noise, see `robustness`), then the run's `summary.json`, `summary.md`
+and `confusion.png`. Images are computed once for all clips (see `cache`); every fold then
+indexes into them. Numbers are honest by construction: weights are chosen on validation
+clips from the training folds, and each test fold is scored once, at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+from audiocnn import bundle
+from audiocnn.config import Recipe, recipe_from_dict
+from audiocnn.datasets import Dataset, Split, holdout, make_splits
+from audiocnn.datasets.images import clip_images
+from audiocnn.datasets.recipe import limited_dataset
+from audiocnn.errors import ConfigError
+from audiocnn.features import create_frontend
+from audiocnn.training import robustness
+from audiocnn.training.cache import augmented_images
+from audiocnn.training.fit import FitResult, SplitData, fit_split
+
+
+@dataclass
+class Prepared:
+    """A dataset with the images of all its clips (and their augmented copies, if the recipe asks)."""
+
+    dataset: Dataset
+    images: torch.Tensor  # (clips, channels, rows, frames)
+    copies: torch.Tensor | None  # (copies, clips, channels, rows, frames)
+    rows: dict[Path, int]  # each clip's row in `images`
+
+
+def prepare(recipe: Recipe, data_root: Path, cache_dir: Path | None, progress: bool = True) -> Prepared:
+    """The dataset (limited as the recipe says), all its images, and each clip's row in them."""
+    return prepare_images(recipe, limited_dataset(recipe, data_root), cache_dir, progress)
+
+
+def prepare_images(recipe: Recipe, dataset: Dataset, cache_dir: Path | None, progress: bool = True) -> Prepared:
+    """All images of `dataset` (from the cache where it has them) and each clip's row in them."""
+    frontend = create_frontend(recipe.frontend)
+    images = clip_images(dataset.clips, frontend, recipe.data.clip_seconds, cache_dir, progress=progress)
+    augment = recipe.train.waveform
+    # Copies are made for every clip (test folds too), so one cached file serves all folds;
+    # only the training clips' copies are ever shown to a model.
+    copies = (augmented_images(dataset.clips, frontend, recipe.data.clip_seconds, augment, cache_dir,
+                               seed=recipe.train.seed, progress=progress) if augment.copies else None)
+    return Prepared(dataset, images, copies, {clip.path: i for i, clip in enumerate(dataset.clips)})
+
+
+def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | None = None,
+           cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / "recipe.json"
+    if saved.is_file() and not same_recipe(saved, recipe):
+        raise ConfigError(f"{out}: this run folder was started with a different recipe ({saved}); "
+                          f"resuming would mix the two. Use a new --out")
+    saved.write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
+    dataset = limited_dataset(recipe, data_root)
+    prepared = None  # images are made (or read from the cache) only if a fold is left to train
+    splits = make_splits(dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)
+    if folds:
+        unknown = sorted(set(folds) - set(dataset.folds))
+        if unknown:
+            raise ConfigError(f"--folds {unknown}: {dataset.name} has folds {dataset.folds}")
+        splits = [s for s in splits if s.test_fold in folds]
+    for split in splits:
+        fold_dir = out / split.name
+        if (fold_dir / "metrics.json").is_file():
+            if robustness.missing(fold_dir) and (fold_dir / "model").is_dir():
+                # a fold finished before robustness (or one of its conditions) existed: score its saved model
+                robustness.save_fold(fold_dir, bundle.load(fold_dir / "model").model, split.test, dataset.classes,
+                                     recipe.data.clip_seconds)
+            continue  # finished earlier: resume with the next fold
+        if prepared is None:
+            prepared = prepare_images(recipe, dataset, cache_dir, progress)
+        result = fit_split(recipe, create_frontend(recipe.frontend), split_data(split, prepared),
+                           len(dataset.classes), fold_dir, progress=progress)
+        if not result.is_global_zero:
+            return {}  # under DDP, rank 0 writes the results
+        metrics = write_fold(fold_dir, split, dataset.classes, result)
+        # The fold's model, never trained on its test fold: `predict --model RUN/foldK/model`
+        # gives honest results on that fold's clips (e.g. under noise, see benchmarks/denoise.py).
+        bundle.save(fold_dir / "model", result.model, dataset.classes, recipe, metrics)
+        robustness.save_fold(fold_dir, result.model, split.test, dataset.classes, recipe.data.clip_seconds)
+    from audiocnn.training.reports import write_summary
+
+    return write_summary(out, dataset.classes)
+
+
+def same_recipe(saved: Path, recipe: Recipe) -> bool:
+    """Whether a run folder's `recipe.json` is `recipe`, read through today's defaults.
+
+    A setting added to the recipe since the folder was written takes its default in both, so
+    old run folders still resume; any setting that differs makes them different recipes.
+    """
+    try:
+        return recipe_from_dict(json.loads(saved.read_text()), str(saved)).to_dict() == recipe.to_dict()
+    except (ConfigError, json.JSONDecodeError):
+        return False
+
+
+def train_bundle(recipe: Recipe, data_root: Path, out: Path, *, test_fold: int | None = None,
+                 cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train one model (on all data, or all but `test_fold`) and save it as a bundle at `out`."""
+    prepared = prepare(recipe, data_root, cache_dir, progress)
+    dataset = prepared.dataset
+    if test_fold is not None:
+        by_fold = {s.test_fold: s for s in make_splits(dataset, val_fraction=recipe.data.val_fraction,
+                                                       seed=recipe.data.seed)}
+        if test_fold not in by_fold:
+            raise ConfigError(f"--test-fold {test_fold}: {dataset.name} has folds {dataset.folds}")
+        split = by_fold[test_fold]
+    else:
+        train, val = holdout(dataset.clips, recipe.data.val_fraction, recipe.data.seed)
+        split = Split("all-data", train, val, [])
+    work = out / "training"
+    result = fit_split(recipe, create_frontend(recipe.frontend), split_data(split, prepared),
+                       len(dataset.classes), work, progress=progress)
+    if not result.is_global_zero:
+        return {}  # under DDP, rank 0 writes the bundle
+    metrics = write_fold(work, split, dataset.classes, result) if split.test else training_metrics(split, result)
+    bundle.save(out, result.model, dataset.classes, recipe, metrics)
+    return metrics
+
+
+def split_data(split: Split, prepared: Prepared) -> SplitData:
+    index = prepared.dataset.label_index()
+
+    def picks(clips: list) -> torch.Tensor:
+        return torch.tensor([prepared.rows[c.path] for c in clips], dtype=torch.long)
+
+    def part(clips: list) -> tuple[torch.Tensor, torch.Tensor]:
+        return prepared.images[picks(clips)], torch.tensor([index[c.label] for c in clips], dtype=torch.long)
+
+    copies = prepared.copies[:, picks(split.train)] if prepared.copies is not None else None
+    return SplitData(part(split.train), part(split.val) if split.val else None, part(split.test) if split.test else None,
+                     train_copies=copies)
+
+
+def write_fold(fold_dir: Path, split: Split, classes: list[str], result: FitResult) -> dict[str, Any]:
+    """predictions.csv (one row per test clip, every class probability) and metrics.json."""
+    assert result.test_probabilities is not None
+    probabilities = result.test_probabilities.numpy()
+    truth = np.array([classes.index(c.label) for c in split.test])
+    predicted = probabilities.argmax(axis=1)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    with (fold_dir / "predictions.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "predicted", "confidence", "correct", *classes])
+        for clip, p, k in zip(split.test, probabilities, predicted):
+            writer.writerow([str(clip.path), clip.label, classes[k], f"{p[k]:.4f}", int(clip.label == classes[k]),
+                             *(f"{v:.4f}" for v in p)])
+    metrics = {
+        "split": split.name,
+        "accuracy": float((predicted == truth).mean()),
+        "macro_f1": float(f1_score(truth, predicted, average="macro", labels=range(len(classes)), zero_division=0)),
+        **training_metrics(split, result),
+    }
+    partial = fold_dir / "metrics.json.partial"
+    partial.write_text(json.dumps(metrics, indent=2) + "\n")
+    partial.replace(fold_dir / "metrics.json")  # atomic: it marks the fold finished, and reports read it
+    return metrics
+
+
+def training_metrics(split: Split, result: FitResult) -> dict[str, Any]:
+    """What every trained model records about its training, test fold or not."""
+    return {
+        "split": split.name, **({"test_fold": split.test_fold} if split.test_fold is not None else {}),
+        "n_train": len(split.train), "n_val": len(split.val),
+        **({"n_test": len(split.test)} if split.test else {}),
+        "epochs": result.epochs_trained, "best_val_accuracy": result.best_val_accuracy,
+        "train_seconds": round(result.seconds, 1),
+    }

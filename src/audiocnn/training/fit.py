@@ -1,0 +1,191 @@
+"""Train one model on one split with Lightning: cached images in, an AudioClassifier out.
+
+`fit_split` is the whole path for one fold: normalise with training statistics, train with
+the recipe's optimiser, schedule, precision and augmentation, keep the last epoch or the
+best epoch *on the validation clips* (taken from the training folds; the test fold is never
+looked at), then score the test clips once. Checkpoints make a killed run resumable: rerun
+the same command and it continues from `checkpoints/last.ckpt`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from audiocnn.config import Recipe, TrainConfig
+from audiocnn.features import Frontend
+from audiocnn.models.classifier import AudioClassifier
+from audiocnn.models.factory import create
+from audiocnn.training.module import LitClassifier
+
+
+class _HideAdverts(logging.Filter):
+    """Lightning prints a product tip on every fit; users of a CLI need their own output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_fit(threads: int | None) -> Iterator[None]:
+    """For the length of one fit: Lightning's tip hidden, its torch deprecation warning ignored,
+    and `threads` CPU threads; all three are restored after, so importing or calling the
+    library leaves the process as it found it."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    advert = _HideAdverts()
+    before = torch.get_num_threads()
+    logger.addFilter(advert)
+    try:
+        with warnings.catch_warnings():
+            # Lightning 2.6 calls a torch API that torch 2.14 deprecated; nothing a user can act on.
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
+            if threads:
+                torch.set_num_threads(threads)
+            yield
+    finally:
+        torch.set_num_threads(before)
+        logger.removeFilter(advert)
+
+
+@dataclass
+class SplitData:
+    """Images (already computed) and label indices of one split's three parts."""
+
+    train: tuple[Tensor, Tensor]
+    val: tuple[Tensor, Tensor] | None
+    test: tuple[Tensor, Tensor] | None
+    train_copies: Tensor | None = None  # (copies, n_train, ...): waveform-augmented images of the train clips
+
+
+class RandomCopy(Dataset):
+    """Each item is its original image or one of its augmented copies, drawn anew every epoch."""
+
+    def __init__(self, originals: Tensor, copies: Tensor, labels: Tensor) -> None:
+        self.originals, self.copies = originals, copies  # (n, ...), (copies, n, ...): not concatenated, to save memory
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        version = int(torch.randint(1 + len(self.copies), ()))
+        image = self.originals[index] if version == 0 else self.copies[version - 1, index]
+        return image, self.labels[index]
+
+
+@dataclass
+class FitResult:
+    model: AudioClassifier
+    test_probabilities: Tensor | None  # (n_test, n_classes)
+    epochs_trained: int
+    best_val_accuracy: float | None
+    is_global_zero: bool = True  # under DDP only rank 0 writes results
+    seconds: float = 0.0  # wall time of this call's training (a resumed fold counts only the rest)
+
+
+def resolve_precision(precision: str) -> str:
+    """`auto`: bfloat16 autocast where the hardware does bf16 natively, else float32.
+
+    On a CPU without AVX512-BF16/AMX, bf16 is emulated and trains 10-20× slower than float32
+    (BENCHMARKS.md, benchmarks/backbones.py), so it must not be a default.
+    """
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32-true"
+
+
+def normalisation(images: Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the training images: the model's fixed input scaling."""
+    dims = (0, 2, 3)
+    return images.mean(dim=dims).tolist(), images.std(dim=dims).clamp_min(1e-6).tolist()
+
+
+def fit_split(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, out: Path,
+              *, progress: bool = True, callbacks: list[L.Callback] | None = None) -> FitResult:
+    """Train on `data.train`, choose weights on `data.val`, score `data.test`; logs go to `out`.
+
+    With `train.devices` > 1 (or several nodes) Lightning runs DDP: each rank trains on its own
+    share of every epoch and metrics are reduced across ranks; `callbacks` are added as given.
+    """
+    with quiet_fit(recipe.train.threads):
+        return _fit(recipe, frontend, data, n_classes, out, progress, callbacks or [])
+
+
+def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, out: Path, progress: bool,
+         callbacks: list[L.Callback]) -> FitResult:
+    cfg = recipe.train
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    mean, std = normalisation(data.train[0])
+    classifier = AudioClassifier(frontend, create(recipe.model.backbone, n_classes, frontend.out_channels,
+                                                  recipe.model.weights, drop_rate=recipe.model.drop_rate), mean, std)
+    lit = LitClassifier(classifier.backbone, cfg, n_classes)
+    train_loader = _loader(data.train, classifier, cfg, shuffle=True, copies=data.train_copies)
+    val_loader = _loader(data.val, classifier, cfg) if data.val is not None and len(data.val[1]) else None
+    # Two checkpoints: `last.ckpt` after every epoch (what a killed run resumes from, and the
+    # model `select: last` keeps) and `best.ckpt` at the best validation accuracy. One callback
+    # with save_last=True is not enough: Lightning then refreshes last.ckpt only when the
+    # monitored best improves, so it can lag the real last epoch.
+    latest = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_top_k=1,
+                             enable_version_counter=False)
+    checkpoints = ModelCheckpoint(
+        dirpath=out / "checkpoints", filename="best",
+        monitor="val_acc" if val_loader else None, mode="max", save_top_k=1 if val_loader else 0,
+    )
+    callbacks = [latest, checkpoints, *callbacks]
+    if cfg.early_stopping and val_loader:
+        callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=cfg.early_stopping))
+    trainer = L.Trainer(
+        max_epochs=cfg.epochs, precision=resolve_precision(cfg.precision), deterministic=cfg.deterministic,
+        accelerator="auto", devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
+        default_root_dir=out,
+        # One version_N folder per attempt: resuming after a kill keeps the earlier attempt's logs.
+        logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="tensorboard")],
+        callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False,
+        num_sanity_val_steps=0, log_every_n_steps=10,
+    )
+    last = out / "checkpoints" / "last.ckpt"
+    started = time.perf_counter()
+    trainer.fit(lit, train_loader, val_loader, ckpt_path=str(last) if last.is_file() else None)
+    best_val = float(checkpoints.best_model_score) if checkpoints.best_model_score is not None else None
+    if cfg.select == "best-val" and checkpoints.best_model_path:
+        # Our own checkpoint from this run (Lightning stores loop state beside the tensors).
+        state = torch.load(checkpoints.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        lit.load_state_dict(state)
+    classifier.backbone = lit.backbone.to(memory_format=torch.contiguous_format).cpu().float().eval()
+    probabilities = predict_images(classifier, data.test[0]) if data.test is not None else None
+    return FitResult(classifier, probabilities, trainer.current_epoch, best_val, trainer.is_global_zero,
+                     time.perf_counter() - started)
+
+
+def predict_images(classifier: AudioClassifier, images: Tensor, batch_size: int = 64) -> Tensor:
+    """Class probabilities for unnormalised cached images."""
+    classifier.eval()
+    with torch.inference_mode():
+        parts = [classifier.backbone(classifier.normalise(images[i : i + batch_size])).softmax(-1)
+                 for i in range(0, len(images), batch_size)]
+    return torch.cat(parts) if parts else torch.empty(0, 0)
+
+
+def _loader(part: tuple[Tensor, Tensor], classifier: AudioClassifier, cfg: TrainConfig, shuffle: bool = False,
+            copies: Tensor | None = None) -> DataLoader:
+    images, labels = part
+    dataset: Dataset = (TensorDataset(classifier.normalise(images), labels) if copies is None
+                        else RandomCopy(classifier.normalise(images), classifier.normalise(copies), labels))
+    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=shuffle, num_workers=cfg.num_workers,
+                      drop_last=shuffle and len(dataset) > cfg.batch_size,
+                      persistent_workers=cfg.num_workers > 0)
+

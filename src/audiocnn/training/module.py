@@ -1,0 +1,81 @@
+"""The Lightning module: cross-entropy training of a backbone on normalised spectrogram images.
+
+SpecAugment and mixup are applied to each batch here (the images are cached, so these are
+the augmentations that can be redrawn every step); the optimiser and the learning-rate
+schedule come from the recipe's `train` section.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.classification import MulticlassAccuracy
+
+from audiocnn.config import TrainConfig
+from audiocnn.training.augment import mixup, spec_augment
+
+
+class LitClassifier(L.LightningModule):
+    """Cross-entropy training of a backbone on normalised spectrogram images."""
+
+    def __init__(self, backbone: torch.nn.Module, cfg: TrainConfig, n_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone.to(memory_format=torch.channels_last)
+        self.cfg = cfg
+        self.train_accuracy = MulticlassAccuracy(n_classes, average="micro")
+        self.val_accuracy = MulticlassAccuracy(n_classes, average="micro")
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.backbone(images.contiguous(memory_format=torch.channels_last))
+
+    def training_step(self, batch: tuple[Tensor, Tensor], _: int) -> Tensor:
+        images, labels = batch
+        images = spec_augment(images, self.cfg.specaugment)
+        images, labels_a, labels_b, lam = mixup(images, labels, self.cfg.mixup)
+        logits = self(images)
+        smoothing = self.cfg.label_smoothing
+        loss = lam * F.cross_entropy(logits, labels_a, label_smoothing=smoothing)
+        if lam < 1:
+            loss = loss + (1 - lam) * F.cross_entropy(logits, labels_b, label_smoothing=smoothing)
+        self.train_accuracy(logits, labels_a if lam >= 0.5 else labels_b)
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+        self.log("train_acc", self.train_accuracy, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], _: int) -> None:
+        images, labels = batch
+        logits = self(images)
+        self.val_accuracy(logits, labels)
+        self.log("val_loss", F.cross_entropy(logits, labels), prog_bar=True, sync_dist=True)
+        self.log("val_acc", self.val_accuracy, prog_bar=True)
+
+    def configure_optimizers(self):
+        cfg = self.cfg
+        params = self.backbone.parameters()
+        if cfg.optimizer == "sgd":
+            optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True)
+        elif cfg.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.schedule == "step":
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(steps * cfg.warmup_epochs / cfg.epochs)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, steps, warmup, cfg.schedule))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Linear warm-up, then cosine decay to zero (or constant for schedule none)."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "none":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1 + math.cos(math.pi * progress))
