@@ -20,9 +20,10 @@ from pathlib import Path
 
 import torch
 
-from audiocnn import robustness
 from audiocnn.config import load_recipe
+from audiocnn.datasets.images import default_cache_dir
 from audiocnn.models import create
+from audiocnn.training import robustness
 from audiocnn.training.cv import run_cv
 from audiocnn.training.fit import resolve_precision
 from backbones import images_per_second, matmul_gflops
@@ -44,7 +45,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--folds", type=int, nargs="*", help="default: all five")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "audiocnn" / "features")
+    parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
     args = parser.parse_args()
 
     recipe = load_recipe(args.recipe, args.overrides)

@@ -5,7 +5,7 @@ cached features and are redrawn every step: the model never sees the same masked
 image twice. Waveform transforms (pitch, stretch, noise, gain, shift, EQ, low-pass) change the audio before
 the spectrogram, so they cannot be redrawn per step from cached images; instead
 `augmented_waveform` makes a fixed number of seeded copies per clip, which the cache turns
-into images once (see `cache.augmented_images`).
+into images once (see `training.cache.augmented_images`).
 """
 
 from __future__ import annotations
@@ -105,7 +105,12 @@ def spec_augment(images: Tensor, cfg: SpecAugmentConfig, generator: torch.Genera
 
 def mixup(images: Tensor, labels: Tensor, alpha: float, generator: torch.Generator | None = None
           ) -> tuple[Tensor, Tensor, Tensor, float]:
-    """Blend each image with another from the batch: returns (mixed, labels, partner labels, λ)."""
-    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
+    """Blend each image with another from the batch: returns (mixed, labels, partner labels, λ).
+
+    With `alpha` 0 (off) the batch is returned as it is (λ = 1), without drawing a partner.
+    """
+    if alpha <= 0:
+        return images, labels, labels, 1.0
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
     order = torch.randperm(len(images), generator=generator).to(images.device)
     return lam * images + (1 - lam) * images[order], labels, labels[order], lam
