@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP_VERSION := 26.3
 
-.PHONY: run features test venv clean
+.PHONY: run features test test-fast lint venv clean
 
 venv: $(STAMP)
 
@@ -31,8 +31,17 @@ run: $(STAMP)
 features: $(STAMP)
 	$(BIN)/audiocnn features examples/ --kind all --out out/features/
 
+# Everything: lint, the layering contracts (tests/test_architecture.py) and every test.
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# The inner loop: everything but the tests marked slow (under 30 s on 2 idle cores).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" --durations=5
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 
 clean:
 	rm -rf out .pytest_cache

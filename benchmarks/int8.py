@@ -5,7 +5,7 @@ fold's model in RUN/foldK/model), the fold's model is quantized (`audiocnn quant
 calibrated on clips of the training folds only) in a scratch copy, then the float and the
 8-bit model classify the fold's test clips as they are and under the robustness conditions
 (quieter, recorded-like noise; see `audiocnn.robustness`). Both go through the same
-`robustness.evaluate`, so only the backbone differs.
+`training.robustness.evaluate`, so only the backbone differs.
 
     .venv/bin/python benchmarks/int8.py runs/study-esc50/base --data ../shared/data/esc50 \\
         --json benchmarks/results/int8.json

@@ -117,8 +117,14 @@ def fetch_deb(package: str, version: str, debs: Path) -> Path:
     return found[0]
 
 
+def read_sources() -> list[dict[str, str]]:
+    """The rows of real_world/sources.csv: package, version, member, class, ..."""
+    with SOURCES.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def build(out: Path, debs: Path) -> list[dict]:
-    rows = list(csv.DictReader(SOURCES.open()))
+    rows = read_sources()
     examples = {hashlib.sha256(p.read_bytes()).hexdigest() for p in EXAMPLES.iterdir() if p.suffix != ".md"}
     out.mkdir(parents=True, exist_ok=True)
     members: dict[str, dict[str, bytes]] = {}  # package -> member -> contents

@@ -132,15 +132,15 @@ def test_training_uses_the_copies_of_the_training_clips_only(tones, tmp_path, mo
         return loader
 
     monkeypatch.setattr(train, "_loader", watching)
-    recipe = load_recipe(SMOKE, [*TINY, "train.waveform.copies=2", "train.waveform.gain_db=10", "train.waveform.p=1"])
-    prepared = prepare(recipe, tones, None, progress=False)
+    recipe = load_recipe(SMOKE, [*TINY, "train.epochs=1", "train.waveform.copies=2", "train.waveform.gain_db=10",
+                                  "train.waveform.p=1"])
+    prepared = prepare(recipe, tones, tmp_path / "cache", progress=False)
     fold1 = make_splits(prepared.dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)[0]
     data = split_data(fold1, prepared)
     assert data.train_copies is not None and data.train_copies.shape[:2] == (2, len(fold1.train))
     row = prepared.rows[fold1.train[0].path]
     torch.testing.assert_close(data.train_copies[:, 0], prepared.copies[:, row])
-    summary = run_cv(recipe, tones, tmp_path / "run", folds=[1], progress=False)
-    assert summary["folds"][0]["accuracy"] >= 0.5  # a tone task is still learnt under ±10 dB gain
+    run_cv(recipe, tones, tmp_path / "run", folds=[1], cache_dir=tmp_path / "cache", progress=False)  # copies cached
     # the training clips were shown through their copies; validation and test clips as they are
     assert (RandomCopy, len(fold1.train)) in shown
     assert all(kind is not RandomCopy for kind, n in shown if n != len(fold1.train))

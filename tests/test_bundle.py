@@ -66,3 +66,20 @@ def test_broken_bundles_are_bundle_errors(saved, breakage, message):
 def test_missing_bundle_folder(tmp_path):
     with pytest.raises(BundleError, match="no such model bundle"):
         bundle.load(tmp_path / "nothing")
+
+
+def test_timm_builds_the_cnn_of_a_bundle_from_its_folder(tone_bundle, tones):
+    """config.json carries timm's keys: `timm.create_model("local-dir:BUNDLE")` gives the same CNN."""
+    import soundfile as sf
+    import timm
+
+    loaded = bundle.load(tone_bundle)
+    cnn = timm.create_model(f"local-dir:{tone_bundle}", pretrained=True).eval()
+    config = json.loads((tone_bundle / "config.json").read_text())
+    assert config["architecture"] == "resnet18" and config["num_classes"] == 3
+    assert config["label_names"] == loaded.labels and cnn.pretrained_cfg["label_names"] == loaded.labels
+    wave = torch.from_numpy(sf.read(tones / "high" / "high2.wav", dtype="float32")[0])[None]
+    with torch.inference_mode():
+        images = loaded.model.images(wave)
+        assert list(images.shape[1:]) == config["pretrained_cfg"]["input_size"]
+        torch.testing.assert_close(cnn(images), loaded.model.backbone(images))

@@ -29,6 +29,17 @@ def test_the_bundled_model_is_small_and_has_a_model_card(shipped):
     assert len(shipped.labels) == 50 and shipped.metrics["split"] == "all-data"
 
 
+def test_timm_reads_the_bundled_cnn_from_its_folder(shipped):
+    import timm
+    import torch
+
+    cnn = timm.create_model(f"local-dir:{default_model()}", pretrained=True).eval()
+    assert cnn.pretrained_cfg["label_names"] == shipped.labels and cnn.pretrained_cfg["input_size"] == (1, 128, 251)
+    image = torch.randn(2, 1, 128, 251)
+    with torch.inference_mode():
+        torch.testing.assert_close(cnn(image), shipped.model.backbone(image))
+
+
 def test_the_bundled_model_names_the_example_sounds(shipped):
     """Each example is named `<ESC-50 class>-<what>.ext`; its whole-file top-1 should be that class.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 import subprocess
 import sys
 
@@ -9,26 +11,50 @@ import pytest
 
 from audiocnn.cli import build_parser
 
-COMMANDS = [[], ["data"], ["data", "info"], ["data", "download"], ["features"]]
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path of the real parser, the top level included: ("",), ("data",), ("data", "info"), ..."""
+    found = [path]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _commands(sub, (*path, name))
+    return found
 
 
-HELP_MENTIONS = {
-    "top": ["data", "features"],
-    "data": ["info", "download"],
-    "data info": ["--root", "problems", "--split"],
-    "data download": ["--root", "checksum", "resum"],
-    "features": ["--kind", "--out", "time (s) and frequency (Hz)"],
-}
+def _parser_of(path: tuple[str, ...]) -> argparse.ArgumentParser:
+    parser = build_parser()
+    for name in path:
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    return parser
+
+
+COMMANDS = _commands(build_parser())
+LEAVES = ["cv", "train", "study", "predict", "quantize", "explain", "explain-dataset", "features", "info", "download"]
+
+
+def test_the_walk_finds_every_command():
+    assert {path[-1] for path in COMMANDS if path} >= set(LEAVES) | {"data"}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
-def test_every_command_has_help_that_explains_it(capsys, command):
+def test_every_command_has_help_that_names_only_real_commands_and_options(capsys, command):
     with pytest.raises(SystemExit) as done:
         build_parser().parse_args([*command, "--help"])
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert done.value.code == 0 and text.startswith("usage: audiocnn")
-    for mention in HELP_MENTIONS[" ".join(command) or "top"]:
-        assert mention in text, mention
+    parser = _parser_of(command)
+    assert parser.description and len(parser.description) > 40, "a description that explains the command"
+    # every `audiocnn WORD ...` the help refers to is a command that exists
+    top_level = {path[0] for path in COMMANDS if path}
+    for word in re.findall(r"`audiocnn ([a-z-]+)", text):
+        assert word in top_level, f"help of {' '.join(command) or 'audiocnn'} mentions `audiocnn {word}`"
+    # every --option the help mentions is this command's own, or one of the commands it names
+    named = [_parser_of(tuple(w.split())) for w in re.findall(r"`audiocnn ([a-z-]+(?: [a-z]+)?)", text)
+             if tuple(w.split()) in COMMANDS]
+    known = {o for p in [parser, *named] for a in p._actions for o in a.option_strings}
+    mentioned = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", text))
+    assert mentioned <= known, f"{' '.join(command)} help mentions {sorted(mentioned - known)}"
 
 
 def test_no_command_prints_help_and_exits_2(cli):

@@ -13,6 +13,7 @@ import pytest
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
+@pytest.mark.slow
 def test_two_cpu_ranks_see_disjoint_data_and_reduce_metrics(tmp_path):
     done = subprocess.run([sys.executable, str(WORKER), str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

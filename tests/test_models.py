@@ -29,7 +29,11 @@ def top_classes(model: torch.nn.Module, x: torch.Tensor, k: int = 1) -> set[int]
         return set(model.eval()(x).topk(k).indices[0].tolist())
 
 
-@pytest.mark.parametrize("name", BACKBONES)
+#: Backbones whose forward pass at 128 × 251 takes seconds on 2 cores: checked in `make test` only.
+HEAVY = {"resnet50", "densenet121", "densenet201", "inception_v3"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in BACKBONES])
 @pytest.mark.parametrize("in_chans", [1, 3])
 def test_every_backbone_takes_spectrograms_of_any_channel_count(name, in_chans):
     model = create(name, n_classes=7, in_chans=in_chans).eval()
@@ -98,7 +102,8 @@ def test_imagenet_from_the_hub_offline_says_what_to_do(monkeypatch):
 
 
 @pytest.mark.parametrize("name, all_folded", [("mobilenetv2_100", True), ("resnet18", True),
-                                              ("efficientnet_b0", True), ("densenet121", False)])
+                                              pytest.param("efficientnet_b0", True, marks=pytest.mark.slow),
+                                              pytest.param("densenet121", False, marks=pytest.mark.slow)])
 def test_folding_batchnorm_keeps_outputs_and_removes_norm_layers(name, all_folded):
     """DenseNet normalises *before* most convolutions; only its conv→norm pairs can fold."""
     from audiocnn.inference.runtimes import fold_batchnorm

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -14,24 +15,19 @@ import pytest
 import soundfile as sf
 
 from audiocnn import bundle
-from audiocnn.config import load_recipe
 from audiocnn.inference.denoise import reduce_noise
 from audiocnn.inference.formats import RAVEN_COLUMNS
 from audiocnn.inference.predictor import Predictor
 from audiocnn.inference.windows import window_count, windows
-from audiocnn.training.cv import train_bundle
-from conftest import SMOKE, TINY, TONE_HZ, tone_clip
+from conftest import TONE_HZ, TONE_LABELS, tone_clip
 
 RATE = 16_000
 
 
 @pytest.fixture(scope="module")
-def tone_model(tones, tmp_path_factory) -> Path:
-    """A 1-second-window model that tells 400 Hz from 2500 Hz tones."""
-    path = tmp_path_factory.mktemp("model") / "tones"
-    metrics = train_bundle(load_recipe(SMOKE, TINY), tones, path, progress=False)
-    assert metrics["epochs"] == 4
-    return path
+def tone_model(tone_bundle) -> Path:
+    """A 1-second-window model that tells noise, 400 Hz and 2500 Hz tones apart (conftest's shared bundle)."""
+    return tone_bundle
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +92,23 @@ def test_windows_of_a_long_file_are_labelled_by_what_sounds_there(tone_model, lo
     np.testing.assert_allclose(prediction.summary, prediction.probabilities.mean(axis=0))
 
 
+def test_one_predictor_classifies_files_at_once_from_threads_as_it_does_one_at_a_time(tone_model, low_then_high,
+                                                                                     tmp_path):
+    """The server shares one Predictor between requests: it must keep no per-file state."""
+    short = tmp_path / "short_high.wav"
+    sf.write(short, tone_clip(TONE_HZ["high"], 1.7, np.random.default_rng(5)), RATE)
+    predictor = Predictor(bundle.load(tone_model), block_seconds=0.3)  # many blocks: threads interleave
+    files = [low_then_high, short] * 4
+    alone = [predictor.predict(path) for path in files]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(predictor.predict, files))
+    for one, other in zip(alone, together):
+        assert (one.path, one.duration) == (other.path, other.duration)
+        np.testing.assert_array_equal(one.ends, other.ends)
+        np.testing.assert_allclose(one.probabilities, other.probabilities, atol=1e-5)
+    assert {round(p.duration, 2) for p in together} == {6.5, 1.7}
+
+
 def test_streaming_a_file_in_small_blocks_changes_nothing(tone_model, low_then_high):
     model = bundle.load(tone_model)
     whole = Predictor(model, block_seconds=3600).predict(low_then_high)
@@ -132,7 +145,7 @@ def test_csv_has_a_clip_row_and_one_row_per_window(cli, tone_model, low_then_hig
     assert [r["window"] for r in rows[1:]] == [str(i) for i in range(12)]
     for row in rows:
         assert float(row["probability_1"]) >= float(row["probability_2"])
-        assert {row["label_1"], row["label_2"]} == {"low", "high"}
+        assert row["label_1"] != row["label_2"] and {row["label_1"], row["label_2"]} <= set(TONE_LABELS)
 
 
 def test_json_holds_summary_windows_and_failures(cli, tone_model, low_then_high, tmp_path):
@@ -219,7 +232,30 @@ def test_usage_errors_are_clear(cli, tone_model, low_then_high, tmp_path, capsys
 # ----------------------------------------------------------------------------- timeline, denoise
 
 
-def test_timeline_draws_label_lanes_over_the_spectrogram(cli, tone_model, low_then_high, tmp_path):
+def test_timeline_lanes_show_each_label_where_its_windows_are(tone_model, low_then_high):
+    """Lanes: one per label, most probable on top; each window's cell spans its stretch of the
+    recording, and the spectrogram below covers the same 6.5 s."""
+    from audiocnn.inference.overview import SpectrogramCollector
+    from audiocnn.viz.timeline import timeline_figure
+
+    collector = SpectrogramCollector(RATE, 6.5)
+    prediction = Predictor(bundle.load(tone_model)).predict(low_then_high, on_block=collector)
+    top, bottom = timeline_figure(prediction, collector).axes[:2]  # lanes, spectrogram (then their colour bars)
+    lanes = [tick.get_text() for tick in top.get_yticklabels()]
+    assert sorted(lanes) == sorted(TONE_LABELS) and lanes[-1] in {"low", "high"}  # the top lane: the surest label
+    (mesh,) = top.collections
+    cells = mesh.get_array().reshape(len(lanes), -1)  # lane × window probabilities as drawn
+    assert cells.shape[1] == 12
+    low, high = lanes.index("low"), lanes.index("high")
+    assert (cells[low, :5] > 0.5).all() and (cells[high, 6:] > 0.5).all()  # low first 3 s, high after
+    edges = mesh.get_coordinates()[0, :, 0]  # where each window's cell starts and ends, in seconds
+    assert edges[0] == 0 and edges[-1] == pytest.approx(6.5) and np.all(np.diff(edges) > 0)
+    assert edges[1] == pytest.approx(0.75)  # halfway between the centres of windows 0–1 s and 0.5–1.5 s
+    assert bottom.get_xlim() == pytest.approx((0, 6.5)) and collector.seconds == pytest.approx(6.5)
+    assert bottom.images[0].get_extent()[1] == pytest.approx(6.5)
+
+
+def test_timeline_option_writes_a_picture(cli, tone_model, low_then_high, tmp_path):
     png = tmp_path / "timeline.png"
     result = cli("predict", low_then_high, "--model", tone_model, "--timeline", png)
     assert result.code == 0, result.err
@@ -286,6 +322,7 @@ def _imported_by_predict(args: list[str], watched: tuple[str, ...]) -> str:
     return out.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_predict_does_not_import_what_it_does_not_use(tone_model, low_then_high):
     """Start-up is part of every prediction: scikit-learn (1.5 s) and matplotlib stay unimported."""
     from audiocnn.bundled import default_model

@@ -8,7 +8,6 @@ is checked for what the benchmark promises (ESC-50 classes, nothing twice).
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import io
 import struct
@@ -85,7 +84,7 @@ def test_rcc_files_reads_plain_and_compressed_resources():
 
 
 def test_the_sources_list_names_esc50_classes_and_no_file_twice():
-    rows = list(csv.DictReader(real_world_set.SOURCES.open()))
+    rows = real_world_set.read_sources()
     assert len(rows) == 38
     assert {row["class"] for row in rows} <= set(CLASSES)
     assert len({(row["package"], row["member"]) for row in rows}) == len(rows)

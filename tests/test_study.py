@@ -21,7 +21,7 @@ from conftest import SMOKE, TINY
 def tiny_base(tmp_path):
     """smoke.yaml with the TINY overrides, written out as a base recipe a study can name."""
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(load_recipe(SMOKE, [*TINY, "train.epochs=2"]).to_dict()))
+    path.write_text(yaml.safe_dump(load_recipe(SMOKE, [*TINY, "train.epochs=1"]).to_dict()))
     return path
 
 
@@ -58,6 +58,7 @@ def test_a_study_file_is_checked_before_anything_runs(tiny_base, tmp_path):
     assert loaded.variants["no-aug"].train.specaugment.freq_width == loaded.variants["base"].train.specaugment.freq_width
 
 
+@pytest.mark.slow
 def test_a_two_variant_study_runs_end_to_end_and_resumes(cli, tones, tiny_base, tmp_path):
     study = tmp_path / "study.yaml"
     study.write_text(f"base: {tiny_base.name}\nfolds: [1, 2]\n"

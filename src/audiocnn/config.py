@@ -137,17 +137,25 @@ def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 def read_recipe_yaml(path: str | Path | None) -> dict[str, Any]:
     """A recipe file as plain data, before validation (None: empty, i.e. all defaults)."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: recipe file not found")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: a recipe is a mapping with data/frontend/model/train sections")
+    if path is None:
+        return {}
+    return read_yaml_mapping(path, "recipe", "a recipe is a mapping with data/frontend/model/train sections")
+
+
+def read_yaml_mapping(path: str | Path, what: str, shape: str) -> dict[str, Any]:
+    """The mapping a YAML settings file (recipe, study) holds; any problem is a ConfigError naming the file.
+
+    `what` names the kind of file ("recipe file not found"), `shape` says what it must hold.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: {shape}")
     return raw
 
 

@@ -11,7 +11,10 @@ from audiocnn.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Commands, progr
 def add_commands(commands: Commands) -> None:
     from audiocnn.datasets import LOADERS
 
-    data = commands.add_parser("data", help="inspect and download datasets", description="Inspect and download datasets.")
+    data = commands.add_parser(
+        "data", help="inspect and download datasets",
+        description="Inspect a dataset (clips per fold and class, and every problem found) or download an official "
+        "one (ESC-50, UrbanSound8K, GTZAN and its artist-filtered split lists).")
     sub = data.add_subparsers(title="data commands", metavar="COMMAND")
     data.set_defaults(handler=lambda _: data.print_help() or EXIT_USAGE)
 

@@ -5,23 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from audiocnn.cli.common import (
-    EXIT_OK,
-    Commands,
-    cache_option,
-    data_root_option,
-    load_model,
-    model_option,
-    progress_option,
-)
+from audiocnn.cli import common
 from audiocnn.errors import ConfigError
 
 
-def add_commands(commands: Commands) -> None:
+def add_commands(commands: common.Commands) -> None:
     from audiocnn.explain import BASELINES, DEFAULT_STEPS
 
     explain = commands.add_parser(
-        "explain", parents=[model_option()],
+        "explain", parents=[common.model_option()],
         help="show which parts of a sound's spectrogram made the model decide",
         description="Integrated Gradients (captum; baseline: an average training spectrogram, or --baseline "
         "silence; Gauss-Legendre "
@@ -45,10 +37,10 @@ def add_commands(commands: Commands) -> None:
 
     dataset = commands.add_parser(
         "explain-dataset",
-        parents=[model_option(required=True, what="a model bundle trained without --fold (RUN/foldK/model from "
-                              "`audiocnn cv`, or `audiocnn train --test-fold K`)"),
-                 data_root_option("dataset folder (of the dataset and folds the model's recipe names)"),
-                 cache_option(), progress_option()],
+        parents=[common.model_option(required=True, what="a model bundle that never trained on fold K: "
+                                     "RUN/foldK/model from `audiocnn cv`, or one from `audiocnn train --test-fold K`"),
+                 common.data_root_option("dataset folder (of the dataset and folds the model's recipe names)"),
+                 common.cache_option(), common.progress_option()],
         help="average attributions over a test fold: which frequencies each class is recognised by",
         description="For every clip of test fold K, the attribution of its true class; averaged per class into "
         "one figure per class (out/classes/), a grid of all classes (out/grid.png), profiles.csv and "
@@ -69,7 +61,7 @@ def _explain(args: argparse.Namespace) -> int:
 
     if args.steps < 2:
         raise ConfigError(f"--steps must be at least 2 (got {args.steps})")
-    model = load_model(args.model)
+    model = common.load_model(args.model)
     methods = METHODS if args.method == "both" else (args.method,)
     result = explain(model, args.audio, methods=methods, target=args.target, start=args.start, steps=args.steps,
                      baseline=args.baseline)
@@ -89,7 +81,7 @@ def _explain(args: argparse.Namespace) -> int:
         else:
             np.save(args.npy, next(iter(result.maps.values())))
             print(f"  attributions -> {args.npy}")
-    return EXIT_OK
+    return common.EXIT_OK
 
 
 def _explain_dataset(args: argparse.Namespace) -> int:
@@ -99,7 +91,7 @@ def _explain_dataset(args: argparse.Namespace) -> int:
     steps = args.steps or DATASET_STEPS
     if steps < 2:
         raise ConfigError(f"--steps must be at least 2 (got {steps})")
-    model = load_model(args.model)
+    model = common.load_model(args.model)
     items = class_attributions(model, args.data_root, args.fold, method=args.method, steps=steps,
                                cache_dir=args.cache_dir,
                                progress=not args.no_progress)
@@ -112,4 +104,4 @@ def _explain_dataset(args: argparse.Namespace) -> int:
     total = sum(i.n_clips for i in items)
     print(f"{len(items)} classes, {total} clips ({correct / total:.1%} correct): {', '.join(map(str, paths))}, "
           f"{args.out / 'classes'}/")
-    return EXIT_OK
+    return common.EXIT_OK

@@ -6,25 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from audiocnn.cli.common import (
-    EXIT_ERROR,
-    EXIT_OK,
-    Commands,
-    cache_option,
-    data_root_option,
-    expand_paths,
-    load_model,
-    model_option,
-    progress_option,
-)
+from audiocnn.cli import common
 from audiocnn.errors import ConfigError
 
 
-def add_commands(commands: Commands) -> None:
+def add_commands(commands: common.Commands) -> None:
     from audiocnn.inference.formats import FORMATS
 
     predict = commands.add_parser(
-        "predict", parents=[model_option(), progress_option()],
+        "predict", parents=[common.model_option(), common.progress_option()],
         help="classify recordings of any length with a trained model",
         description="Classify audio files and folders (recursively; any format, rate or channel count). "
         "Each file is cut into overlapping windows of the model's clip length; every window gets its top-k "
@@ -55,12 +45,13 @@ def add_commands(commands: Commands) -> None:
     predict.set_defaults(handler=_predict)
 
     quantize = commands.add_parser(
-        "quantize", parents=[model_option(required=True, what="model bundle folder (written into)"),
-                             data_root_option("the dataset the model was trained on"), cache_option(),
-                             progress_option()],
-        help="add an 8-bit copy of a model for fast CPU prediction (predict --runtime int8)",
+        "quantize",
+        parents=[common.model_option(required=True, what="model bundle folder (written into)"),
+                 common.data_root_option("the dataset the model was trained on"), common.cache_option(),
+                 common.progress_option()],
+        help="add an 8-bit copy of a model for fast CPU prediction (`audiocnn predict --runtime int8`)",
         description="Calibrate and write an 8-bit (int8 weights, uint8 activations) ONNX copy of the bundle's "
-        "backbone into the bundle, for `predict --runtime int8`. Activation ranges come from --clips clips of "
+        "backbone into the bundle, for `audiocnn predict --runtime int8`. Activation ranges come from --clips clips of "
         "the model's own dataset (stratified by label, never its held-out fold). Prints how often the 8-bit "
         "model's top-1 agrees with the float model's on those clips.",
     )
@@ -78,11 +69,11 @@ def _predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--top-k must be at least 1 (got {args.top_k})")
     if not 0.0 <= args.min_confidence <= 1.0:
         raise ConfigError(f"--min-confidence must be between 0 and 1 (got {args.min_confidence:g})")
-    files = expand_paths(args.audio)
+    files = common.expand_paths(args.audio)
     if args.timeline is not None and len(files) > 1 and args.timeline.suffix.lower() == ".png":
         raise ConfigError(f"--timeline {args.timeline} names one picture, but there are {len(files)} files: "
                           "give a folder instead (each file gets FOLDER/NAME.timeline.png)")
-    model = load_model(args.model, backbone=args.runtime != "int8")  # int8: its own graph
+    model = common.load_model(args.model, backbone=args.runtime != "int8")  # int8: its own graph
     strength = args.denoise_strength if args.denoise_strength is not None else DEFAULT_STRENGTH if args.denoise else 0.0
     predictor = Predictor(model, window_seconds=args.window, hop_seconds=args.hop, batch_size=args.batch_size,
                           denoise=strength, runtime=args.runtime)
@@ -95,7 +86,7 @@ def _predict(args: argparse.Namespace) -> int:
     finally:
         if args.out:
             out.close()
-    return EXIT_ERROR if result.failed else EXIT_OK
+    return common.EXIT_ERROR if result.failed else common.EXIT_OK
 
 
 def _timeline_drawer(target: Path | None, n_files: int, denoise: float):  # noqa: ANN202 - a FileDone or None
@@ -111,9 +102,9 @@ def _timeline_drawer(target: Path | None, n_files: int, denoise: float):  # noqa
 def _quantize(args: argparse.Namespace) -> int:
     from audiocnn.inference.quantize import INT8_GRAPH, quantize
 
-    model = load_model(args.model)
+    model = common.load_model(args.model)
     info = quantize(model, args.data_root, n_clips=args.clips, cache_dir=args.cache_dir,
                     progress=not args.no_progress)
     print(f"{args.model / INT8_GRAPH}: calibrated on {info['calibration_clips']} clips; top-1 agrees with the "
           f"float model on {info['top1_agreement_on_calibration']:.1%} of them")
-    return EXIT_OK
+    return common.EXIT_OK

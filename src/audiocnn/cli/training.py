@@ -67,31 +67,30 @@ def add_commands(commands: Commands) -> None:
 
 
 def _cv(args: argparse.Namespace) -> int:
-    from audiocnn.config import load_recipe
-    from audiocnn.training.cv import run_cv
-
-    recipe = load_recipe(args.recipe, args.overrides)
-    summary = run_cv(recipe, args.data_root, args.out, folds=args.folds, cache_dir=args.cache_dir,
-                     progress=not args.no_progress)
-    if not summary:
-        return EXIT_OK  # a DDP rank other than 0: rank 0 reports
-    print(f"accuracy {100 * summary['mean_accuracy']:.1f}% ± {100 * summary['std_accuracy']:.1f} over "
-          f"{len(summary['folds'])} fold(s), macro-F1 {summary['mean_macro_f1']:.3f}; report in {args.out}/summary.md")
+    summary = _run(args, "run_cv", folds=args.folds)
+    if summary:  # empty on a DDP rank other than 0: rank 0 reports
+        print(f"accuracy {100 * summary['mean_accuracy']:.1f}% ± {100 * summary['std_accuracy']:.1f} over "
+              f"{len(summary['folds'])} fold(s), macro-F1 {summary['mean_macro_f1']:.3f}; "
+              f"report in {args.out}/summary.md")
     return EXIT_OK
 
 
 def _train(args: argparse.Namespace) -> int:
+    metrics = _run(args, "train_bundle", test_fold=args.test_fold)
+    if metrics:  # empty on a DDP rank other than 0: rank 0 reports
+        score = f", test accuracy {100 * metrics['accuracy']:.1f}%" if "accuracy" in metrics else ""
+        print(f"bundle saved to {args.out}{score}")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace, function: str, **options: object) -> dict:
+    """The recipe (with --set overrides) through `training.cv.<function>` with the shared options."""
     from audiocnn.config import load_recipe
-    from audiocnn.training.cv import train_bundle
+    from audiocnn.training import cv
 
     recipe = load_recipe(args.recipe, args.overrides)
-    metrics = train_bundle(recipe, args.data_root, args.out, test_fold=args.test_fold, cache_dir=args.cache_dir,
-                           progress=not args.no_progress)
-    if not metrics:
-        return EXIT_OK  # a DDP rank other than 0: rank 0 reports
-    score = f", test accuracy {100 * metrics['accuracy']:.1f}%" if "accuracy" in metrics else ""
-    print(f"bundle saved to {args.out}{score}")
-    return EXIT_OK
+    return getattr(cv, function)(recipe, args.data_root, args.out, cache_dir=args.cache_dir,
+                                 progress=not args.no_progress, **options)
 
 
 def _study(args: argparse.Namespace) -> int:

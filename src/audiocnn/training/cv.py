@@ -3,7 +3,7 @@
 `run_cv` trains one model per fold (resuming folds that already have results), writes each
 fold's `metrics.json`, `predictions.csv` and `robustness.json` (the same test clips quieter
 and under background noise, see `robustness`), then the run's `summary.json`, `summary.md`
-and `confusion.png`. Images are computed once for all clips (see `cache`); every fold then
+and `confusion.png`. Images are computed once for all clips (see `datasets.images`); every fold then
 indexes into them. Numbers are honest by construction: weights are chosen on validation
 clips from the training folds, and each test fold is scored once, at the end.
 """

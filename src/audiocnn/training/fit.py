@@ -155,7 +155,7 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
         # One version_N folder per attempt: resuming after a kill keeps the earlier attempt's logs.
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="tensorboard")],
         callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False,
-        num_sanity_val_steps=0, log_every_n_steps=10,
+        num_sanity_val_steps=0, log_every_n_steps=max(1, min(10, len(train_loader))),  # tiny data: no warning
     )
     last = out / "checkpoints" / "last.ckpt"
     started = time.perf_counter()

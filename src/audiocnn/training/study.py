@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from audiocnn.config import Recipe, apply_override, read_recipe_yaml, recipe_from_dict
+from audiocnn.config import Recipe, apply_override, read_recipe_yaml, read_yaml_mapping, recipe_from_dict
 from audiocnn.datasets import split_fold
 from audiocnn.errors import ConfigError
 from audiocnn.viz.study import save_variant_chart
@@ -70,14 +69,7 @@ class VariantResult:
 def load_study(path: str | Path) -> Study:
     """Read and validate a study file; every variant's recipe is built (and checked) up front."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: study file not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a study is a mapping with base and variants")
+    raw = read_yaml_mapping(path, "study", "a study is a mapping with base and variants")
     unknown = sorted(set(raw) - {"base", "folds", "variants"})
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} (known: base, folds, variants)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from audiocnn.inference.overview import SpectrogramCollector
 from audiocnn.inference.predictor import FilePrediction
@@ -26,6 +27,13 @@ MAX_LANES = 8
 def save_timeline(prediction: FilePrediction, spectrogram: SpectrogramCollector, out: Path,
                   *, lanes: int = MAX_LANES, denoised: bool = False) -> Path:
     """Write the label-lanes-over-spectrogram PNG for one file."""
+    return save(timeline_figure(prediction, spectrogram, lanes=lanes, denoised=denoised), out, dpi=100)
+
+
+def timeline_figure(prediction: FilePrediction, spectrogram: SpectrogramCollector, *, lanes: int = MAX_LANES,
+                    denoised: bool = False) -> Figure:
+    """Label lanes (the `lanes` labels that reach the highest probability, the highest on top) over the
+    spectrogram, on one time axis in seconds."""
     probs = prediction.probabilities
     shown = np.argsort(-probs.max(axis=0), kind="stable")[: min(lanes, probs.shape[1])][::-1]
     # Each window owns the stretch around its centre up to halfway to its neighbours' centres;
@@ -56,7 +64,7 @@ def save_timeline(prediction: FilePrediction, spectrogram: SpectrogramCollector,
     bottom.set_xlim(0, max(prediction.duration, spectrogram.seconds))
     pooled = f", averaged over {spectrogram.pool * spectrogram.frame_seconds:g} s per column" if spectrogram.pool > 1 else ""
     bottom.set_title(f"log-mel spectrogram{' after --denoise' if denoised else ''}{pooled}", fontsize=9)
-    return save(fig, out, dpi=100)
+    return fig
 
 
 def timeline_path(target: Path, audio_path: Path, n_files: int) -> Path:
