@@ -3,7 +3,7 @@ recorded-like noise at 20, 10, 5 and 0 dB SNR, classified with and without denoi
 model that never saw that fold (a CV fold model, `RUN/foldK/model`). The clean clips are also
 played 20 dB quieter: a recorder's level is not ESC-50's.
 
-The noise is `audiocnn.robustness`'s recorded-like noise (pink, drifting, with a faint mains
+The noise is `audiocnn.training.robustness`'s recorded-like noise (pink, drifting, with a faint mains
 hum), the same that `cv` scores every fold under; here each clip's noise is seeded by its
 index in the fold. Mixtures are written
 as float WAV files and classified through the same `Predictor` the CLI uses.

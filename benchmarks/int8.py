@@ -4,7 +4,7 @@ For each fold K of a cross-validation run (`audiocnn cv` or `audiocnn study`, wh
 fold's model in RUN/foldK/model), the fold's model is quantized (`audiocnn quantize`,
 calibrated on clips of the training folds only) in a scratch copy, then the float and the
 8-bit model classify the fold's test clips as they are and under the robustness conditions
-(quieter, recorded-like noise; see `audiocnn.robustness`). Both go through the same
+(quieter, recorded-like noise; see `audiocnn.training.robustness`). Both go through the same
 `training.robustness.evaluate`, so only the backbone differs.
 
     .venv/bin/python benchmarks/int8.py runs/study-esc50/base --data ../shared/data/esc50 \\

@@ -98,7 +98,12 @@ def test_explain_writes_the_overlay_figure_and_arrays(cli, tmp_path):
 
 
 def test_explain_picks_the_most_confident_window_of_a_long_file(esc50_model, esc50_clip, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # where an exported ONNX graph would go
+    from audiocnn.inference import runtimes
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("explain exported an ONNX graph into the user's cache")
+
+    monkeypatch.setattr(runtimes, "export_onnx", no_export)
     rng = np.random.default_rng(0)
     dog, rate = sf.read(esc50_clip, dtype="float32")
     long = tmp_path / "quiet_then_dog.wav"
@@ -106,7 +111,18 @@ def test_explain_picks_the_most_confident_window_of_a_long_file(esc50_model, esc
     result = explain(esc50_model, long, methods=("gradcam",))
     assert result.start >= 10.0 and result.target_label == "dog"
     assert explain(esc50_model, long, methods=("gradcam",), start=2.0).start == 2.0
-    assert not (tmp_path / "cache").exists()  # choosing the window wrote nothing into the user's cache
+
+
+def test_the_figure_format_follows_the_out_suffix(cli, tone_bundle, tones, tmp_path):
+    clip = tones / "low" / "low1.wav"
+    svg = cli("explain", clip, "--model", tone_bundle, "--method", "gradcam", "--out", tmp_path / "low.svg")
+    assert svg.code == 0, svg.err
+    assert (tmp_path / "low.svg").read_text()[:200].lstrip().startswith(("<?xml", "<svg"))
+    bare = cli("explain", clip, "--model", tone_bundle, "--method", "gradcam", "--out", tmp_path / "low")
+    assert bare.code == 0 and (tmp_path / "low.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "low.png" in bare.out
+    sound = cli("explain", clip, "--model", tone_bundle, "--method", "gradcam", "--out", tmp_path / "x.flac")
+    assert sound.code == 1 and "x.flac: cannot draw a .flac picture" in sound.err and "Traceback" not in sound.err
+    assert not (tmp_path / "x.flac").exists()
 
 
 def test_explain_rejects_bad_targets_and_starts(cli, tmp_path):

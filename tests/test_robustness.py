@@ -61,7 +61,6 @@ def test_a_folds_clean_score_is_its_test_accuracy_and_every_condition_is_scored(
     model = bundle.load(fold / "model")
     clips = [c for c in recipe_dataset(recipe, tones).clips if c.fold == 1]  # the folds training used
     assert evaluate(model.model, clips, model.labels, recipe.data.clip_seconds) == scored  # deterministic
-    assert all(0 <= accuracy <= 1 for accuracy in scored.values())
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["robustness"] == scored
     assert "noise at 0 dB SNR" in (tmp_path / "run" / "summary.md").read_text()

@@ -68,8 +68,9 @@ def test_a_tiny_model_learns_a_synthetic_task(tone_bundle):
 
 
 def test_deterministic_training_repeats_exactly_and_leaves_the_thread_count_alone(tones, tmp_path):
-    recipe = load_recipe(SMOKE, [*TINY, "train.epochs=1", "train.deterministic=true", "train.threads=1"])
     threads = torch.get_num_threads()
+    other = 1 if threads != 1 else 2
+    recipe = load_recipe(SMOKE, [*TINY, "train.epochs=1", "train.deterministic=true", f"train.threads={other}"])
     outputs = []
     for name in ("a", "b"):
         train_bundle(recipe, tones, tmp_path / name, test_fold=1, progress=False)
@@ -115,13 +116,23 @@ def test_a_killed_fold_resumes_from_its_last_checkpoint(tones, tmp_path):
     assert json.loads((run / "fold1" / "metrics.json").read_text())["epochs"] == 2
 
 
+class NoImprovementAfterEpoch0(L.Callback):
+    """Reports validation accuracy 0 after the first epoch: the best epoch stays epoch 0."""
+
+    def on_validation_epoch_end(self, trainer, module) -> None:
+        if trainer.current_epoch > 0:
+            trainer.callback_metrics["val_acc"] = torch.tensor(0.0)
+
+
 def test_last_checkpoint_is_the_final_epoch_even_when_validation_stops_improving(tones, tmp_path):
-    """Validation accuracy may peak early; last.ckpt must still be the last epoch."""
-    recipe = load_recipe(SMOKE, [*TINY, "train.epochs=2"])
+    """When validation accuracy peaks early, best.ckpt stays there but last.ckpt must be the last epoch."""
+    recipe = load_recipe(SMOKE, [*TINY, "train.epochs=3"])
     prepared = prepare(recipe, tones, None, progress=False)
     fold1 = make_splits(prepared.dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)[0]
     result = fit_split(recipe, create_frontend(recipe.frontend), split_data(fold1, prepared),
-                       len(prepared.dataset.classes), tmp_path, progress=False)
+                       len(prepared.dataset.classes), tmp_path, progress=False, callbacks=[NoImprovementAfterEpoch0()])
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert best["epoch"] == 0  # the scenario: validation never improved after epoch 0
     saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert saved["epoch"] == recipe.train.epochs - 1
     final = result.model.backbone.state_dict()
@@ -129,12 +140,21 @@ def test_last_checkpoint_is_the_final_epoch_even_when_validation_stops_improving
         torch.testing.assert_close(tensor.float(), final[name.removeprefix("backbone.")].float())
 
 
-def test_a_run_folder_refuses_a_changed_recipe(tones, tmp_path):
+def test_a_run_folder_refuses_a_changed_recipe_and_folds_of_an_older_training(tones, tmp_path):
     from audiocnn.errors import ConfigError
 
-    run_cv(load_recipe(SMOKE, [*TINY, "train.epochs=1"]), tones, tmp_path, folds=[1], progress=False)
+    recipe = load_recipe(SMOKE, [*TINY, "train.epochs=1"])
+    run_cv(recipe, tones, tmp_path, folds=[1], progress=False)
     with pytest.raises(ConfigError, match="started with a different recipe"):
         run_cv(load_recipe(SMOKE, [*TINY, "train.epochs=2"]), tones, tmp_path, folds=[1], progress=False)
+    metrics = tmp_path / "fold1" / "metrics.json"
+    assert json.loads(metrics.read_text())["training_scheme"] == 2
+    older = {k: v for k, v in json.loads(metrics.read_text()).items() if k != "training_scheme"}
+    metrics.write_text(json.dumps(older))  # as written before the optimizer changed
+    with pytest.raises(ConfigError, match="fold1 were trained by an older audiocnn"):
+        run_cv(recipe, tones, tmp_path, folds=[2], progress=False)
+    assert not (tmp_path / "fold2").exists()
+    assert run_cv(recipe, tones, tmp_path, folds=[1], progress=False)["folds"][0]["fold"] == 1  # reports still
 
 
 def test_feature_cache_is_reused_and_keyed_by_settings(tones, tmp_path):

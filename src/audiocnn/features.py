@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiocnn.errors import ConfigError
+from audiocnn.spectral import AMIN_POWER as AMIN_POWER  # re-exported: features.py held it before spectral.py
 from audiocnn.spectral import (
     GammatoneParams,
     MelParams,
@@ -36,6 +37,7 @@ from audiocnn.spectral import (
     mel_centres,
     power_to_db,
 )
+from audiocnn.spectral import next_power_of_two as next_power_of_two
 
 CPU_CHUNK_ELEMENTS = 1 << 20  # STFT frame samples per CPU chunk (4 MB of float32, stays in cache)
 

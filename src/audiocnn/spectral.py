@@ -177,7 +177,11 @@ class MelPower(nn.Module):
         self.stft = Stft(p.n_fft, p.win_length, p.hop_length)
         fb = librosa.filters.mel(sr=p.sample_rate, n_fft=p.n_fft, n_mels=p.n_mels, fmin=p.fmin, fmax=p.top_hz)
         self.register_buffer("filterbank", torch.from_numpy(fb).float(), persistent=False)
-        self._sparse: Tensor | None = None
+        # Built once here, not on first use: a frontend shared by threads must not build it twice
+        # (nor change the warning filters while another thread runs).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            self._sparse = self.filterbank.to_sparse_csr()
 
     def forward(self, x: Tensor) -> Tensor:
         power = self.stft(x)  # (batch, bins, frames), laid out frame-major by torch.stft
@@ -185,15 +189,8 @@ class MelPower(nn.Module):
             return torch.matmul(self.filterbank, power)
         batch, bins, frames = power.shape
         by_frame = power.transpose(1, 2).reshape(batch * frames, bins)
-        mel = torch.sparse.mm(self._sparse_filterbank(), by_frame.T)  # (bands, batch * frames)
+        mel = torch.sparse.mm(self._sparse, by_frame.T)  # (bands, batch * frames)
         return mel.reshape(-1, batch, frames).transpose(0, 1)
-
-    def _sparse_filterbank(self) -> Tensor:
-        if self._sparse is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-                self._sparse = self.filterbank.to_sparse_csr()
-        return self._sparse
 
 
 def mel_centres(p: MelParams) -> np.ndarray:

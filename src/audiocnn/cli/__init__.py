@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from audiocnn import __version__
 from audiocnn.cli import data, explain, features, predict, training
-from audiocnn.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, report
+from audiocnn.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, expand_paths, parse_overrides, report
+from audiocnn.datasets.images import default_cache_dir
 from audiocnn.errors import AudiocnnError
 
 #: Command groups in the order `audiocnn --help` lists them.
@@ -50,4 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = [
+    "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "default_cache_dir", "expand_paths", "main", "parse_overrides",
+]

@@ -68,7 +68,7 @@ def _explain(args: argparse.Namespace) -> int:
     out = args.out or Path(f"{args.audio.stem}.explain.png")
     where = f" at {result.start:g}–{result.start + result.n_samples / model.sample_rate:g} s" if result.start else ""
     title = f"{args.audio.name}{where}: why “{result.target_label}” ({result.probabilities[result.target]:.0%})"
-    save_explanation(result, model.model.frontend, out, title)
+    out = save_explanation(result, model.model.frontend, out, title)
     print(f"{args.audio}: {result.target_label} ({result.probabilities[result.target]:.2f}){where} -> {out}")
     if "ig" in result.maps and result.delta is not None:
         share = abs(result.delta) / max(abs(result.logit_gap or 0), 1e-6)
@@ -85,8 +85,8 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _explain_dataset(args: argparse.Namespace) -> int:
-    from audiocnn.explain.dataset import DATASET_STEPS, class_attributions, method_name, write_profiles
-    from audiocnn.viz.class_profiles import save_class_figures
+    from audiocnn.explain.dataset import DATASET_STEPS, class_attributions, method_name
+    from audiocnn.viz.class_profiles import write_dataset_explanation
 
     steps = args.steps or DATASET_STEPS
     if steps < 2:
@@ -97,9 +97,7 @@ def _explain_dataset(args: argparse.Namespace) -> int:
                                progress=not args.no_progress)
     title = (f"{method_name(args.method)} of the true class by frequency (red: for, blue: against; grey: mean spectrum), "
              f"fold {args.fold} — {model.path.name}")
-    n_samples = round(model.clip_seconds * model.sample_rate)
-    grid = save_class_figures(items, model.model.frontend, n_samples, args.out, method=args.method, title=title)
-    paths = [grid, write_profiles(items, model, args.out)]
+    paths = write_dataset_explanation(items, model, args.out, method=args.method, title=title)
     correct = sum(i.n_correct for i in items)
     total = sum(i.n_clips for i in items)
     print(f"{len(items)} classes, {total} clips ({correct / total:.1%} correct): {', '.join(map(str, paths))}, "

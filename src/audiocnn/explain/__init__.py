@@ -11,6 +11,7 @@ from audiocnn.explain.attributions import (
     DEFAULT_STEPS,
     METHODS,
     Attribution,
+    baseline_images,
     explain,
     grad_cam,
     grad_cam_maps,
@@ -21,6 +22,6 @@ from audiocnn.explain.attributions import (
 )
 
 __all__ = [
-    "BASELINES", "DEFAULT_STEPS", "METHODS", "Attribution", "explain", "grad_cam", "grad_cam_maps", "ig_maps",
+    "BASELINES", "DEFAULT_STEPS", "METHODS", "Attribution", "baseline_images", "explain", "grad_cam", "grad_cam_maps", "ig_maps",
     "integrated_gradients", "last_feature_layer", "window_waveform",
 ]

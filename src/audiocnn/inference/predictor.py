@@ -3,8 +3,8 @@
 A recording is read in blocks (`audio.stream`) and windows are cut from a small rolling
 buffer (`windows`), so memory stays flat for a 10-hour file. A file's summary is the mean of
 its window probabilities. A `Predictor` keeps no per-file state: one instance may classify
-several files at once from several threads (the server does), with the same results as one
-at a time.
+several files at once from several threads (as a server answering requests would), with the
+same results as one at a time.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class Predictor:
                 on_block: BlockObserver | None = None) -> FilePrediction:
         """Class probabilities for every window of `path`; bad audio raises AudioError."""
         path = Path(path)
-        seen = [0]  # samples read so far: this call's own, so two calls may run at once (the server's threads)
+        seen = [0]  # samples read so far: this call's own, so calls from several threads never mix
         blocks = self._blocks(path, on_block, seen)
         starts: list[int] = []
         batches: list[np.ndarray] = []

@@ -31,6 +31,11 @@ from audiocnn.training import robustness
 from audiocnn.training.cache import augmented_images
 from audiocnn.training.fit import FitResult, SplitData, fit_split
 
+#: Bumped when training changes what the same recipe produces, so run folders never mix two
+#: trainings: 2 = timm's optimizer (no weight decay on biases and norm parameters) and mixup
+#: that draws nothing when off (metrics.json without the key: 1).
+TRAINING_SCHEME = 2
+
 
 @dataclass
 class Prepared:
@@ -75,6 +80,8 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
         if unknown:
             raise ConfigError(f"--folds {unknown}: {dataset.name} has folds {dataset.folds}")
         splits = [s for s in splits if s.test_fold in folds]
+    if any(not (out / s.name / "metrics.json").is_file() for s in splits):
+        refuse_older_folds(out)
     for split in splits:
         fold_dir = out / split.name
         if (fold_dir / "metrics.json").is_file():
@@ -97,6 +104,21 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
     from audiocnn.training.reports import write_summary
 
     return write_summary(out, dataset.classes)
+
+
+def refuse_older_folds(out: Path) -> None:
+    """Before training into a run folder: its finished folds must come from this `TRAINING_SCHEME`.
+
+    The same recipe trains differently after a scheme change (another optimizer layout), so
+    adding folds to older ones would mix two trainings in one summary. Finished folds of an
+    older scheme still report (nothing is trained then).
+    """
+    older = sorted(path.parent.name for path in out.glob("fold*/metrics.json")
+                   if json.loads(path.read_text()).get("training_scheme", 1) != TRAINING_SCHEME)
+    if older:
+        raise ConfigError(f"{out}: {', '.join(older)} were trained by an older audiocnn (training "
+                          f"scheme {TRAINING_SCHEME - 1}); training more folds here would mix two trainings in one "
+                          "summary. Use a new --out")
 
 
 def same_recipe(saved: Path, recipe: Recipe) -> bool:
@@ -181,5 +203,6 @@ def training_metrics(split: Split, result: FitResult) -> dict[str, Any]:
         "n_train": len(split.train), "n_val": len(split.val),
         **({"n_test": len(split.test)} if split.test else {}),
         "epochs": result.epochs_trained, "best_val_accuracy": result.best_val_accuracy,
+        "training_scheme": TRAINING_SCHEME,
         "train_seconds": round(result.seconds, 1),
     }

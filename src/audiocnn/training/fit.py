@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from audiocnn.config import Recipe, TrainConfig
+from audiocnn.errors import ConfigError
 from audiocnn.features import Frontend
 from audiocnn.models.classifier import AudioClassifier
 from audiocnn.models.factory import create
@@ -159,7 +160,13 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
     )
     last = out / "checkpoints" / "last.ckpt"
     started = time.perf_counter()
-    trainer.fit(lit, train_loader, val_loader, ckpt_path=str(last) if last.is_file() else None)
+    try:
+        trainer.fit(lit, train_loader, val_loader, ckpt_path=str(last) if last.is_file() else None)
+    except ValueError as err:  # a checkpoint of an older optimizer layout (see cv.TRAINING_SCHEME)
+        if "parameter group" not in str(err):
+            raise
+        raise ConfigError(f"{last}: saved by an older audiocnn (another optimizer layout), so this fold cannot "
+                          f"resume from it; delete {last.parent} to train the fold again from the start") from None
     best_val = float(checkpoints.best_model_score) if checkpoints.best_model_score is not None else None
     if cfg.select == "best-val" and checkpoints.best_model_path:
         # Our own checkpoint from this run (Lightning stores loop state beside the tensors).

@@ -57,7 +57,8 @@ class LitClassifier(L.LightningModule):
     def configure_optimizers(self):
         cfg = self.cfg
         # timm's factory, as timm trains its ImageNet models: no weight decay on biases and norm
-        # parameters (every 1-d tensor); `sgd` is Nesterov momentum 0.9. BENCHMARKS.md has the effect.
+        # parameters (every 1-d tensor); `sgd` is Nesterov momentum 0.9. Its effect on cpu.yaml:
+        # BENCHMARKS.md, "timm's optimizer".
         optimizer = create_optimizer_v2(self.backbone, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                         momentum=0.9, filter_bias_and_bn=True)
         if cfg.schedule == "step":

@@ -5,13 +5,14 @@ drawn in row units with ticks placed at round frequencies (100 Hz, 1 kHz, ...) w
 frequencies actually fall. That keeps the image undistorted and the labels truthful.
 
 Figures are made with matplotlib's object API (`Figure`), not pyplot: no backend is chosen
-and no global state is kept, so drawing is safe from any thread (the server draws while it
-serves) and importing this package changes nothing in the process.
+and no global state is kept, so figures can be drawn from several threads at once (as a
+server would) and importing this package changes nothing in the process.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from audiocnn.errors import ConfigError
 from audiocnn.features import Frontend
 
 
@@ -29,12 +31,18 @@ def figure(**options: Any) -> Figure:
 
 
 def save(fig: Figure, out: Path, dpi: int = 100) -> Path:
-    """Write `fig` as a PNG at `out` (folders created), atomically: a reader never sees half a picture."""
+    """Write `fig` at `out` in the format its suffix names (.png, .svg, .pdf, ...; none: .png is added),
+    folders created, atomically: a reader never sees half a picture. Returns the path written."""
     out = Path(out)
+    if not out.suffix:
+        out = out.with_suffix(".png")
+    kind = out.suffix[1:].lower()
+    if kind not in fig.canvas.get_supported_filetypes():
+        raise ConfigError(f"{out}: cannot draw a .{kind} picture (use .png, .svg or .pdf)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    partial = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}.partial")
     try:
-        fig.savefig(partial, dpi=dpi, format="png")
+        fig.savefig(partial, dpi=dpi, format=kind)
         partial.replace(out)
     finally:
         partial.unlink(missing_ok=True)

@@ -14,18 +14,22 @@ from pathlib import Path
 
 import numpy as np
 
-from audiocnn.explain.dataset import ClassAttribution, method_name
+from audiocnn.bundle import Bundle
+from audiocnn.explain.dataset import ClassAttribution, method_name, write_profiles
 from audiocnn.features import Frontend
 from audiocnn.viz.axes import draw_image, figure, frequency_ticks, save
 from audiocnn.viz.explanations import band_profile, smooth_profile
 
 
-def save_class_figures(items: list[ClassAttribution], frontend: Frontend, n_samples: int, out: Path, *,
-                       method: str, title: str) -> Path:
-    """OUT/classes/<label>.png for every class and OUT/grid.png; returns the grid's path."""
+def write_dataset_explanation(items: list[ClassAttribution], bundle: Bundle, out: Path, *, method: str,
+                              title: str) -> list[Path]:
+    """Everything `explain-dataset` writes: OUT/classes/<label>.png for every class, OUT/grid.png,
+    OUT/profiles.csv and OUT/attributions.npz; returns the grid's and the table's paths."""
+    frontend = bundle.model.frontend
+    n_samples = round(bundle.clip_seconds * bundle.sample_rate)
     for item in items:
         save_class_figure(item, frontend, n_samples, out / "classes" / f"{item.label}.png", method)
-    return save_grid(items, frontend, out / "grid.png", title)
+    return [save_grid(items, frontend, out / "grid.png", title), write_profiles(items, bundle, out)]
 
 
 def save_class_figure(item: ClassAttribution, frontend: Frontend, n_samples: int, out: Path, method: str) -> Path:
