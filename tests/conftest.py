@@ -80,7 +80,7 @@ def write_tone(path: Path, *, seconds: float = 1.0, rate: int = 16_000, freq: fl
 SMOKE = REPO / "recipes" / "smoke.yaml"
 #: Overrides of smoke.yaml that train a small model on the `tones` folder dataset in seconds.
 TINY = ["data.dataset=folder", "data.clip_seconds=1.0", "data.folds=4", "data.limit_per_class=null",
-        "data.val_fraction=0.25", "model.backbone=resnet18", "train.epochs=4", "train.batch_size=4", "train.lr=3e-3",
+        "data.val_fraction=0.25", "model.backbone=resnet10t", "train.epochs=4", "train.batch_size=4", "train.lr=3e-3",
         "train.mixup=0", "train.select=last", "train.precision=32-true"]
 TONE_HZ = {"low": 400.0, "high": 2500.0}
 TONE_LABELS = ("high", "low", "noise")  # the `tones` classes, in the (sorted) order models list them
@@ -128,9 +128,11 @@ def tones(tmp_path_factory) -> Path:
 def tone_bundle(tones, tmp_path_factory) -> Path:
     """The one trained model that tests of prediction, quantization and explanation share.
 
-    ResNet-18 from scratch on `tones` with fold 1 held out (a bundle from `train --test-fold 1`);
-    8 epochs, so its batch-norm running statistics have settled (after 4, a third of seeds
-    still gave constant predictions in eval mode).
+    timm's ResNet-10-T from scratch on `tones` with fold 1 held out (a bundle from `train
+    --test-fold 1`); 8 epochs, so its batch-norm running statistics have settled (after 4, a
+    third of ResNet-18 seeds still gave constant predictions in eval mode). Seeds 0-5 all
+    named the 12 held-out clips, with most attribution in each tone's band. ResNet-10-T rather
+    than ResNet-18: 4.9 M parameters against 11.2 M, and saving checkpoints was half the training time.
     """
     from audiocnn.config import load_recipe
     from audiocnn.training.cv import train_bundle

@@ -40,8 +40,9 @@ class Spy(L.Callback):
 
 
 def main(out: Path) -> None:
-    recipe = load_recipe(None, ["model.backbone=resnet18", "train.epochs=2", "train.batch_size=4",
-                                "train.devices=2", "train.strategy=ddp", "train.threads=1", "frontend.n_mels=16"])
+    recipe = load_recipe(None, ["model.backbone=resnet10t", "train.epochs=2", "train.batch_size=4",
+                                "train.devices=2", "train.strategy=ddp", "train.threads=1", "frontend.n_mels=16",
+                                "train.precision=32-true"])
     generator = torch.Generator().manual_seed(0)
     n = 32  # label == clip id, so a rank's labels say exactly which clips it saw
     images = torch.randn(n, 1, 16, 20, generator=generator)

@@ -39,45 +39,6 @@ def _module_level_imports() -> list[str]:
     return sorted(m for m in found if m.split(".")[0] not in {"audiocnn", "__future__"})
 
 
-PROBE = r"""
-import importlib, json, logging, pkgutil, sys, warnings
-for name in sys.argv[1:]:  # third-party modules first: their own import-time settings are theirs
-    importlib.import_module(name)
-import torch, matplotlib
-
-
-def state():
-    loggers = logging.root.manager.loggerDict.items()
-    return {"filters": list(map(repr, warnings.filters)), "threads": torch.get_num_threads(),
-            "backend": matplotlib.rcParams._get_backend_or_none(), "pyplot": "matplotlib.pyplot" in sys.modules,
-            "logging": {n: [repr(f) for f in lg.filters] for n, lg in loggers if isinstance(lg, logging.Logger)}}
-
-
-before = state()
-import audiocnn
-names = [m.name for m in pkgutil.walk_packages(audiocnn.__path__, "audiocnn.")]
-aliases = {"train", "cv", "cache", "augment", "robustness", "reports", "study", "classifier", "predict", "batch",
-           "quantize", "prediction_formats", "denoise", "explain_dataset", "explain_plots", "plots", "timeline",
-           "cli_predict", "cli_explain"}
-names = [n for n in names if n.removeprefix("audiocnn.") not in aliases | {"__main__"}]  # aliases warn, by design
-for name in names:
-    importlib.import_module(name)
-after = state()
-after["logging"] = {n: f for n, f in after["logging"].items() if n in before["logging"]}
-print(json.dumps({"before": before, "after": after, "imported": len(names)}))
-"""
-
-
-@pytest.mark.slow
-def test_importing_every_module_changes_no_global_state():
-    """No warnings filter, logger filter, matplotlib backend or thread count is set by an import."""
-    out = subprocess.run([sys.executable, "-c", PROBE, *_module_level_imports()], capture_output=True, text=True,
-                         check=True).stdout
-    state = json.loads(out.strip().splitlines()[-1])
-    assert state["imported"] >= 40
-    assert state["after"] == state["before"]
-
-
 #: Each old module name and the public names it had: its alias must still give every one.
 ALIASES = {
     "train": ["fit_split", "FitResult", "SplitData", "RandomCopy", "LitClassifier", "resolve_precision",
@@ -110,31 +71,65 @@ ALIASES = {
     "cli": ["main", "build_parser", "parse_overrides", "expand_paths", "default_cache_dir", "EXIT_OK"],
 }
 
-ALIAS_PROBE = r"""
-import importlib, json, sys, warnings
+PROBE = r"""
+import importlib, json, logging, pkgutil, sys, warnings
 aliases = json.loads(sys.argv[1])
+for name in sys.argv[2:]:  # third-party modules first: their own import-time settings are theirs
+    importlib.import_module(name)
+import torch, matplotlib
+
+
+def state():
+    loggers = logging.root.manager.loggerDict.items()
+    return {"filters": list(map(repr, warnings.filters)), "threads": torch.get_num_threads(),
+            "backend": matplotlib.rcParams._get_backend_or_none(), "pyplot": "matplotlib.pyplot" in sys.modules,
+            "logging": {n: [repr(f) for f in lg.filters] for n, lg in loggers if isinstance(lg, logging.Logger)}}
+
+
+before = state()
+import audiocnn
+names = [m.name for m in pkgutil.walk_packages(audiocnn.__path__, "audiocnn.")]
+# the aliases warn, by design (checked below), and a __main__ runs the command
+names = [n for n in names if n.removeprefix("audiocnn.") not in aliases and not n.endswith("__main__")]
+for name in names:
+    importlib.import_module(name)
+after = state()
+after["logging"] = {n: f for n, f in after["logging"].items() if n in before["logging"]}
 missing, warned = {}, []
-for old, names in aliases.items():
+for old, wanted in aliases.items():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         module = importlib.import_module(f"audiocnn.{old}")
-        gone = [name for name in names if not hasattr(module, name)]
+        gone = [name for name in wanted if not hasattr(module, name)]
     if gone:
         missing[old] = gone
     warned += [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
-print(json.dumps({"missing": missing, "warned": warned}))
+print(json.dumps({"before": before, "after": after, "imported": len(names), "missing": missing, "warned": warned}))
 """
 
 
+@pytest.fixture(scope="module")
+def probe() -> dict:
+    """One fresh interpreter imports every module (state before and after), then every old alias."""
+    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(ALIASES), *_module_level_imports()],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.slow
-def test_moved_modules_still_give_their_old_names_with_a_future_warning():
-    out = subprocess.run([sys.executable, "-c", ALIAS_PROBE, json.dumps(ALIASES)], capture_output=True, text=True,
-                         check=True).stdout
-    found = json.loads(out.strip().splitlines()[-1])
-    assert found["missing"] == {}
+def test_importing_every_module_changes_no_global_state(probe):
+    """No warnings filter, logger filter, matplotlib backend or thread count is set by an import."""
+    assert probe["imported"] >= 40
+    assert probe["after"] == probe["before"]
+
+
+@pytest.mark.slow
+def test_moved_modules_still_give_their_old_names_with_a_future_warning(probe):
+    assert probe["missing"] == {}
     assert "audiocnn.predict has moved to audiocnn.inference.predictor and audiocnn.inference.windows; the old " \
-           "name will be removed in the next release" in found["warned"]
-    assert any(w.startswith("audiocnn.inference.for_inference has moved") for w in found["warned"])
+           "name will be removed in the next release" in probe["warned"]
+    assert any(w.startswith("audiocnn.inference.for_inference has moved") for w in probe["warned"])
 
 
 @pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))

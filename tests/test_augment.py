@@ -120,6 +120,7 @@ def test_random_copy_shows_every_version_of_a_clip():
     assert seen == {0.0, 1.0, 2.0} and int(dataset[2][1]) == 2 and len(dataset) == 3
 
 
+@pytest.mark.slow
 def test_training_uses_the_copies_of_the_training_clips_only(tones, tmp_path, monkeypatch):
     import audiocnn.training.fit as train
 

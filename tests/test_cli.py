@@ -62,6 +62,7 @@ def test_no_command_prints_help_and_exits_2(cli):
     assert result.code == 2 and "usage: audiocnn" in result.out and "features" in result.out
 
 
+@pytest.mark.slow
 def test_real_process_bad_file_exits_1_with_one_line(tmp_path):
     bad = tmp_path / "broken.flac"
     bad.write_bytes(b"fLaC but not really")

@@ -52,6 +52,7 @@ def test_esc50_has_five_folds_of_400_and_fifty_classes_of_40(esc50_root):
     assert not dataset.problems
 
 
+@pytest.mark.slow
 def test_esc50_splits_take_val_from_training_folds_only(esc50_root):
     splits = make_splits(load_dataset("esc50", esc50_root), val_fraction=0.1, seed=0)
     assert [s.name for s in splits] == [f"fold{k}" for k in range(1, 6)]
@@ -131,6 +132,7 @@ def test_urbansound8k_layout(tmp_path):
     assert_leak_free(splits)
 
 
+@pytest.mark.slow
 def test_gtzan_kfold_is_stratified_and_repeatable(gtzan_root):
     dataset = load_dataset("gtzan", gtzan_root, n_folds=10, seed=3)
     assert len(dataset.clips) == 1000 and dataset.folds == list(range(1, 11))

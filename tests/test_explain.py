@@ -36,9 +36,9 @@ def esc50_model() -> bundle.Bundle:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("baseline, example", [("mean", "rooster-crow.ogg"), ("silence", "dog-bark.wav")])
-def test_integrated_gradients_add_up_to_the_logit_difference(esc50_model, esc50_clip, baseline, example):
+def test_integrated_gradients_add_up_to_the_logit_difference(esc50_model, baseline, example):
     """Completeness: sum of attributions = logit(x) − logit(baseline), within 5% at the default steps."""
-    for source in (esc50_clip, REPO / "examples" / example):
+    for source in (REPO / "examples" / example,):
         result = explain(esc50_model, source, methods=("ig",), baseline=baseline)
         assert abs(result.logit_gap) > 0.5
         total = float(result.maps["ig"].sum())
@@ -85,6 +85,7 @@ def test_grad_cam_runs_on_the_last_feature_map(esc50_model, esc50_clip):
     assert cam.min() >= 0 and cam.max() > 0
 
 
+@pytest.mark.slow
 def test_explain_writes_the_overlay_figure_and_arrays(cli, tmp_path):
     figure, arrays = tmp_path / "dog.png", tmp_path / "dog.npz"
     result = cli("explain", str(REPO / "examples" / "dog-bark.wav"), "--out", str(figure), "--npy", str(arrays),
@@ -138,6 +139,7 @@ def test_explain_rejects_bad_targets_and_starts(cli, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow
 def test_explain_dataset_finds_each_tone_where_its_energy_is(cli, tones, tone_bundle, tmp_path):
     """Class means over a test fold: the low tone's evidence peaks near 400 Hz, the high one's near 2.5 kHz."""
     model_dir = tone_bundle

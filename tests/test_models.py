@@ -145,6 +145,7 @@ def test_folding_is_refused_when_module_order_lies_about_data_flow():
     assert fold_batchnorm(model, torch.randn(2, 1, 8, 8)) is model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mobilenetv2_100", "resnet18"])
 def test_onnx_runtime_inference_matches_torch_and_is_exported_once(name, tmp_path):
     from audiocnn.inference.runtimes import OnnxBackbone, for_inference
@@ -192,6 +193,7 @@ class _Drifting(torch.nn.Module):
         return self.conv(x).mean(dim=(2, 3)) * self.calls
 
 
+@pytest.mark.slow
 def test_an_onnx_graph_that_disagrees_with_torch_is_never_used(tmp_path):
     from audiocnn.inference.runtimes import ChannelsLast, for_inference
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.image as mpimg
 import numpy as np
+import pytest
 
 from audiocnn.features import create_frontend
 from audiocnn.viz.axes import frequency_ticks
@@ -30,6 +31,7 @@ def test_feature_figure_writes_a_picture_per_channel(tmp_path, esc50_clip):
     assert one[..., :3].std() > 0.1  # not blank
 
 
+@pytest.mark.slow
 def test_cli_draws_all_kinds_of_a_clip(cli, tmp_path, esc50_clip):
     result = cli("features", esc50_clip, "--kind", "all", "--out", tmp_path, "--duration", "2")
     assert result.code == 0, result.err

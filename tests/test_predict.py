@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -263,6 +265,7 @@ def test_timeline_option_writes_a_picture(cli, tone_model, low_then_high, tmp_pa
     assert image.shape[0] > 400 and image.shape[1] > 800 and image[..., :3].std() > 0.1
 
 
+@pytest.mark.slow
 def test_timelines_for_several_files_go_to_a_folder(cli, tone_model, low_then_high, tmp_path):
     copy = tmp_path / "copy.wav"
     copy.write_bytes(low_then_high.read_bytes())
@@ -310,15 +313,18 @@ def test_denoise_option_changes_what_the_model_hears(cli, tone_model, tmp_path):
     assert abs(p_plain - p_denoised) > 1e-3
 
 
-def _imported_by_predict(args: list[str], watched: tuple[str, ...]) -> str:
-    """Run `audiocnn predict ARGS` in a fresh interpreter: its exit code and which `watched` modules it imported."""
-    import subprocess
-    import sys
-
+def _predict_in_a_fresh_interpreter(args: list[str], watched: tuple[str, ...]) -> subprocess.Popen:
+    """Start `audiocnn predict ARGS` in a new interpreter that prints its exit code and which `watched`
+    modules it imported (started, not awaited: the two checks below run side by side)."""
     code = ("import sys; from audiocnn.cli import main; "
             f"rc = main(['predict', *{args!r}, '--no-progress', '--format', 'csv', '--out', '/dev/null']); "
             f"print(rc, sorted(m for m in {watched!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _printed(process: subprocess.Popen) -> str:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err[-2000:]
     return out.strip().splitlines()[-1]
 
 
@@ -327,8 +333,9 @@ def test_predict_does_not_import_what_it_does_not_use(tone_model, low_then_high)
     """Start-up is part of every prediction: scikit-learn (1.5 s) and matplotlib stay unimported."""
     from audiocnn.bundled import default_model
 
-    assert _imported_by_predict([str(low_then_high), "--model", str(tone_model)],
-                                ("sklearn", "matplotlib", "lightning", "captum")) == "0 []"
+    float_run = _predict_in_a_fresh_interpreter([str(low_then_high), "--model", str(tone_model)],
+                                                ("sklearn", "matplotlib", "lightning", "captum"))
     # the 8-bit graph replaces the CNN: timm and torchvision (about 1.5 s) are not needed either
-    assert _imported_by_predict([str(low_then_high), "--model", str(default_model()), "--runtime", "int8"],
-                                ("timm", "torchvision", "sklearn", "matplotlib")) == "0 []"
+    int8_run = _predict_in_a_fresh_interpreter([str(low_then_high), "--model", str(default_model()), "--runtime",
+                                                "int8"], ("timm", "torchvision", "sklearn", "matplotlib"))
+    assert (_printed(float_run), _printed(int8_run)) == ("0 []", "0 []")

@@ -49,6 +49,7 @@ def test_noise_is_the_same_for_every_model_and_different_per_clip(tmp_path):
     assert not np.allclose(clip_noise(a, 8000, RATE), clip_noise(b, 8000, RATE))
 
 
+@pytest.mark.slow
 def test_a_folds_clean_score_is_its_test_accuracy_and_every_condition_is_scored(tones, tmp_path):
     recipe = load_recipe(SMOKE, [*TINY, "train.epochs=1"])
     run_cv(recipe, tones, tmp_path / "run", folds=[1], progress=False)
