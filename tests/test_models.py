@@ -46,6 +46,7 @@ def test_every_backbone_takes_spectrograms_of_any_channel_count(name, in_chans):
 def test_packaged_imagenet_weights_recognise_a_cat_and_random_weights_do_not(name, cat_photo):
     pretrained = create(name, n_classes=1000, in_chans=3, weights="packaged")
     assert top_classes(pretrained, cat_photo) <= CAT_CLASSES
+    torch.manual_seed(0)  # a random model's top-1 is a draw (one in 200 lands on a cat): fix the draw
     assert not top_classes(create(name, n_classes=1000, in_chans=3, weights="none"), cat_photo) & CAT_CLASSES
 
 
