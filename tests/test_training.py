@@ -233,3 +233,38 @@ def _tiny_gtzan(root: Path) -> Path:
         (root / "genres" / genre).mkdir(parents=True)
         sf.write(root / "genres" / genre / f"{genre}.00000.wav", np.zeros(160, dtype=np.float32), 16_000)
     return root
+
+
+class _Planted:
+    """Unpickling this runs code: it writes the marker file a test then looks for."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+@pytest.mark.slow
+def test_a_checkpoint_planted_in_a_run_folder_is_refused_not_run(tones, tmp_path):
+    """Resuming reads last.ckpt and best.ckpt back: a pickle with code in it must never run."""
+    from audiocnn.errors import ConfigError
+
+    recipe = load_recipe(SMOKE, [*TINY, "train.epochs=2", "train.select=best-val"])
+    prepared = prepare(recipe, tones, None, progress=False)
+    fold1 = make_splits(prepared.dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)[0]
+
+    def fit() -> None:
+        fit_split(recipe, create_frontend(recipe.frontend), split_data(fold1, prepared),
+                  len(prepared.dataset.classes), tmp_path / "fold1", progress=False)
+
+    fit()  # finished: resuming it trains nothing, then reads best.ckpt back (select: best-val)
+    marker = tmp_path / "pwned"
+    for name in ("best.ckpt", "last.ckpt"):
+        checkpoint = tmp_path / "fold1" / "checkpoints" / name
+        saved = checkpoint.read_bytes()
+        torch.save({"state_dict": _Planted(marker), "epoch": 1}, checkpoint)  # as a checkpoint is written
+        with pytest.raises(ConfigError, match=f"{name}: not a checkpoint audiocnn wrote"):
+            fit()
+        assert not marker.exists()
+        checkpoint.write_bytes(saved)

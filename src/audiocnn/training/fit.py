@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import pickle
 import time
 import warnings
 from collections.abc import Iterator
@@ -161,7 +162,11 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
     last = out / "checkpoints" / "last.ckpt"
     started = time.perf_counter()
     try:
-        trainer.fit(lit, train_loader, val_loader, ckpt_path=str(last) if last.is_file() else None)
+        # weights_only: a checkpoint is unpickled with tensors and plain containers only, so a
+        # file planted in a run folder cannot run code when the run is resumed.
+        with _unsafe_checkpoint_refused(last):
+            trainer.fit(lit, train_loader, val_loader, ckpt_path=str(last) if last.is_file() else None,
+                        weights_only=True)
     except ValueError as err:  # a checkpoint of an older optimizer layout (see cv.TRAINING_SCHEME)
         if "parameter group" not in str(err):
             raise
@@ -169,13 +174,23 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
                           f"resume from it; delete {last.parent} to train the fold again from the start") from None
     best_val = float(checkpoints.best_model_score) if checkpoints.best_model_score is not None else None
     if cfg.select == "best-val" and checkpoints.best_model_path:
-        # Our own checkpoint from this run (Lightning stores loop state beside the tensors).
-        state = torch.load(checkpoints.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
-        lit.load_state_dict(state)
+        best = Path(checkpoints.best_model_path)
+        with _unsafe_checkpoint_refused(best):
+            lit.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
     classifier.backbone = lit.backbone.to(memory_format=torch.contiguous_format).cpu().float().eval()
     probabilities = predict_images(classifier, data.test[0]) if data.test is not None else None
     return FitResult(classifier, probabilities, trainer.current_epoch, best_val, trainer.is_global_zero,
                      time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def _unsafe_checkpoint_refused(path: Path) -> Iterator[None]:
+    """A checkpoint that holds more than tensors and plain data is refused, naming the file."""
+    try:
+        yield
+    except pickle.UnpicklingError as err:
+        raise ConfigError(f"{path}: not a checkpoint audiocnn wrote (it holds objects, not only tensors, so it is "
+                          f"not loaded: {str(err).splitlines()[0][:120]}); delete it and run again") from None
 
 
 def predict_images(classifier: AudioClassifier, images: Tensor, batch_size: int = 64) -> Tensor:
