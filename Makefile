@@ -16,6 +16,8 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	# librosa compiles its numba kernels on first use (13 s); do it once here, not in the first test or command
+	$(BIN)/python -c "import numpy, librosa; librosa.stft(numpy.zeros(4096, numpy.float32))"
 	touch $(STAMP)
 
 # Classify the example recordings with the bundled ESC-50 model: a table on the terminal,
