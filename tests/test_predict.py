@@ -339,3 +339,44 @@ def test_predict_does_not_import_what_it_does_not_use(tone_model, low_then_high)
     int8_run = _predict_in_a_fresh_interpreter([str(low_then_high), "--model", str(default_model()), "--runtime",
                                                 "int8"], ("timm", "torchvision", "sklearn", "matplotlib"))
     assert (_printed(float_run), _printed(int8_run)) == ("0 []", "0 []")
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def test_an_output_that_is_an_input_is_refused_before_anything_is_written(cli, tone_model, low_then_high, tmp_path):
+    recording = tmp_path / "in" / "rec.wav"
+    recording.parent.mkdir()
+    recording.write_bytes(low_then_high.read_bytes())
+    before = recording.read_bytes()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "link.csv").symlink_to(recording)
+    for out in (recording, tmp_path / "in" / ".." / "in" / "rec.wav", tmp_path / "elsewhere" / "link.csv"):
+        for inputs in ([recording], [recording.parent]):  # the file itself, or the folder holding it
+            result = cli("predict", *inputs, "--model", tone_model, "--format", "csv", "--out", out)
+            assert result.code == 1 and "is one of the input recordings" in result.err and result.out == ""
+            assert recording.read_bytes() == before
+    folder = cli("predict", recording, "--model", tone_model, "--out", tmp_path / "elsewhere")
+    assert folder.code == 1 and "is a folder" in folder.err
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+@pytest.mark.slow
+def test_two_runs_writing_the_same_output_never_mix(tone_model, low_then_high, tmp_path):
+    """Each run writes a temporary file and renames it: the result is one run's whole output."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"rec{i}.wav").write_bytes(low_then_high.read_bytes())
+    out = tmp_path / "result.csv"  # CSV rows are written as files finish: the runs overlap while writing
+    command = [sys.executable, "-m", "audiocnn", "predict", str(folder), "--model", str(tone_model), "--format",
+               "csv", "--out", str(out), "--no-progress", "--runtime", "torch", "--hop", "0.1"]
+    runs = [subprocess.Popen([*command, "--top-k", k], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for k in ("3", "1")]  # two different outputs, so a mix of them shows
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err[-2000:]
+    rows = list(csv.reader(io.StringIO(out.read_text())))
+    assert rows[0][:4] == ["path", "window", "start_s", "end_s"] and len({len(row) for row in rows}) == 1
+    assert sum(row[1] == "clip" for row in rows) == 6 and len(rows) == 1 + 6 * (1 + 56)  # one run's whole output
+    assert not list(tmp_path.glob(".*.partial"))

@@ -7,9 +7,13 @@ Each option that more than one command takes is declared here once, as a parent 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import secrets
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
@@ -107,6 +111,34 @@ def expand_paths(paths: list[Path]) -> list[Path]:
         else:
             raise ConfigError(f"{path}: no such file or folder")
     return files
+
+
+def check_output(path: Path, inputs: list[Path], option: str = "--out") -> None:
+    """An output path must not be a folder, nor (by inode: links and other spellings too) an input."""
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a folder; give a file name")
+    if path.exists():
+        for source in inputs:
+            if os.path.samefile(path, source):
+                raise ConfigError(f"{option} {path}: is one of the input recordings; writing there would destroy it")
+
+
+@contextlib.contextmanager
+def output_file(path: Path | None, inputs: list[Path], option: str = "--out") -> Iterator[TextIO]:
+    """Standard output, or `path` written atomically: a temporary file beside it is renamed into
+    place once complete (and removed if not), so a reader never sees half a file and two runs
+    writing the same path never mix. A path that is one of the `inputs` is refused up front."""
+    if path is None:
+        yield sys.stdout
+        return
+    check_output(path, inputs, option)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+    try:
+        with partial.open("x", newline="") as handle:
+            yield handle
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def load_model(path: Path | None, *, backbone: bool = True):  # noqa: ANN201 - a Bundle; imported lazily

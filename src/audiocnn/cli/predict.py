@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from audiocnn.cli import common
@@ -70,6 +69,8 @@ def _predict(args: argparse.Namespace) -> int:
     if not 0.0 <= args.min_confidence <= 1.0:
         raise ConfigError(f"--min-confidence must be between 0 and 1 (got {args.min_confidence:g})")
     files = common.expand_paths(args.audio)
+    if args.out is not None:
+        common.check_output(args.out, files)  # before the model loads: a refusal should be quick
     if args.timeline is not None and len(files) > 1 and args.timeline.suffix.lower() == ".png":
         raise ConfigError(f"--timeline {args.timeline} names one picture, but there are {len(files)} files: "
                           "give a folder instead (each file gets FOLDER/NAME.timeline.png)")
@@ -77,15 +78,11 @@ def _predict(args: argparse.Namespace) -> int:
     strength = args.denoise_strength if args.denoise_strength is not None else DEFAULT_STRENGTH if args.denoise else 0.0
     predictor = Predictor(model, window_seconds=args.window, hop_seconds=args.hop, batch_size=args.batch_size,
                           denoise=strength, runtime=args.runtime)
-    out = open(args.out, "w", newline="") if args.out else sys.stdout  # noqa: SIM115 - closed below
-    try:
+    with common.output_file(args.out, files) as out:
         writer = PredictionWriter(out, args.format, top_k=args.top_k, min_confidence=args.min_confidence,
                                   high_freq_hz=model.sample_rate / 2)
         result = classify_files(predictor, files, writer, on_file=_timeline_drawer(args.timeline, len(files), strength),
                                 overview=args.timeline is not None, progress=False if args.no_progress else None)
-    finally:
-        if args.out:
-            out.close()
     return common.EXIT_ERROR if result.failed else common.EXIT_OK
 
 
