@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -380,3 +381,37 @@ def test_two_runs_writing_the_same_output_never_mix(tone_model, low_then_high, t
     assert rows[0][:4] == ["path", "window", "start_s", "end_s"] and len({len(row) for row in rows}) == 1
     assert sum(row[1] == "clip" for row in rows) == 6 and len(rows) == 1 + 6 * (1 + 56)  # one run's whole output
     assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_names_and_labels_cannot_break_a_format_or_act_on_its_reader(cli, tone_model, low_then_high, tmp_path,
+                                                                     monkeypatch):
+    """A recording's name and a downloaded bundle's labels are outside text: no format may let them
+    split a row, start a spreadsheet formula or send escape sequences to the terminal."""
+    hostile = ["=1+1", "@SUM(A1)", '-2\r\nx,\t"q"\x1b]0;pwned\x07']
+    model = Path(shutil.copytree(tone_model, tmp_path / "model"))
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps(config | {"labels": hostile}))
+    name = '=HYPERLINK("x")\t\r\nrow,\x1b[2J.wav'
+    (tmp_path / name).write_bytes(low_then_high.read_bytes())
+    (tmp_path / "bad\x1b[31m.wav").write_bytes(b"RIFF not audio")
+    monkeypatch.chdir(tmp_path)  # relative names: the cell starts with the name itself
+
+    def run(*options: str):
+        return cli("predict", name, "--model", model, "--top-k", "3", *options)
+
+    rows = list(csv.reader(io.StringIO(run("--format", "csv").out)))
+    assert len(rows) == 1 + 1 + 12 and {len(row) for row in rows} == {10}
+    assert rows[1][0] == "'" + name  # one ' in front; the rest exactly the name
+    assert {rows[1][4], rows[1][6], rows[1][8]} == {"'" + label for label in hostile}
+
+    raven = list(csv.reader(io.StringIO(run("--format", "raven").out), delimiter="\t", quoting=csv.QUOTE_NONE))
+    assert raven[0] == RAVEN_COLUMNS and {len(row) for row in raven} == {len(RAVEN_COLUMNS)}
+    assert raven[1][7] == "'" + name.replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
+
+    document = json.loads(run("--format", "json").out)
+    assert document["files"][0]["path"] == name and {t["label"] for t in document["files"][0]["summary"]} == set(hostile)
+
+    table = cli("predict", name, "bad\x1b[31m.wav", "--model", model)
+    for stream in (table.out, table.err):
+        assert "\x1b" not in stream and "\x07" not in stream and "\r" not in stream
+    assert "\\x1b]0;pwned\\x07" in table.out and "bad\\x1b[31m.wav" in table.err

@@ -74,11 +74,13 @@ def fold_list(text: str) -> list[int]:
 
 def report(err: AudiocnnError | OSError) -> None:
     """One line on stderr: `audiocnn: error: FILE: problem`."""
+    from audiocnn.inference.formats import printable  # a file name may hold terminal escapes
+
     if isinstance(err, OSError):
         where = f"{err.filename}: " if err.filename else ""
-        print(f"audiocnn: error: {where}{err.strerror or err}", file=sys.stderr)
+        print(f"audiocnn: error: {printable(where)}{printable(err.strerror or err)}", file=sys.stderr)
     else:
-        print(f"audiocnn: error: {err}", file=sys.stderr)
+        print(f"audiocnn: error: {printable(err)}", file=sys.stderr)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from audiocnn import audio
 from audiocnn.errors import AudiocnnError
-from audiocnn.inference.formats import PredictionWriter
+from audiocnn.inference.formats import PredictionWriter, printable
 from audiocnn.inference.overview import SpectrogramCollector
 from audiocnn.inference.predictor import FilePrediction, Predictor
 
@@ -52,7 +52,7 @@ def classify_files(predictor: Predictor, files: list[Path], writer: PredictionWr
     ok = failed = 0
     with tqdm(total=sum(expected.values()), unit="window", disable=not show, file=errors, leave=False) as bar:
         for path in files:
-            bar.set_description(path.name[:30])
+            bar.set_description(printable(path.name)[:30])
             done_before = bar.n
             try:
                 collector = SpectrogramCollector(predictor.rate, seconds[path]) if overview else None
@@ -64,7 +64,7 @@ def classify_files(predictor: Predictor, files: list[Path], writer: PredictionWr
             except AudiocnnError as err:
                 bar.update(max(0, expected[path] - (bar.n - done_before)))
                 message = str(err) if str(path) in str(err) else f"{path}: {err}"
-                tqdm.write(f"audiocnn: error: {message}", file=errors)
+                tqdm.write(f"audiocnn: error: {printable(message)}", file=errors)
                 writer.add_failure(path, message)
                 failed += 1
     writer.close()

@@ -10,6 +10,18 @@ Raven Pro (Cornell's bioacoustics tool) reads a tab-separated "selection table":
 selection with the standard columns below, plus our `Begin Path`, `Label`, `Confidence` and
 `Rank`; times are seconds within the file named in `Begin Path`, and each listed label of a
 window is its own selection so Raven can browse them by label.
+
+File names and labels are text from outside (a recording's name, a downloaded bundle's
+labels), so every format keeps them from breaking the file or acting on the reader:
+- CSV is quoted as the csv module does by default, so a comma, quote or line break stays in
+  its cell. A cell starting with `=`, `+`, `-`, `@`, a tab, a carriage return or `'` gets one
+  `'` in front: spreadsheets then show it as text instead of running it as a formula. To get
+  the exact text back, drop the first character of a cell that starts with `'`.
+- Raven tables have no quoting, so a tab, line break or backslash in a name is written as
+  `\t`, `\n`, `\r` or `\\`; cells get the same `'` as in CSV (they are opened in spreadsheets too).
+- The terminal table shows control characters escaped (`\x1b`), so a name cannot move the
+  cursor, retitle the window or hide text.
+- JSON holds every name exactly.
 """
 
 from __future__ import annotations
@@ -22,6 +34,25 @@ from typing import Any, TextIO
 from audiocnn.inference.predictor import FilePrediction
 
 FORMATS = ("table", "csv", "json", "raven")
+#: First characters that make a spreadsheet read a cell as a formula (and `'`, so the rule inverts).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+_RAVEN_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def spreadsheet_text(text: object) -> str:
+    """`text` as a spreadsheet shows it and never runs it: `'` in front of a formula start."""
+    text = str(text)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def raven_text(text: object) -> str:
+    """`text` for a Raven cell: no tab or line break can split it, and no formula runs."""
+    return spreadsheet_text(str(text).translate(_RAVEN_ESCAPES))
+
+
+def printable(text: object) -> str:
+    """`text` for a terminal: control characters shown as escapes (`\x1b`), everything else as it is."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)",
                  "High Freq (Hz)", "Begin Path", "Label", "Confidence", "Rank"]
 
@@ -38,7 +69,10 @@ class PredictionWriter:
         self._documents: list[dict[str, Any]] = []
         self._failures: list[dict[str, str]] = []
         self._selection = 0
-        self._csv = csv.writer(stream, lineterminator="\n", delimiter="\t" if fmt == "raven" else ",")
+        # CSV: the csv module's defaults (quoted where needed, CRLF rows, as RFC 4180 has them);
+        # Raven: tabs, no quoting (Raven reads none), so its text cells are escaped instead.
+        self._csv = (csv.writer(stream, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None, lineterminator="\n")
+                     if fmt == "raven" else csv.writer(stream))
         if fmt == "csv":
             columns = ["path", "window", "start_s", "end_s"]
             for rank in range(1, top_k + 1):
@@ -71,10 +105,10 @@ class PredictionWriter:
 
     def _add_table(self, p: FilePrediction) -> None:
         def labels(top: list[tuple[str, float]]) -> str:
-            return "  ".join(f"{label} {prob:.2f}" for label, prob in top) or "-"
+            return "  ".join(f"{printable(label)} {prob:.2f}" for label, prob in top) or "-"
 
         write = self.stream.write
-        write(f"{p.path}  ({p.duration:.1f} s, {len(p.starts)} window{'s' if len(p.starts) != 1 else ''})\n")
+        write(f"{printable(p.path)}  ({p.duration:.1f} s, {len(p.starts)} window{'s' if len(p.starts) != 1 else ''})\n")
         write(f"  {'whole file':>17}  {labels(p.top(p.summary, self.top_k))}\n")
         for _, start, end, top in self._windows(p):
             write(f"  {start:8.1f}–{end:<8.1f}  {labels(top)}\n")
@@ -84,12 +118,13 @@ class PredictionWriter:
         def cells(top: list[tuple[str, float]]) -> list[Any]:
             flat: list[Any] = []
             for label, prob in top:
-                flat += [label, f"{prob:.4f}"]
+                flat += [spreadsheet_text(label), f"{prob:.4f}"]
             return flat + [""] * (2 * self.top_k - len(flat))
 
-        self._csv.writerow([p.path, "clip", "0.000", f"{p.duration:.3f}", *cells(p.top(p.summary, self.top_k))])
+        path = spreadsheet_text(p.path)
+        self._csv.writerow([path, "clip", "0.000", f"{p.duration:.3f}", *cells(p.top(p.summary, self.top_k))])
         for index, start, end, top in self._windows(p):
-            self._csv.writerow([p.path, index, f"{start:.3f}", f"{end:.3f}", *cells(top)])
+            self._csv.writerow([path, index, f"{start:.3f}", f"{end:.3f}", *cells(top)])
 
     def _add_json(self, p: FilePrediction) -> None:
         def labelled(top: list[tuple[str, float]]) -> list[dict[str, Any]]:
@@ -107,4 +142,5 @@ class PredictionWriter:
             for rank, (label, prob) in enumerate(top, 1):
                 self._selection += 1
                 self._csv.writerow([self._selection, "Spectrogram 1", 1, f"{start:.3f}", f"{end:.3f}", "0.0",
-                                    f"{self.high_freq_hz:.1f}", p.path, label, f"{prob:.4f}", rank])
+                                    f"{self.high_freq_hz:.1f}", raven_text(p.path), raven_text(label), f"{prob:.4f}",
+                                    rank])
