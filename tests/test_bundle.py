@@ -53,6 +53,9 @@ def edit_config(path, change):
         (lambda p: edit_config(p, lambda c: c["labels"].append("oink")), "weights do not match the backbone"),
         (lambda p: edit_config(p, lambda c: c.pop("normalisation")), "incomplete or malformed"),
         (lambda p: save_file({"x": torch.zeros(1)}, str(p / "model.safetensors")), "weights do not match the backbone"),
+        (lambda p: edit_config(p, lambda c: c["normalisation"].update(std=[0.0])), "one positive std per channel"),
+        (lambda p: edit_config(p, lambda c: c["normalisation"].update(mean=[float("nan")])), "one finite mean"),
+        (lambda p: edit_config(p, lambda c: c["normalisation"].update(mean=[1.0, 2.0])), "per channel (1)"),
     ],
 )
 def test_broken_bundles_are_bundle_errors(saved, breakage, message):

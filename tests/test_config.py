@@ -58,12 +58,25 @@ def test_overrides_reach_nested_entries_and_parse_values():
         (["training.epochs=3"], "unknown section(s) training"),
         (["epochs=3"], "expected SECTION.KEY=VALUE"),
         (["data.val_fraction=0", "train.select=best-val"], "best-val needs data.val_fraction > 0"),
+        (["train.lr=.inf"], "train.lr: must be a finite number, got inf"),
+        (["train.lr=inf"], "train.lr: must be a finite number, got inf"),  # a string YAML does not read as a number
+        (["model.drop_rate=.nan"], "model.drop_rate: must be a finite number"),
     ],
 )
 def test_bad_recipe_entries_are_config_errors(overrides, message):
     with pytest.raises(ConfigError) as caught:
         load_recipe(RECIPES[0], overrides)
     assert message in str(caught.value)
+
+
+def test_a_key_given_twice_is_an_error_not_the_last_value(tmp_path):
+    recipe = tmp_path / "twice.yaml"
+    recipe.write_text("train:\n  lr: 0.001\n  epochs: 3\n  lr: 10\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml: not valid YAML \(duplicate key 'lr' .*line 4"):
+        load_recipe(recipe)
+    recipe.write_text("train:\n  lr: 0.001\nmodel: {}\ntrain:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match="duplicate key 'train'"):
+        load_recipe(recipe)
 
 
 def test_bad_recipe_files_via_cli(cli, tmp_path):

@@ -268,3 +268,14 @@ def test_a_checkpoint_planted_in_a_run_folder_is_refused_not_run(tones, tmp_path
             fit()
         assert not marker.exists()
         checkpoint.write_bytes(saved)
+
+
+def test_training_that_diverges_stops_with_one_line_naming_the_epoch(cli, tones, tmp_path):
+    """A loss that is no longer a number would train on and report a useless model's accuracy."""
+    result = cli("cv", SMOKE, "--data-root", tones, "--out", tmp_path / "run", "--folds", "1", "--no-progress",
+                 *[arg for item in [*TINY, "train.epochs=2", "train.optimizer=sgd", "train.lr=1e30"]
+                   for arg in ("--set", item)])
+    assert result.code == 1 and "Traceback" not in result.err
+    errors = [line for line in result.err.splitlines() if line.startswith("audiocnn: error:")]
+    assert len(errors) == 1 and "training diverged in epoch 1: the loss is nan" in errors[0], result.err
+    assert not (tmp_path / "run" / "fold1" / "metrics.json").exists()

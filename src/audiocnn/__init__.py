@@ -14,10 +14,11 @@ from audiocnn.errors import (
     BundleError,
     ConfigError,
     DatasetError,
+    TrainingError,
 )
 
 try:
     __version__ = version("audiocnn")  # one source of truth: pyproject.toml
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
-__all__ = ["AudioError", "AudiocnnError", "BundleError", "ConfigError", "DatasetError", "__version__"]
+__all__ = ["AudioError", "AudiocnnError", "BundleError", "ConfigError", "DatasetError", "TrainingError", "__version__"]

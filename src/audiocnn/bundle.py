@@ -12,6 +12,7 @@ unpickled, so opening a downloaded bundle cannot run code.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,12 @@ def load(path: str | Path, *, backbone: bool = True) -> Bundle:
         else:
             cnn = NoBackbone(path)
         norm = config["normalisation"]
-        model = AudioClassifier(frontend, cnn, list(norm["mean"]), list(norm["std"]))
+        mean, std = [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]]
+        if len(mean) != frontend.out_channels or len(std) != len(mean) or not all(map(math.isfinite, mean + std)) \
+                or min(std) <= 0:
+            raise ValueError(f"normalisation needs one finite mean and one positive std per channel "
+                             f"({frontend.out_channels}), got mean {mean}, std {std}")  # else NaN images, empty labels
+        model = AudioClassifier(frontend, cnn, mean, std)
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{path / CONFIG}: incomplete or malformed ({type(err).__name__}: {err})") from None
     except AudiocnnError as err:

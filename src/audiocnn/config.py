@@ -9,7 +9,9 @@ default.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +144,23 @@ def read_recipe_yaml(path: str | Path | None) -> dict[str, Any]:
     return read_yaml_mapping(path, "recipe", "a recipe is a mapping with data/frontend/model/train sections")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def read_yaml_mapping(path: str | Path, what: str, shape: str) -> dict[str, Any]:
     """The mapping a YAML settings file (recipe, study) holds; any problem is a ConfigError naming the file.
 
@@ -151,9 +170,10 @@ def read_yaml_mapping(path: str | Path, what: str, shape: str) -> dict[str, Any]
     if not path.is_file():
         raise ConfigError(f"{path}: {what} file not found")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        problem = " ".join(str(err).split()) if "duplicate key" in str(err) else str(err).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML ({problem})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: {shape}")
     return raw
@@ -227,10 +247,8 @@ def _checked(spec: dataclasses.Field, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}.{spec.name}: must not be empty")
         return value
     if expected.startswith("float") and isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
+        with contextlib.suppress(ValueError):
+            value = float(value)
     if "bool" in expected:
         ok = isinstance(value, bool)
     elif expected.startswith("int"):
@@ -243,6 +261,8 @@ def _checked(spec: dataclasses.Field, value: Any, where: str) -> Any:
         ok = True
     if not ok:
         raise ConfigError(f"{where}.{spec.name}: expected {expected.replace(' | None', '')}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):  # `lr: .inf` would train to NaN
+        raise ConfigError(f"{where}.{spec.name}: must be a finite number, got {value!r}")
     return value
 
 

@@ -27,5 +27,9 @@ class DownloadError(DatasetError):
     """A download that failed, or whose checksum does not match."""
 
 
+class TrainingError(AudiocnnError):
+    """Training that cannot give a usable model (e.g. a loss that is no longer a number)."""
+
+
 class BundleError(AudiocnnError):
     """A trained-model bundle that is missing, broken or from another version."""

@@ -17,6 +17,7 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
 from audiocnn.config import TrainConfig
+from audiocnn.errors import TrainingError
 from audiocnn.training.augment import mixup, spec_augment
 
 
@@ -42,6 +43,9 @@ class LitClassifier(L.LightningModule):
         loss = lam * F.cross_entropy(logits, labels_a, label_smoothing=smoothing)
         if lam < 1:
             loss = loss + (1 - lam) * F.cross_entropy(logits, labels_b, label_smoothing=smoothing)
+        if not torch.isfinite(loss):  # every later step would be NaN too, and the model useless
+            raise TrainingError(f"training diverged in epoch {self.current_epoch + 1}: the loss is {float(loss.detach())} "
+                                f"(lower train.lr, now {self.cfg.lr:g})")
         self.train_accuracy(logits, labels_a if lam >= 0.5 else labels_b)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True)
         self.log("train_acc", self.train_accuracy, on_step=False, on_epoch=True)
