@@ -279,3 +279,35 @@ def test_training_that_diverges_stops_with_one_line_naming_the_epoch(cli, tones,
     errors = [line for line in result.err.splitlines() if line.startswith("audiocnn: error:")]
     assert len(errors) == 1 and "training diverged in epoch 1: the loss is nan" in errors[0], result.err
     assert not (tmp_path / "run" / "fold1" / "metrics.json").exists()
+
+
+@pytest.mark.filterwarnings("default::audiocnn.errors.AudiocnnWarning")  # shown as the CLI shows it
+def test_a_dataset_with_problems_is_refused_or_trained_with_a_warning(cli, tones, tmp_path):
+    """A CSV row without a label used to be dropped without a word; now training names it."""
+    listing = tmp_path / "clips.csv"
+    rows = [f"{wav},{wav.parent.name}" for wav in sorted(tones.rglob("*.wav"))]
+    rows[5] = rows[5].split(",")[0] + ","  # an empty label
+    listing.write_text("path,label\n" + "\n".join(rows) + "\n")
+    options = [arg for item in [*TINY, "data.dataset=csv", "train.epochs=1"] for arg in ("--set", item)]
+    refused = cli("cv", SMOKE, "--data-root", listing, "--out", tmp_path / "run", "--folds", "1", "--no-progress",
+                  *options)
+    assert refused.code == 1 and not (tmp_path / "run" / "fold1").exists()
+    assert "1 problem(s) in the csv dataset (" in refused.err and "clips.csv:7: empty label" in refused.err
+    assert "--allow-incomplete" in refused.err
+    allowed = cli("cv", SMOKE, "--data-root", listing, "--out", tmp_path / "run", "--folds", "1", "--no-progress",
+                  "--allow-incomplete", *options)
+    assert allowed.code == 0, allowed.err
+    warnings = [line for line in allowed.err.splitlines() if line.startswith("audiocnn: warning:")]
+    assert len(warnings) == 1 and "training on the 47 usable clips" in warnings[0]
+
+
+def test_a_partly_extracted_esc50_is_refused_before_training(cli, esc50_root, tmp_path):
+    partial = tmp_path / "esc50"
+    (partial / "meta").mkdir(parents=True)
+    (partial / "audio").mkdir()
+    (partial / "meta" / "esc50.csv").write_bytes((esc50_root / "meta" / "esc50.csv").read_bytes())
+    for clip in sorted((esc50_root / "audio").iterdir())[:1200]:  # as an interrupted extraction leaves it
+        (partial / "audio" / clip.name).symlink_to(clip)
+    result = cli("cv", SMOKE, "--data-root", partial, "--out", tmp_path / "run", "--no-progress")
+    assert result.code == 1 and "800 problem(s) in the esc50 dataset" in result.err and "missing audio file" in result.err
+    assert not list((tmp_path / "run").glob("fold*"))

@@ -31,5 +31,9 @@ class TrainingError(AudiocnnError):
     """Training that cannot give a usable model (e.g. a loss that is no longer a number)."""
 
 
+class AudiocnnWarning(UserWarning):
+    """A problem the user chose to accept (e.g. `--allow-incomplete`): the CLI prints it on one line."""
+
+
 class BundleError(AudiocnnError):
     """A trained-model bundle that is missing, broken or from another version."""

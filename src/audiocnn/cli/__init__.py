@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from audiocnn import __version__
 from audiocnn.cli import data, explain, features, predict, training
 from audiocnn.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, expand_paths, parse_overrides, report
 from audiocnn.datasets.images import default_cache_dir
-from audiocnn.errors import AudiocnnError
+from audiocnn.errors import AudiocnnError, AudiocnnWarning
+from audiocnn.inference.formats import printable
 
 #: Command groups in the order `audiocnn --help` lists them.
 GROUPS = (data, features, training, predict, explain)
@@ -30,13 +32,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.handler(args) or EXIT_OK)
+        with warnings.catch_warnings():  # restored on return: the command's own way of showing warnings
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return int(args.handler(args) or EXIT_OK)
     except (AudiocnnError, OSError) as err:  # OSError: e.g. --out in a folder that cannot be written
         report(err)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("audiocnn: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line_warnings(show):  # noqa: ANN001, ANN202 - warnings.showwarning's signature
+    """Our own warnings (a problem the user chose to accept) as `audiocnn: warning: ...` lines."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        if issubclass(category, AudiocnnWarning):
+            print(f"audiocnn: warning: {printable(message)}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 def build_parser() -> argparse.ArgumentParser:

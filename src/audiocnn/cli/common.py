@@ -56,6 +56,14 @@ def model_option(*, required: bool = False, what: str = "model bundle folder") -
     return parent
 
 
+def incomplete_option() -> argparse.ArgumentParser:
+    parent = _parent()
+    parent.add_argument("--allow-incomplete", action="store_true",
+                        help="train even if the dataset has problems (missing files, empty or unknown labels): on the "
+                        "usable clips, with a warning; results are then not comparable with the full dataset's")
+    return parent
+
+
 def folds_option(default: str = "all") -> argparse.ArgumentParser:
     parent = _parent()
     parent.add_argument("--folds", type=fold_list, help=f"only these folds, e.g. 1,2 (default: {default})")

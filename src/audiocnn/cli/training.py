@@ -12,6 +12,7 @@ from audiocnn.cli.common import (
     cache_option,
     data_root_option,
     folds_option,
+    incomplete_option,
     progress_option,
 )
 
@@ -26,7 +27,7 @@ def _recipe_options() -> argparse.ArgumentParser:
 
 
 def add_commands(commands: Commands) -> None:
-    shared = [_recipe_options(), data_root_option(), cache_option(), progress_option()]
+    shared = [_recipe_options(), data_root_option(), cache_option(), progress_option(), incomplete_option()]
     cv = commands.add_parser(
         "cv", parents=[*shared, folds_option()], help="cross-validate a recipe over a dataset's folds",
         description="Train one model per fold and score it on that fold, choosing weights on validation clips "
@@ -51,7 +52,7 @@ def add_commands(commands: Commands) -> None:
 
     study = commands.add_parser(
         "study", parents=[data_root_option("dataset folder"), cache_option(), progress_option(),
-                          folds_option("the study's, else all")],
+                          folds_option("the study's, else all"), incomplete_option()],
         help="compare recipe variants by cross-validation on the same folds",
         description="Run every variant of a study file (a base recipe plus section.key: value overrides per "
         "variant; see docs/study-esc50.md and studies/) through the same cross-validation, resuming finished "
@@ -90,7 +91,7 @@ def _run(args: argparse.Namespace, function: str, **options: object) -> dict:
 
     recipe = load_recipe(args.recipe, args.overrides)
     return getattr(cv, function)(recipe, args.data_root, args.out, cache_dir=args.cache_dir,
-                                 progress=not args.no_progress, **options)
+                                 progress=not args.no_progress, allow_incomplete=args.allow_incomplete, **options)
 
 
 def _study(args: argparse.Namespace) -> int:
@@ -98,7 +99,7 @@ def _study(args: argparse.Namespace) -> int:
 
     study = load_study(args.study)
     results = run_study(study, args.data_root, args.out, cache_dir=args.cache_dir, progress=not args.no_progress,
-                        folds=args.folds, train=not args.report_only)
+                        folds=args.folds, train=not args.report_only, allow_incomplete=args.allow_incomplete)
     print(report_path(study, args.out).read_text())
     print(f"table: {report_path(study, args.out)}, {report_path(study, args.out, '.csv')}; "
           f"chart: {report_path(study, args.out, '.png')}")

@@ -7,12 +7,14 @@ this is the one place that turns a recipe's `data` section into a `Dataset`.
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
 from audiocnn.config import Recipe
 from audiocnn.datasets import Dataset, load_dataset, loader_options
 from audiocnn.datasets.base import Clip
+from audiocnn.errors import AudiocnnWarning, DatasetError
 
 
 def recipe_dataset(recipe: Recipe, data_root: Path) -> Dataset:
@@ -26,12 +28,32 @@ def recipe_dataset(recipe: Recipe, data_root: Path) -> Dataset:
     return load_dataset(d.dataset, data_root, **options)
 
 
-def limited_dataset(recipe: Recipe, data_root: Path) -> Dataset:
-    """The recipe's dataset with at most `data.limit_per_class` clips per class and fold (all if unset)."""
+def limited_dataset(recipe: Recipe, data_root: Path, *, allow_incomplete: bool = False) -> Dataset:
+    """The recipe's dataset to train on, with at most `data.limit_per_class` clips per class and
+    fold (all if unset). A dataset with problems is refused unless `allow_incomplete`
+    (`require_complete`)."""
     dataset = recipe_dataset(recipe, data_root)
+    require_complete(dataset, allow_incomplete)
     if recipe.data.limit_per_class:
         dataset.clips = _limit(dataset.clips, recipe.data.limit_per_class)
     return dataset
+
+
+def require_complete(dataset: Dataset, allow_incomplete: bool = False) -> None:
+    """Training on a dataset with problems (missing files, empty or unknown labels, ...) would
+    quietly train and score another dataset than the one named, e.g. 1200 of ESC-50's 2000 clips
+    after a partial extraction: refuse, or with `allow_incomplete` warn with the counts."""
+    if not dataset.problems:
+        return
+    n = len(dataset.problems)
+    listed = "; ".join(dataset.problems[:3]) + (f"; and {n - 3} more" if n > 3 else "")
+    message = (f"{dataset.root}: {n} problem(s) in the {dataset.name} dataset ({listed}); "
+               f"`audiocnn data info` lists them all")
+    if not allow_incomplete:
+        raise DatasetError(f"{message}. Fix them, or pass --allow-incomplete to train on the {len(dataset.clips)} "
+                           "usable clips (results are then not comparable with the full dataset's)")
+    warnings.warn(f"{message}; training on the {len(dataset.clips)} usable clips (--allow-incomplete)",
+                  AudiocnnWarning, stacklevel=3)
 
 
 def _limit(clips: list[Clip], per_class: int) -> list[Clip]:

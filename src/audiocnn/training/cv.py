@@ -47,9 +47,11 @@ class Prepared:
     rows: dict[Path, int]  # each clip's row in `images`
 
 
-def prepare(recipe: Recipe, data_root: Path, cache_dir: Path | None, progress: bool = True) -> Prepared:
+def prepare(recipe: Recipe, data_root: Path, cache_dir: Path | None, progress: bool = True, *,
+            allow_incomplete: bool = False) -> Prepared:
     """The dataset (limited as the recipe says), all its images, and each clip's row in them."""
-    return prepare_images(recipe, limited_dataset(recipe, data_root), cache_dir, progress)
+    dataset = limited_dataset(recipe, data_root, allow_incomplete=allow_incomplete)
+    return prepare_images(recipe, dataset, cache_dir, progress)
 
 
 def prepare_images(recipe: Recipe, dataset: Dataset, cache_dir: Path | None, progress: bool = True) -> Prepared:
@@ -65,14 +67,14 @@ def prepare_images(recipe: Recipe, dataset: Dataset, cache_dir: Path | None, pro
 
 
 def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | None = None,
-           cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+           cache_dir: Path | None = None, progress: bool = True, allow_incomplete: bool = False) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "recipe.json"
     if saved.is_file() and not same_recipe(saved, recipe):
         raise ConfigError(f"{out}: this run folder was started with a different recipe ({saved}); "
                           f"resuming would mix the two. Use a new --out")
     saved.write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
-    dataset = limited_dataset(recipe, data_root)
+    dataset = limited_dataset(recipe, data_root, allow_incomplete=allow_incomplete)
     prepared = None  # images are made (or read from the cache) only if a fold is left to train
     splits = make_splits(dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)
     if folds:
@@ -134,9 +136,10 @@ def same_recipe(saved: Path, recipe: Recipe) -> bool:
 
 
 def train_bundle(recipe: Recipe, data_root: Path, out: Path, *, test_fold: int | None = None,
-                 cache_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+                 cache_dir: Path | None = None, progress: bool = True, allow_incomplete: bool = False
+                 ) -> dict[str, Any]:
     """Train one model (on all data, or all but `test_fold`) and save it as a bundle at `out`."""
-    prepared = prepare(recipe, data_root, cache_dir, progress)
+    prepared = prepare(recipe, data_root, cache_dir, progress, allow_incomplete=allow_incomplete)
     dataset = prepared.dataset
     if test_fold is not None:
         by_fold = {s.test_fold: s for s in make_splits(dataset, val_fraction=recipe.data.val_fraction,

@@ -121,7 +121,8 @@ def report_path(study: Study, out: Path, suffix: str = ".md") -> Path:
 
 
 def run_study(study: Study, data_root: Path, out: Path, *, cache_dir: Path | None = None, progress: bool = True,
-              folds: list[int] | None = None, train: bool = True) -> list[VariantResult]:
+              folds: list[int] | None = None, train: bool = True, allow_incomplete: bool = False
+              ) -> list[VariantResult]:
     """Cross-validate every variant (resuming finished folds), then write the comparison.
 
     With `train=False` nothing is trained: the report covers the folds finished so far.
@@ -135,7 +136,8 @@ def run_study(study: Study, data_root: Path, out: Path, *, cache_dir: Path | Non
     for name, recipe in (study.variants.items() if train else ()):
         if progress:
             print(f"study: variant {name} ({_describe(study.overrides[name])})", flush=True)
-        run_cv(recipe, data_root, out / name, folds=chosen, cache_dir=cache_dir, progress=progress)
+        run_cv(recipe, data_root, out / name, folds=chosen, cache_dir=cache_dir, progress=progress,
+               allow_incomplete=allow_incomplete)
     results = collect(study, out, chosen)
     write_report(study, results, out, data_root)
     return results
