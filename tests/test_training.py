@@ -311,3 +311,14 @@ def test_a_partly_extracted_esc50_is_refused_before_training(cli, esc50_root, tm
     result = cli("cv", SMOKE, "--data-root", partial, "--out", tmp_path / "run", "--no-progress")
     assert result.code == 1 and "800 problem(s) in the esc50 dataset" in result.err and "missing audio file" in result.err
     assert not list((tmp_path / "run").glob("fold*"))
+
+
+def test_a_run_folder_whose_first_attempt_failed_before_training_takes_a_corrected_recipe(tones, tmp_path):
+    from audiocnn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown backbone 'resnet9000'"):
+        run_cv(load_recipe(SMOKE, [*TINY, "model.backbone=resnet9000"]), tones, tmp_path, folds=[1], progress=False)
+    assert (tmp_path / "recipe.json").is_file()  # written, but no fold trained
+    corrected = load_recipe(SMOKE, [*TINY, "train.epochs=1"])
+    assert run_cv(corrected, tones, tmp_path, folds=[1], progress=False)["folds"][0]["fold"] == 1
+    assert json.loads((tmp_path / "recipe.json").read_text())["model"]["backbone"] == "resnet10t"

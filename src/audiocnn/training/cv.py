@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,10 +71,15 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
            cache_dir: Path | None = None, progress: bool = True, allow_incomplete: bool = False) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "recipe.json"
-    if saved.is_file() and not same_recipe(saved, recipe):
+    # A folder whose earlier attempt failed before any fold trained holds no work to protect:
+    # a corrected recipe replaces its recipe.json.
+    trained = any(out.glob("fold*/metrics.json")) or any(out.glob("fold*/checkpoints/*.ckpt"))
+    if trained and saved.is_file() and not same_recipe(saved, recipe):
         raise ConfigError(f"{out}: this run folder was started with a different recipe ({saved}); "
                           f"resuming would mix the two. Use a new --out")
-    saved.write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
+    partial = saved.with_name(f"recipe.json.{os.getpid()}.partial")
+    partial.write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
+    partial.replace(saved)
     dataset = limited_dataset(recipe, data_root, allow_incomplete=allow_incomplete)
     prepared = None  # images are made (or read from the cache) only if a fold is left to train
     splits = make_splits(dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)
