@@ -65,6 +65,11 @@ def test_a_folds_clean_score_is_its_test_accuracy_and_every_condition_is_scored(
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["robustness"] == scored
     assert "noise at 0 dB SNR" in (tmp_path / "run" / "summary.md").read_text()
+    for left_by_a_kill in ("", '{"clean": 0.5, "qui'):  # an empty record, or one cut short
+        (fold / "robustness.json").write_text(left_by_a_kill)
+        run_cv(recipe, tones, tmp_path / "run", folds=[1], progress=False)  # the same command again
+        assert json.loads((fold / "robustness.json").read_text()) == scored  # scored again from the saved model
+    assert sorted(p.name for p in fold.iterdir() if "partial" in p.name) == []
 
 
 def test_a_summary_shows_only_the_conditions_every_fold_was_scored_on(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,12 @@ def save(path: str | Path, model: AudioClassifier, labels: list[str], recipe: Re
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.backbone.state_dict().items()}
-    save_file(state, str(path / WEIGHTS))
+    # Each file goes to a temporary name and is renamed; config.json comes last, so a bundle
+    # killed mid-save has none and is saved again by the resumed run (`load` needs it).
+    (path / CONFIG).unlink(missing_ok=True)
+    partial = path / f"{WEIGHTS}.{os.getpid()}.partial"
+    save_file(state, str(partial))
+    partial.replace(path / WEIGHTS)
     config = {
         "format": FORMAT,
         "version": VERSION,
@@ -71,7 +77,9 @@ def save(path: str | Path, model: AudioClassifier, labels: list[str], recipe: Re
         "recipe": recipe.to_dict(),
         **timm_keys(recipe, labels, model),
     }
-    (path / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    partial = path / f"{CONFIG}.{os.getpid()}.partial"
+    partial.write_text(json.dumps(config, indent=2) + "\n")
+    partial.replace(path / CONFIG)
     return path
 
 

@@ -93,7 +93,7 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
     for split in splits:
         fold_dir = out / split.name
         if (fold_dir / "metrics.json").is_file():
-            if robustness.missing(fold_dir) and (fold_dir / "model").is_dir():
+            if robustness.missing(fold_dir) and (fold_dir / "model" / "config.json").is_file():
                 # a fold finished before robustness (or one of its conditions) existed: score its saved model
                 robustness.save_fold(fold_dir, bundle.load(fold_dir / "model").model, split.test, dataset.classes,
                                      recipe.data.clip_seconds)
@@ -104,11 +104,12 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
                            len(dataset.classes), fold_dir, progress=progress)
         if not result.is_global_zero:
             return {}  # under DDP, rank 0 writes the results
-        metrics = write_fold(fold_dir, split, dataset.classes, result)
+        metrics = score_fold(fold_dir, split, dataset.classes, result)
         # The fold's model, never trained on its test fold: `predict --model RUN/foldK/model`
         # gives honest results on that fold's clips (e.g. under noise, see benchmarks/denoise.py).
         bundle.save(fold_dir / "model", result.model, dataset.classes, recipe, metrics)
         robustness.save_fold(fold_dir, result.model, split.test, dataset.classes, recipe.data.clip_seconds)
+        mark_finished(fold_dir, metrics)  # last: a kill before it leaves the fold to be redone on resume
     from audiocnn.training.reports import write_summary
 
     return write_summary(out, dataset.classes)
@@ -181,28 +182,40 @@ def split_data(split: Split, prepared: Prepared) -> SplitData:
 
 
 def write_fold(fold_dir: Path, split: Split, classes: list[str], result: FitResult) -> dict[str, Any]:
-    """predictions.csv (one row per test clip, every class probability) and metrics.json."""
+    """predictions.csv and metrics.json of a finished fold (see `score_fold`, `mark_finished`)."""
+    return mark_finished(fold_dir, score_fold(fold_dir, split, classes, result))
+
+
+def mark_finished(fold_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json, atomically: it marks the fold finished, so it is written after everything else."""
+    partial = fold_dir / f"metrics.json.{os.getpid()}.partial"
+    partial.write_text(json.dumps(metrics, indent=2) + "\n")
+    partial.replace(fold_dir / "metrics.json")
+    return metrics
+
+
+def score_fold(fold_dir: Path, split: Split, classes: list[str], result: FitResult) -> dict[str, Any]:
+    """predictions.csv (one row per test clip, every class probability, written atomically) and
+    the fold's metrics, returned for `mark_finished` to write once the fold's other files exist."""
     assert result.test_probabilities is not None
     probabilities = result.test_probabilities.numpy()
     truth = np.array([classes.index(c.label) for c in split.test])
     predicted = probabilities.argmax(axis=1)
     fold_dir.mkdir(parents=True, exist_ok=True)
-    with (fold_dir / "predictions.csv").open("w", newline="") as handle:
+    partial = fold_dir / f"predictions.csv.{os.getpid()}.partial"
+    with partial.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "predicted", "confidence", "correct", *classes])
         for clip, p, k in zip(split.test, probabilities, predicted):
             writer.writerow([str(clip.path), clip.label, classes[k], f"{p[k]:.4f}", int(clip.label == classes[k]),
                              *(f"{v:.4f}" for v in p)])
-    metrics = {
+    partial.replace(fold_dir / "predictions.csv")
+    return {
         "split": split.name,
         "accuracy": float((predicted == truth).mean()),
         "macro_f1": float(f1_score(truth, predicted, average="macro", labels=range(len(classes)), zero_division=0)),
         **training_metrics(split, result),
     }
-    partial = fold_dir / "metrics.json.partial"
-    partial.write_text(json.dumps(metrics, indent=2) + "\n")
-    partial.replace(fold_dir / "metrics.json")  # atomic: it marks the fold finished, and reports read it
-    return metrics
 
 
 def training_metrics(split: Split, result: FitResult) -> dict[str, Any]:

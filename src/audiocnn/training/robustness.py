@@ -21,6 +21,7 @@ so resuming an old run adds the new column without retraining or rescoring the r
 from __future__ import annotations
 
 import json
+import os
 import zlib
 from pathlib import Path
 
@@ -100,9 +101,16 @@ def evaluate(model: AudioClassifier, clips: list[Clip], labels: list[str], clip_
 
 
 def scored(fold_dir: Path) -> dict[str, float]:
-    """A fold's `robustness.json` ({} if it has none)."""
+    """A fold's `robustness.json` ({} if it has none, or one that a kill left empty or cut short:
+    its conditions are then scored again from the fold's model)."""
     path = fold_dir / FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def missing(fold_dir: Path) -> tuple[str, ...]:
@@ -119,5 +127,7 @@ def save_fold(fold_dir: Path, model: AudioClassifier, clips: list[Clip], labels:
     if todo:
         accuracy |= evaluate(model, clips, labels, clip_seconds, conditions=todo)
         accuracy = {c: accuracy[c] for c in ("clean", *CONDITIONS) if c in accuracy}  # a fixed column order
-        (fold_dir / FILE).write_text(json.dumps(accuracy, indent=2) + "\n")
+        partial = fold_dir / f"{FILE}.{os.getpid()}.partial"
+        partial.write_text(json.dumps(accuracy, indent=2) + "\n")
+        partial.replace(fold_dir / FILE)  # atomic: a kill never leaves half a record
     return accuracy
