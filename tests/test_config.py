@@ -61,6 +61,14 @@ def test_overrides_reach_nested_entries_and_parse_values():
         (["train.lr=.inf"], "train.lr: must be a finite number, got inf"),
         (["train.lr=inf"], "train.lr: must be a finite number, got inf"),  # a string YAML does not read as a number
         (["model.drop_rate=.nan"], "model.drop_rate: must be a finite number"),
+        (["model.drop_rate=5"], "model.drop_rate must be in [0, 1)"),
+        (["train.strategy=evil"], "train.strategy is 'evil'; choose from auto, ddp"),
+        (["train.devices=-1"], "train.devices and train.num_nodes must be in [1, 1024]"),
+        (["train.num_nodes=0"], "train.devices and train.num_nodes must be in [1, 1024]"),
+        (["train.threads=100000"], "train.threads must be in [1, 1024]"),
+        (["data.seed=100000000000000000000000000"], "data.seed and train.seed must be in [0, 4294967295]"),
+        (["data.clip_seconds=1000000"], "data.clip_seconds must be in (0, 600]"),
+        (["train.epochs=100000000"], "train.epochs must be at most 10000"),
     ],
 )
 def test_bad_recipe_entries_are_config_errors(overrides, message):

@@ -171,6 +171,14 @@ def test_feature_cache_is_reused_and_keyed_by_settings(tones, tmp_path):
     assert cache_key(clips, frontend.config(), 1.0) != cache_key(clips, {**frontend.config(), "n_mels": 64}, 1.0)
     assert cache_key(clips, frontend.config(), 1.0) != cache_key(clips, frontend.config(), 2.0)
     torch.testing.assert_close(clip_images(clips, frontend, 1.0, None, progress=False), first)
+    from audiocnn.errors import AudiocnnWarning
+
+    for damage in (files[0].read_bytes()[:100], b"not an array at all"):  # cut short by a kill; garbage
+        files[0].write_bytes(damage)
+        with pytest.warns(AudiocnnWarning, match="unreadable feature-cache entry"):
+            again = clip_images(clips, frontend, 1.0, tmp_path, progress=False)
+        torch.testing.assert_close(again, first)
+        torch.testing.assert_close(torch.from_numpy(np.load(files[0])), first)  # and the entry is whole again
 
 
 def test_spec_augment_masks_bands_within_limits():

@@ -126,7 +126,12 @@ _CHOICES = {
     ("train", "schedule"): ("cosine", "step", "none"),
     ("train", "precision"): ("auto", "32-true", "bf16-mixed", "16-mixed", "64-true"),
     ("train", "select"): ("last", "best-val"),
+    # Lightning's strategy names for one or more machines (anything else fails deep inside Lightning)
+    ("train", "strategy"): ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "ddp_find_unused_parameters_true",
+                            "fsdp", "deepspeed"),
 }
+#: Largest values that still make sense; beyond them a run would only exhaust memory or time.
+MAX_CLIP_SECONDS, MAX_EPOCHS, MAX_BATCH, MAX_SEED = 600.0, 10_000, 65_536, 2**32 - 1
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
@@ -272,7 +277,22 @@ def _validate(recipe: Recipe, where: str) -> None:
         if value not in choices:
             raise ConfigError(f"{where}: {section}.{key} is {value!r}; choose from {', '.join(choices)}")
     checks = [
-        (recipe.data.clip_seconds > 0, "data.clip_seconds must be positive"),
+        (0 < recipe.data.clip_seconds <= MAX_CLIP_SECONDS,
+         f"data.clip_seconds must be in (0, {MAX_CLIP_SECONDS:g}] (a clip is one CNN input)"),
+        (0 <= recipe.data.seed <= MAX_SEED and 0 <= recipe.train.seed <= MAX_SEED,
+         f"data.seed and train.seed must be in [0, {MAX_SEED}]"),
+        (recipe.data.folds is None or 2 <= recipe.data.folds <= 100, "data.folds must be in [2, 100]"),
+        (recipe.data.limit_per_class is None or recipe.data.limit_per_class >= 1, "data.limit_per_class must be >= 1"),
+        (0 <= recipe.model.drop_rate < 1, "model.drop_rate must be in [0, 1)"),
+        (recipe.train.epochs <= MAX_EPOCHS, f"train.epochs must be at most {MAX_EPOCHS}"),
+        (recipe.train.batch_size <= MAX_BATCH, f"train.batch_size must be at most {MAX_BATCH}"),
+        (0 <= recipe.train.warmup_epochs <= recipe.train.epochs, "train.warmup_epochs must be in [0, train.epochs]"),
+        (recipe.train.weight_decay >= 0, "train.weight_decay must be >= 0"),
+        (recipe.train.threads is None or 1 <= recipe.train.threads <= 1024, "train.threads must be in [1, 1024]"),
+        (0 <= recipe.train.num_workers <= 256, "train.num_workers must be in [0, 256]"),
+        (1 <= recipe.train.devices <= 1024 and 1 <= recipe.train.num_nodes <= 1024,
+         "train.devices and train.num_nodes must be in [1, 1024]"),
+        (recipe.train.early_stopping is None or recipe.train.early_stopping >= 1, "train.early_stopping must be >= 1"),
         (0 <= recipe.data.val_fraction < 0.5, "data.val_fraction must be in [0, 0.5)"),
         (recipe.train.epochs >= 1, "train.epochs must be at least 1"),
         (recipe.train.batch_size >= 1, "train.batch_size must be at least 1"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from audiocnn import audio
 from audiocnn.datasets.base import Clip
-from audiocnn.errors import AudioError, DatasetError
+from audiocnn.errors import AudiocnnWarning, AudioError, DatasetError
 from audiocnn.features import Frontend
 
 #: Clips per frontend call.
@@ -61,7 +62,11 @@ def cached(cache_dir: Path | None, key: str, compute: Callable[[], torch.Tensor]
     """The tensor stored under `key`, or `compute()` stored there atomically (no cache: just computed)."""
     path = Path(cache_dir) / f"{key}.npy" if cache_dir is not None else None
     if path is not None and path.is_file():
-        return torch.from_numpy(np.load(path))
+        try:
+            return torch.from_numpy(np.load(path))  # never a pickle: np.load refuses them by default
+        except (ValueError, OSError, EOFError) as err:  # truncated or garbage (a full disk, a bad copy)
+            warnings.warn(f"{path}: unreadable feature-cache entry ({err}); computing it again", AudiocnnWarning,
+                          stacklevel=2)
     images = compute()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
