@@ -195,3 +195,55 @@ def test_stream_reports_nan_in_a_later_block_with_its_frame(tmp_path):
     assert len(first) == 4000
     with pytest.raises(AudioError, match="first at frame 12345"):
         list(blocks)
+
+
+def _returns_within(seconds: float, call) -> dict:  # noqa: ANN001
+    """Run `call` in a daemon thread: what it returned or raised, or {"hung": True}."""
+    import threading
+
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except Exception as err:  # noqa: BLE001 - the test looks at it
+            outcome["error"] = err
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return outcome if not worker.is_alive() else {"hung": True}
+
+
+def test_a_pipe_is_refused_not_waited_on(tmp_path):
+    import contextlib
+    import os
+
+    from audiocnn import bundle
+    from audiocnn.errors import BundleError
+
+    pipe = tmp_path / "stream.wav"
+    os.mkfifo(pipe)
+    (tmp_path / "model").mkdir()
+    os.mkfifo(tmp_path / "model" / "config.json")
+    try:
+        read = _returns_within(10, lambda: audio.info(pipe))
+        assert isinstance(read.get("error"), AudioError) and "not a regular file" in str(read["error"]), read
+        loaded = _returns_within(10, lambda: bundle.load(tmp_path / "model"))
+        assert isinstance(loaded.get("error"), BundleError) and "not a regular file" in str(loaded["error"]), loaded
+    finally:  # release a reader the old code left blocked, so the test process can end
+        for fifo in (pipe, tmp_path / "model" / "config.json"):
+            with contextlib.suppress(OSError):  # no reader waiting: nothing to release
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert audio.audio_files(tmp_path) == []  # a pipe named .wav is not a recording to list
+
+
+def test_a_folder_a_thousand_levels_deep_is_walked(tmp_path):
+    deepest = tmp_path
+    for _ in range(1000):
+        deepest = deepest / "d"
+        deepest.mkdir()
+    (deepest / "x.wav").write_bytes(b"")
+    (tmp_path / "loop").symlink_to(tmp_path)  # a link back up is not followed
+    found = audio.audio_files(tmp_path)
+    assert len(found) == 1 and found[0] == deepest / "x.wav"

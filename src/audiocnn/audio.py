@@ -13,6 +13,7 @@ Policy for awkward but valid input:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,8 +34,22 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".
 
 
 def audio_files(folder: Path) -> list[Path]:
-    """Audio files below `folder`, recursively, in a stable order."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    """Audio files below `folder`, at any depth, in a stable order.
+
+    Walked with an explicit stack, not recursion (a folder 1000 levels deep must not raise
+    RecursionError); links to folders are not followed (no loops), links to files are; pipes,
+    sockets and devices are left out, as they are not files to read.
+    """
+    found: list[Path] = []
+    stack = [Path(folder)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.is_file() and Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS:
+                    found.append(Path(entry.path))
+    return sorted(found)
 
 # Formats whose frame count in the header is an estimate (a shortfall of a few frames is normal).
 _ESTIMATED_LENGTH_FORMATS = {"MP3", "OGG"}
@@ -64,6 +79,8 @@ def info(path: str | Path) -> AudioInfo:
         raise AudioError(f"{path}: no such file")
     if path.is_dir():
         raise AudioError(f"{path}: is a folder, not an audio file")
+    if not path.is_file():  # opening a pipe would wait for a writer forever
+        raise AudioError(f"{path}: not a regular file (a pipe, socket or device); give an audio file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: file is empty (0 bytes)")
     try:

@@ -170,6 +170,8 @@ def require_held_out(bundle: Bundle, fold: int) -> None:
 def read_config(path: Path) -> dict[str, Any]:
     if not path.is_dir():
         raise BundleError(f"{path}: no such model bundle (a folder with {CONFIG} and {WEIGHTS})")
+    if (path / CONFIG).exists() and not (path / CONFIG).is_file():  # a pipe would block the read forever
+        raise BundleError(f"{path / CONFIG}: not a regular file")
     try:
         config = json.loads((path / CONFIG).read_text())
     except FileNotFoundError:
