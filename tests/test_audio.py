@@ -245,5 +245,11 @@ def test_a_folder_a_thousand_levels_deep_is_walked(tmp_path):
         deepest.mkdir()
     (deepest / "x.wav").write_bytes(b"")
     (tmp_path / "loop").symlink_to(tmp_path)  # a link back up is not followed
-    found = audio.audio_files(tmp_path)
-    assert len(found) == 1 and found[0] == deepest / "x.wav"
+    try:
+        found = audio.audio_files(tmp_path)
+        assert len(found) == 1 and found[0] == deepest / "x.wav"
+    finally:  # remove it bottom-up: shutil.rmtree (pytest's clean-up of old tmp folders) recurses per level
+        (deepest / "x.wav").unlink()
+        while deepest != tmp_path:
+            deepest.rmdir()
+            deepest = deepest.parent
