@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from audiocnn import __version__
+from audiocnn import __version__, atomic
 from audiocnn.config import Recipe, recipe_from_dict
 from audiocnn.datasets.base import split_fold
 from audiocnn.errors import AudiocnnError, BundleError, ConfigError
@@ -60,9 +59,8 @@ def save(path: str | Path, model: AudioClassifier, labels: list[str], recipe: Re
     # Each file goes to a temporary name and is renamed; config.json comes last, so a bundle
     # killed mid-save has none and is saved again by the resumed run (`load` needs it).
     (path / CONFIG).unlink(missing_ok=True)
-    partial = path / f"{WEIGHTS}.{os.getpid()}.partial"
-    save_file(state, str(partial))
-    partial.replace(path / WEIGHTS)
+    with atomic.replaced(path / WEIGHTS) as partial:
+        save_file(state, str(partial))
     config = {
         "format": FORMAT,
         "version": VERSION,
@@ -77,9 +75,7 @@ def save(path: str | Path, model: AudioClassifier, labels: list[str], recipe: Re
         "recipe": recipe.to_dict(),
         **timm_keys(recipe, labels, model),
     }
-    partial = path / f"{CONFIG}.{os.getpid()}.partial"
-    partial.write_text(json.dumps(config, indent=2) + "\n")
-    partial.replace(path / CONFIG)
+    atomic.write_text(path / CONFIG, json.dumps(config, indent=2) + "\n")
     return path
 
 

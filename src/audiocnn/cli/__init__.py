@@ -16,10 +16,9 @@ from collections.abc import Sequence
 
 from audiocnn import __version__
 from audiocnn.cli import data, explain, features, predict, training
-from audiocnn.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, expand_paths, parse_overrides, report
+from audiocnn.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, expand_paths, parse_overrides, printable, report
 from audiocnn.datasets.images import default_cache_dir
 from audiocnn.errors import AudiocnnError, AudiocnnWarning
-from audiocnn.inference.formats import printable
 
 #: Command groups in the order `audiocnn --help` lists them.
 GROUPS = (data, features, training, predict, explain)

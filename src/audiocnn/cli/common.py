@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,9 @@ from typing import Any, TextIO
 
 import yaml
 
+from audiocnn import atomic
 from audiocnn.errors import AudiocnnError, ConfigError
+from audiocnn.inference.formats import printable
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -81,9 +82,7 @@ def fold_list(text: str) -> list[int]:
 
 
 def report(err: AudiocnnError | OSError) -> None:
-    """One line on stderr: `audiocnn: error: FILE: problem`."""
-    from audiocnn.inference.formats import printable  # a file name may hold terminal escapes
-
+    """One line on stderr: `audiocnn: error: FILE: problem` (a file name may hold terminal escapes)."""
     if isinstance(err, OSError):
         where = f"{err.filename}: " if err.filename else ""
         print(f"audiocnn: error: {printable(where)}{printable(err.strerror or err)}", file=sys.stderr)
@@ -142,13 +141,8 @@ def output_file(path: Path | None, inputs: list[Path], option: str = "--out") ->
         yield sys.stdout
         return
     check_output(path, inputs, option)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
-    try:
-        with partial.open("x", newline="") as handle:
-            yield handle
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic.replaced(path) as partial, partial.open("x", newline="") as handle:
+        yield handle
 
 
 def load_model(path: Path | None, *, backbone: bool = True):  # noqa: ANN201 - a Bundle; imported lazily

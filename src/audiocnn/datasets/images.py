@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 from platformdirs import user_cache_path
 from tqdm import tqdm
 
-from audiocnn import audio
+from audiocnn import atomic, audio
 from audiocnn.datasets.base import Clip
 from audiocnn.errors import AudiocnnWarning, AudioError, DatasetError
 from audiocnn.features import Frontend
@@ -70,9 +69,8 @@ def cached(cache_dir: Path | None, key: str, compute: Callable[[], torch.Tensor]
     images = compute()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.partial.npy")  # per process: DDP ranks may race
-        np.save(partial, images.numpy())
-        partial.replace(path)  # atomic: a killed run never leaves a half-written cache
+        with atomic.replaced(path) as partial, partial.open("wb") as handle:  # DDP ranks may race: each its own
+            np.save(handle, images.numpy())
     return images
 
 

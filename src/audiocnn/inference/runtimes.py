@@ -23,13 +23,13 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from audiocnn import atomic
 from audiocnn.errors import ConfigError
 
 RUNTIMES = ("auto", "onnx", "torch")
@@ -139,12 +139,10 @@ def export_onnx(backbone: nn.Module, example: torch.Tensor, cache_dir: Path) -> 
         import warnings
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        with warnings.catch_warnings():
+        with atomic.replaced(path) as partial, warnings.catch_warnings():  # two processes may export at once
             warnings.simplefilter("ignore")
             torch.onnx.export(backbone.eval(), (example,), str(partial), input_names=["images"],
                               output_names=["logits"], dynamic_axes={"images": {0: "batch"}}, dynamo=False)
-        partial.replace(path)  # atomic: two processes may export at once
     return path
 
 

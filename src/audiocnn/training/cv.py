@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from audiocnn import bundle
+from audiocnn import atomic, bundle
 from audiocnn.config import Recipe, recipe_from_dict
 from audiocnn.datasets import Dataset, Split, holdout, make_splits
 from audiocnn.datasets.images import clip_images
@@ -77,9 +76,7 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
     if trained and saved.is_file() and not same_recipe(saved, recipe):
         raise ConfigError(f"{out}: this run folder was started with a different recipe ({saved}); "
                           f"resuming would mix the two. Use a new --out")
-    partial = saved.with_name(f"recipe.json.{os.getpid()}.partial")
-    partial.write_text(json.dumps(recipe.to_dict(), indent=2) + "\n")
-    partial.replace(saved)
+    atomic.write_text(saved, json.dumps(recipe.to_dict(), indent=2) + "\n")
     dataset = limited_dataset(recipe, data_root, allow_incomplete=allow_incomplete)
     prepared = None  # images are made (or read from the cache) only if a fold is left to train
     splits = make_splits(dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)
@@ -188,9 +185,7 @@ def write_fold(fold_dir: Path, split: Split, classes: list[str], result: FitResu
 
 def mark_finished(fold_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     """metrics.json, atomically: it marks the fold finished, so it is written after everything else."""
-    partial = fold_dir / f"metrics.json.{os.getpid()}.partial"
-    partial.write_text(json.dumps(metrics, indent=2) + "\n")
-    partial.replace(fold_dir / "metrics.json")
+    atomic.write_text(fold_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -202,14 +197,12 @@ def score_fold(fold_dir: Path, split: Split, classes: list[str], result: FitResu
     truth = np.array([classes.index(c.label) for c in split.test])
     predicted = probabilities.argmax(axis=1)
     fold_dir.mkdir(parents=True, exist_ok=True)
-    partial = fold_dir / f"predictions.csv.{os.getpid()}.partial"
-    with partial.open("w", newline="") as handle:
+    with atomic.replaced(fold_dir / "predictions.csv") as partial, partial.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "predicted", "confidence", "correct", *classes])
         for clip, p, k in zip(split.test, probabilities, predicted):
             writer.writerow([str(clip.path), clip.label, classes[k], f"{p[k]:.4f}", int(clip.label == classes[k]),
                              *(f"{v:.4f}" for v in p)])
-    partial.replace(fold_dir / "predictions.csv")
     return {
         "split": split.name,
         "accuracy": float((predicted == truth).mean()),

@@ -21,7 +21,6 @@ so resuming an old run adds the new column without retraining or rescoring the r
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 from scipy.signal import butter, sosfiltfilt
 
+from audiocnn import atomic
 from audiocnn.datasets.base import Clip
 from audiocnn.datasets.images import clip_waves
 from audiocnn.models.classifier import AudioClassifier
@@ -127,7 +127,5 @@ def save_fold(fold_dir: Path, model: AudioClassifier, clips: list[Clip], labels:
     if todo:
         accuracy |= evaluate(model, clips, labels, clip_seconds, conditions=todo)
         accuracy = {c: accuracy[c] for c in ("clean", *CONDITIONS) if c in accuracy}  # a fixed column order
-        partial = fold_dir / f"{FILE}.{os.getpid()}.partial"
-        partial.write_text(json.dumps(accuracy, indent=2) + "\n")
-        partial.replace(fold_dir / FILE)  # atomic: a kill never leaves half a record
+        atomic.write_text(fold_dir / FILE, json.dumps(accuracy, indent=2) + "\n")  # a kill never leaves half one
     return accuracy

@@ -11,8 +11,6 @@ server would) and importing this package changes nothing in the process.
 
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from audiocnn import atomic
 from audiocnn.errors import ConfigError
 from audiocnn.features import Frontend
 
@@ -40,12 +39,8 @@ def save(fig: Figure, out: Path, dpi: int = 100) -> Path:
     if kind not in fig.canvas.get_supported_filetypes():
         raise ConfigError(f"{out}: cannot draw a .{kind} picture (use .png, .svg or .pdf)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}.partial")
-    try:
+    with atomic.replaced(out) as partial:
         fig.savefig(partial, dpi=dpi, format=kind)
-        partial.replace(out)
-    finally:
-        partial.unlink(missing_ok=True)
     return out
 
 

@@ -1,0 +1,34 @@
+"""Files written so that a reader, or a run resumed after a kill, never sees half of one.
+
+Everything the project writes and later trusts (a fold's records, a bundle, the feature cache,
+an exported graph, a picture, `--out`) is written to a temporary name beside its target and
+renamed onto it only when complete; renaming within a folder is atomic. The temporary name
+holds the process and thread, so processes (DDP ranks, two runs) and threads never share one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def replaced(path: str | Path) -> Iterator[Path]:
+    """A temporary path to write instead of `path`; renamed onto `path` when the block ends
+    without an error, removed when it raises."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        yield partial
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """`path` holds `text`, whole, or is left as it was."""
+    with replaced(path) as partial:
+        partial.write_text(text)
