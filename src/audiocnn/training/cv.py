@@ -30,6 +30,7 @@ from audiocnn.features import create_frontend
 from audiocnn.training import robustness
 from audiocnn.training.cache import augmented_images
 from audiocnn.training.fit import FitResult, SplitData, fit_split
+from audiocnn.training.reports import TIMING, write_summary
 
 #: Bumped when training changes what the same recipe produces, so run folders never mix two
 #: trainings: 2 = timm's optimizer (no weight decay on biases and norm parameters) and mixup
@@ -106,9 +107,8 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
         # gives honest results on that fold's clips (e.g. under noise, see benchmarks/denoise.py).
         bundle.save(fold_dir / "model", result.model, dataset.classes, recipe, metrics)
         robustness.save_fold(fold_dir, result.model, split.test, dataset.classes, recipe.data.clip_seconds)
+        write_timing(fold_dir, result)
         mark_finished(fold_dir, metrics)  # last: a kill before it leaves the fold to be redone on resume
-    from audiocnn.training.reports import write_summary
-
     return write_summary(out, dataset.classes)
 
 
@@ -179,8 +179,15 @@ def split_data(split: Split, prepared: Prepared) -> SplitData:
 
 
 def write_fold(fold_dir: Path, split: Split, classes: list[str], result: FitResult) -> dict[str, Any]:
-    """predictions.csv and metrics.json of a finished fold (see `score_fold`, `mark_finished`)."""
+    """predictions.csv, timing.json and metrics.json of a finished fold (see `score_fold`, `mark_finished`)."""
+    write_timing(fold_dir, result)
     return mark_finished(fold_dir, score_fold(fold_dir, split, classes, result))
+
+
+def write_timing(fold_dir: Path, result: FitResult) -> None:
+    """The fold's training time, kept apart from its results (`metrics.json`): a time differs
+    from run to run, while results of the same recipe repeat exactly, resumed after a kill or not."""
+    atomic.write_text(fold_dir / TIMING, json.dumps({"train_seconds": round(result.seconds, 1)}) + "\n")
 
 
 def mark_finished(fold_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -219,5 +226,4 @@ def training_metrics(split: Split, result: FitResult) -> dict[str, Any]:
         **({"n_test": len(split.test)} if split.test else {}),
         "epochs": result.epochs_trained, "best_val_accuracy": result.best_val_accuracy,
         "training_scheme": TRAINING_SCHEME,
-        "train_seconds": round(result.seconds, 1),
     }

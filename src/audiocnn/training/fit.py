@@ -31,6 +31,7 @@ from audiocnn.features import Frontend
 from audiocnn.models.classifier import AudioClassifier
 from audiocnn.models.factory import create
 from audiocnn.training.module import LitClassifier
+from audiocnn.training.resume import AtomicCheckpointIO, RandomState, refuse_objects, usable_checkpoints
 
 
 class _HideAdverts(logging.Filter):
@@ -140,14 +141,16 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
     # Two checkpoints: `last.ckpt` after every epoch (what a killed run resumes from, and the
     # model `select: last` keeps) and `best.ckpt` at the best validation accuracy. One callback
     # with save_last=True is not enough: Lightning then refreshes last.ckpt only when the
-    # monitored best improves, so it can lag the real last epoch.
-    latest = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_top_k=1,
-                             enable_version_counter=False)
+    # monitored best improves, so it can lag the real last epoch. The best callback comes
+    # first, so the last.ckpt of an epoch holds the best score as it stands after that epoch
+    # (saved the other way round, a resumed run compared against a stale best).
     checkpoints = ModelCheckpoint(
-        dirpath=out / "checkpoints", filename="best",
+        dirpath=out / "checkpoints", filename="best", enable_version_counter=False,
         monitor="val_acc" if val_loader else None, mode="max", save_top_k=1 if val_loader else 0,
     )
-    callbacks = [latest, checkpoints, *callbacks]
+    latest = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_top_k=1,
+                             enable_version_counter=False)
+    callbacks = [checkpoints, latest, RandomState(), *callbacks]
     if cfg.early_stopping and val_loader:
         callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=cfg.early_stopping))
     trainer = L.Trainer(
@@ -156,17 +159,16 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
         default_root_dir=out,
         # One version_N folder per attempt: resuming after a kill keeps the earlier attempt's logs.
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="tensorboard")],
-        callbacks=callbacks, enable_progress_bar=progress, enable_model_summary=False,
+        callbacks=callbacks, plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
         num_sanity_val_steps=0, log_every_n_steps=max(1, min(10, len(train_loader))),  # tiny data: no warning
     )
     last = out / "checkpoints" / "last.ckpt"
+    resume = usable_checkpoints(last.parent)  # damaged ones set aside with a warning; planted ones refused
     started = time.perf_counter()
     try:
         # weights_only: a checkpoint is unpickled with tensors and plain containers only, so a
         # file planted in a run folder cannot run code when the run is resumed.
-        with _unsafe_checkpoint_refused(last):
-            trainer.fit(lit, train_loader, val_loader, ckpt_path=str(last) if last.is_file() else None,
-                        weights_only=True)
+        trainer.fit(lit, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
     except ValueError as err:  # a checkpoint of an older optimizer layout (see cv.TRAINING_SCHEME)
         if "parameter group" not in str(err):
             raise
@@ -175,22 +177,14 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
     best_val = float(checkpoints.best_model_score) if checkpoints.best_model_score is not None else None
     if cfg.select == "best-val" and checkpoints.best_model_path:
         best = Path(checkpoints.best_model_path)
-        with _unsafe_checkpoint_refused(best):
+        try:
             lit.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
+        except pickle.UnpicklingError as err:  # planted after the fit began
+            refuse_objects(best, err)
     classifier.backbone = lit.backbone.to(memory_format=torch.contiguous_format).cpu().float().eval()
     probabilities = predict_images(classifier, data.test[0]) if data.test is not None else None
     return FitResult(classifier, probabilities, trainer.current_epoch, best_val, trainer.is_global_zero,
                      time.perf_counter() - started)
-
-
-@contextlib.contextmanager
-def _unsafe_checkpoint_refused(path: Path) -> Iterator[None]:
-    """A checkpoint that holds more than tensors and plain data is refused, naming the file."""
-    try:
-        yield
-    except pickle.UnpicklingError as err:
-        raise ConfigError(f"{path}: not a checkpoint audiocnn wrote (it holds objects, not only tensors, so it is "
-                          f"not loaded: {str(err).splitlines()[0][:120]}); delete it and run again") from None
 
 
 def predict_images(classifier: AudioClassifier, images: Tensor, batch_size: int = 64) -> Tensor:

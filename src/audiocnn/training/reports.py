@@ -14,9 +14,13 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
+from audiocnn import atomic
 from audiocnn.datasets import split_fold
 from audiocnn.errors import ConfigError
 from audiocnn.viz.confusion import save_confusion
+
+#: Each fold's (and the run's) training time: apart from results, which repeat exactly.
+TIMING = "timing.json"
 
 
 def write_summary(run: Path, classes: list[str]) -> dict[str, Any]:
@@ -34,13 +38,26 @@ def write_summary(run: Path, classes: list[str]) -> dict[str, Any]:
         "mean_macro_f1": float(np.mean([m["macro_f1"] for m in metrics])),
         "folds": [{"fold": split_fold(m), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]} for m in metrics],
         "per_class_f1": {c: float(f) for c, f in zip(classes, per_class)},
-        "train_seconds": round(sum(m.get("train_seconds", 0.0) for m in metrics), 1),
         "robustness": fold_robustness([p.parent for p in folds]),
     }
-    (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (run / "summary.md").write_text(_markdown(summary, len(truth)))
+    # Timing apart: summary.json is the same for the same recipe, resumed after a kill or not.
+    atomic.write_text(run / TIMING, json.dumps({"train_seconds": round(sum(map(fold_seconds, folds)), 1)}) + "\n")
+    atomic.write_text(run / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic.write_text(run / "summary.md", _markdown(summary, len(truth)))
     save_confusion(confusion_matrix(truth, predicted, labels=range(len(classes))), classes, run / "confusion.png")
     return summary
+
+
+def fold_seconds(metrics_path: Path) -> float:
+    """Training seconds of the fold whose `metrics.json` is `metrics_path` (0 if not recorded).
+
+    Kept in the fold's `timing.json`; runs before it kept `train_seconds` in metrics.json."""
+    for path, key in ((metrics_path.with_name(TIMING), "train_seconds"), (metrics_path, "train_seconds")):
+        try:
+            return float(json.loads(path.read_text()).get(key, 0.0))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return 0.0
 
 
 def fold_robustness(fold_dirs: list[Path]) -> dict[str, float]:

@@ -149,6 +149,7 @@ def collect(study: Study, out: Path, folds: list[int] | None = None) -> list[Var
     Only `folds` count (default: all found), so a run folder shared with a study over other
     folds cannot mix them in. A robustness condition counts only when every fold scored it.
     """
+    from audiocnn.training.reports import fold_seconds
     from audiocnn.training.robustness import scored
 
     results = []
@@ -163,7 +164,8 @@ def collect(study: Study, out: Path, folds: list[int] | None = None) -> list[Var
                   if condition != "clean" and all(condition in f for f in by_fold.values())}
         results.append(VariantResult(name, study.overrides[name], dict(zip(fold, (m["accuracy"] for m in metrics))),
                                      dict(zip(fold, (m["macro_f1"] for m in metrics))),
-                                     sum(m.get("train_seconds", 0.0) for m in metrics), robustness=robust))
+                                     sum(fold_seconds(records[k][0] / "metrics.json") for k in fold),
+                                     robustness=robust))
     reference = results[0]
     for result in results[1:]:
         result.difference = paired_difference(result.accuracy, reference.accuracy)

@@ -1,0 +1,89 @@
+"""A run killed at any moment and run again ends exactly as if it had never been killed.
+
+Real processes, real SIGKILLs (tests/kill_at.py): the CLI's `cv` is killed at six moments of a
+3-epoch fold, rerun after each kill, and its results must be byte-identical to an
+uninterrupted run of the same command (float32, deterministic mode, one thread).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from audiocnn.config import load_recipe
+from audiocnn.datasets import make_splits
+from audiocnn.errors import AudiocnnWarning
+from audiocnn.features import create_frontend
+from audiocnn.training.cv import prepare, split_data
+from audiocnn.training.fit import fit_split
+from conftest import REPO, SMOKE, TINY
+
+KILL_AT = REPO / "tests" / "kill_at.py"
+# 36 training clips of fold 1: 27 train (6 steps of 4 an epoch), 9 validation. SpecAugment and
+# mixup on, best-val selection: every random draw and the best-epoch record must survive a kill.
+RECIPE = [*TINY, "train.epochs=3", "train.mixup=0.2", "train.select=best-val", "train.deterministic=true",
+          "train.threads=1"]
+#: The moments, in the order one run meets them; each kill happens in a fresh rerun.
+MOMENTS = [
+    "before:*/cache/*.npy:1",  # the feature cache half written
+    "step:9",  # mid-epoch: the 3rd of 6 steps of epoch 2
+    "after:*/fold1/checkpoints/last.ckpt:2",  # just after the last epoch's checkpoint (the rerun resumed at epoch 2)
+    "before:*/fold1/model/config.json:1",  # mid bundle save: weights written, config.json not yet
+    "before:*/fold1/robustness.json:1",  # mid robustness: scored, not yet written
+    "after:*/fold1/metrics.json:1",  # the fold marked finished, the summary not yet written
+]
+RESULTS = ["summary.json", "summary.md", "fold1/predictions.csv", "fold1/metrics.json", "fold1/robustness.json",
+           "fold1/model/model.safetensors", "fold1/model/config.json"]
+
+
+def _cv(tones: Path, out: Path, moment: str | None = None) -> subprocess.Popen:
+    args = ["cv", str(SMOKE), "--data-root", str(tones), "--folds", "1", "--no-progress", "--out", str(out / "run"),
+            "--cache-dir", str(out / "cache"), *[a for item in RECIPE for a in ("--set", item)]]
+    command = [str(KILL_AT), moment, "--", *args] if moment else ["-m", "audiocnn", *args]
+    return subprocess.Popen([sys.executable, *command], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+@pytest.mark.slow
+def test_a_cv_run_killed_at_six_moments_resumes_to_identical_results(tones, tmp_path):
+    reference = _cv(tones, tmp_path / "uninterrupted")  # alongside the killed runs: two cores, one thread each
+    killed = tmp_path / "killed"
+    for moment in MOMENTS:
+        run = _cv(tones, killed, moment)
+        output = run.communicate(timeout=300)[0]
+        assert run.returncode == -9, f"{moment}: not killed (exit {run.returncode}):\n{output}"
+    rerun = _cv(tones, killed)
+    output = rerun.communicate(timeout=300)[0]
+    assert rerun.returncode == 0, output
+    assert "Traceback" not in output
+    output = reference.communicate(timeout=300)[0]
+    assert reference.returncode == 0, output
+    for name in RESULTS:
+        same = (tmp_path / "uninterrupted" / "run" / name).read_bytes() == (killed / "run" / name).read_bytes()
+        assert same, f"{name} differs after the kills"
+    attempts = sorted(p.name for p in (killed / "run" / "fold1" / "logs").iterdir())
+    assert attempts == [f"version_{k}" for k in range(5)]  # every kill after the cache's came in a fit
+
+
+def test_a_damaged_last_checkpoint_is_set_aside_and_the_fold_trains_again(tones, tmp_path):
+    recipe = load_recipe(SMOKE, [*TINY, "train.epochs=1"])
+    prepared = prepare(recipe, tones, None, progress=False)
+    fold1 = make_splits(prepared.dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)[0]
+
+    def fit():
+        return fit_split(recipe, create_frontend(recipe.frontend), split_data(fold1, prepared),
+                         len(prepared.dataset.classes), tmp_path, progress=False)
+
+    first = fit()
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])  # cut short, as a full disk or a bad copy leaves it
+    with pytest.warns(AudiocnnWarning, match=r"last\.ckpt: damaged .* trains again from its first epoch"):
+        second = fit()
+    assert (tmp_path / "last.ckpt.damaged").is_file()
+    assert second.epochs_trained == 1 and (tmp_path / "logs" / "version_1" / "metrics.csv").is_file()
+    for name, tensor in first.model.backbone.state_dict().items():  # trained again, from the same seed
+        torch.testing.assert_close(tensor, second.model.backbone.state_dict()[name])
