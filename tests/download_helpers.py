@@ -53,6 +53,7 @@ class FileServer:
         self.honor_ranges = True
         self.drop_after: int | None = None  # close the connection after this many body bytes
         self.stall = 0.0  # seconds to wait before answering
+        self.trickle = 0.0  # seconds between single bytes of the body (a server that never quite stalls)
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
         self.bytes_served = 0
 
@@ -99,6 +100,14 @@ class FileServer:
             # counted before sending: once the client has read the body, the test may check at
             # once, and a loaded machine can pause this thread between the write and the count
             self.bytes_served += len(body)
+        if self.trickle:
+            for i in range(len(body)):
+                if generation != self.generation:
+                    return  # the test that asked for this is over
+                h.wfile.write(body[i : i + 1])
+                h.wfile.flush()
+                time.sleep(self.trickle)
+            return
         h.wfile.write(body)
         h.wfile.flush()
 

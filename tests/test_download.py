@@ -11,8 +11,11 @@ what was (not) downloaded again.
 from __future__ import annotations
 
 import io
+import shutil
 import socket
+import struct
 import tarfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -224,6 +227,16 @@ def test_stalled_server_times_out(server: FileServer, tmp_path: Path) -> None:
     assert server.url("/slow.bin") in str(info.value)
 
 
+def test_a_server_that_trickles_bytes_is_given_up_on(server: FileServer, tmp_path: Path) -> None:
+    """A byte every 50 ms never trips the silence timeout; the minimum rate catches it."""
+    server.files["/trickle.bin"] = b"x" * 1000
+    server.trickle = 0.05
+    with pytest.raises(DownloadError, match=r"too slow, \d+ bytes in 1 s \(at least 200 bytes/s needed\); run again"):
+        download_file(server.url("/trickle.bin"), tmp_path / "trickle.bin", None, progress=False, timeout=2,
+                      min_rate=200, rate_window=0.6)
+    assert (tmp_path / "trickle.bin.part").is_file() and not (tmp_path / "trickle.bin").exists()
+
+
 def test_unknown_dataset_lists_the_names(tmp_path: Path) -> None:
     with pytest.raises(DownloadError) as info:
         fetch_dataset("esc-100", tmp_path)
@@ -314,6 +327,64 @@ def test_unsafe_members_are_refused_and_nothing_is_written(tmp_path: Path, case:
     written = [p for p in tmp_path.rglob("*") if p.is_file() or p.is_symlink()]
     assert written == [archive], written  # not even the safe members
     assert not Path("/tmp/audiocnn-evil.txt").exists()
+
+
+def _claiming(zip_bytes: bytes, size: int) -> bytes:
+    """`zip_bytes` (one stored member) with its uncompressed size rewritten to `size` in both
+    headers: a small file that claims to expand to `size`, as a zip bomb declares itself."""
+    data = bytearray(zip_bytes)
+    local = data.index(b"PK\x03\x04")
+    central = data.index(b"PK\x01\x02")
+    struct.pack_into("<I", data, local + 22, size)
+    struct.pack_into("<I", data, central + 24, size)
+    return bytes(data)
+
+
+def test_an_archive_claiming_to_expand_far_beyond_its_size_is_refused(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("bomb/zeros.bin", b"\0" * 1000)
+    archive = tmp_path / "bomb.zip"
+    archive.write_bytes(_claiming(buf.getvalue(), 4_000_000_000))  # 1 kB that says 4 GB
+    with pytest.raises(DownloadError, match=r"bomb\.zip: refused, it would expand to 4\.00 GB from 1\.1 kB"):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out" / "bomb").exists()
+
+
+def test_a_tar_gz_of_zeros_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    archive = tmp_path / "zeros.tar.gz"
+    archive.write_bytes(make_tar({"top/zeros.bin": bytes(80 << 20)}))  # 80 MiB in about 80 kB
+    assert archive.stat().st_size < 1 << 20
+    with pytest.raises(DownloadError, match="zeros.tar.gz: refused, it would expand to 83.9 MB"):
+        extract(archive, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_archive_larger_than_the_free_space_is_refused(tmp_path: Path, monkeypatch) -> None:
+    archive = tmp_path / "esc.zip"
+    archive.write_bytes(make_zip(ESC_FILES))
+    real = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(archives.shutil, "disk_usage", lambda path: real._replace(free=1000))  # a nearly full disk
+    with pytest.raises(DownloadError, match=r"esc.zip needs .* and only 1.0 kB is free"):
+        extract(archive, tmp_path / "out", 1)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_failed_extraction_removes_what_it_wrote(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("top/first.txt", b"first member, extracted whole")
+        zf.writestr("top/sub/second.txt", b"second member, damaged in transit")
+    data = bytearray(buf.getvalue())
+    data[data.index(b"damaged")] ^= 0xFF  # its bytes no longer match their CRC
+    archive = tmp_path / "half.zip"
+    archive.write_bytes(bytes(data))
+    (tmp_path / "out" / "top").mkdir(parents=True)
+    (tmp_path / "out" / "top" / "mine.txt").write_text("here before")
+    with pytest.raises(DownloadError, match="half.zip: broken archive"):
+        extract(archive, tmp_path / "out")
+    left = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))
+    assert left == ["top", "top/mine.txt"]  # what was there before stays; nothing of the archive does
 
 
 def test_safe_relative_symlink_inside_is_kept(tmp_path: Path) -> None:

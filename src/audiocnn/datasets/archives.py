@@ -8,7 +8,11 @@ it is extracted into. So
   expected and actual hashes (a truncated download and a re-published archive look
   different);
 * an archive is extracted only after every member has been checked to stay inside the
-  destination (no absolute paths, no ``..``, no links pointing outside).
+  destination (no absolute paths, no ``..``, no links pointing outside);
+* an archive that would expand far beyond its own size (a "zip bomb") or beyond the free
+  disk space is refused before anything is written, and a failed extraction removes the
+  files it had written. Audio hardly compresses: the official archives expand by 1.0-1.5×
+  (ESC-50's zip of WAVs 645 MB -> 880 MB), so `MAX_RATIO` is generous for real data.
 
 No network here: :mod:`audiocnn.datasets.download` fetches the bytes. Only the standard
 library (hashlib, zipfile, tarfile) is used. Every failure is a
@@ -17,6 +21,7 @@ library (hashlib, zipfile, tarfile) is used. Every failure is a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -28,7 +33,7 @@ from pathlib import Path
 
 from audiocnn.errors import DownloadError
 
-__all__ = ["CHUNK", "check_digest", "escapes", "extract", "hash_file", "parse_checksum", "verify_checksum"]
+__all__ = ["CHUNK", "check_digest", "check_expansion", "escapes", "extract", "hash_file", "parse_checksum", "verify_checksum"]
 
 CHUNK = 1 << 20  # 1 MiB: large enough to be fast, small enough for a smooth progress bar
 # Errors a corrupt compressed stream raises while extracting (lzma may be missing from a build).
@@ -41,6 +46,12 @@ except ImportError:  # pragma: no cover
 # tarfile's own "data" filter refusals (Python >= 3.11.4), reported as unsafe, not broken.
 _FILTER_ERRORS: tuple[type[Exception], ...] = (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
 _ALGORITHMS = {"sha256": 64, "md5": 32, "sha1": 40}  # algorithm -> hex digest length
+#: An archive may expand to at most this many times its own size (above `RATIO_FREE_BYTES`)...
+MAX_RATIO = 20
+#: ...except that this much is always allowed (split lists and metadata compress well).
+RATIO_FREE_BYTES = 64 << 20
+#: And never to more than this in all (UrbanSound8K, the largest, is about 7 GB expanded).
+MAX_EXPANDED_BYTES = 64 << 30
 
 
 # --------------------------------------------------------------------------- checksums
@@ -140,7 +151,7 @@ def _is_zip_symlink(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(info.external_attr >> 16)
 
 
-def _extract_zip(archive: Path, dest: Path, strip: int) -> None:
+def _extract_zip(archive: Path, dest: Path, strip: int, written: list[Path]) -> None:
     with zipfile.ZipFile(archive) as zf:
         plan = []
         for info in zf.infolist():
@@ -150,6 +161,10 @@ def _extract_zip(archive: Path, dest: Path, strip: int) -> None:
             if _is_zip_symlink(info):
                 _check_link(zf.read(info).decode("utf-8", "replace"), archive, info.filename)
             plan.append((info, target))  # everything is checked before anything is written
+        # zipfile reads no more than a member's declared size (and fails its CRC if the data
+        # is longer), so the declared sizes bound what is written.
+        check_expansion(archive, dest, sum(info.file_size for info, _ in plan))
+        written.extend(_new_paths([target for _, target in plan], dest))
         for info, target in plan:
             if info.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
@@ -186,13 +201,58 @@ def _tar_plan(tf: tarfile.TarFile, archive: Path, dest: Path, strip: int) -> lis
     return plan
 
 
-def _extract_tar(archive: Path, dest: Path, strip: int) -> None:
+def _extract_tar(archive: Path, dest: Path, strip: int, written: list[Path]) -> None:
     with tarfile.open(archive) as tf:
-        members = [member for member, _target in _tar_plan(tf, archive, dest, strip)]
+        plan = _tar_plan(tf, archive, dest, strip)
+        check_expansion(archive, dest, sum(member.size for member, _ in plan if member.isfile()))
+        written.extend(_new_paths([target for _, target in plan], dest))
+        members = [member for member, _target in plan]
         if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: tarfile's own checks as a second line
             tf.extractall(dest, members=members, filter="data")
         else:  # pragma: no cover - older Pythons; every member was checked above
             tf.extractall(dest, members=members)
+
+
+def check_expansion(archive: Path, dest: Path, expanded: int) -> None:
+    """Refuse (DownloadError) an archive whose members add up to more than its size allows
+    (`MAX_RATIO`, `MAX_EXPANDED_BYTES`) or than the free space at `dest`."""
+    size = archive.stat().st_size
+    limit = min(MAX_EXPANDED_BYTES, max(RATIO_FREE_BYTES, MAX_RATIO * size))
+    if expanded > limit:
+        raise DownloadError(f"{archive}: refused, it would expand to {_size(expanded)} from {_size(size)} "
+                            f"(at most {_size(limit)} for an archive of its size); not an archive of audio, "
+                            "or a decompression bomb")
+    free = shutil.disk_usage(dest).free
+    if expanded > free:
+        raise DownloadError(f"{dest}: {archive.name} needs {_size(expanded)} and only {_size(free)} is free")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.{2 if unit == 'GB' else 1}f} {unit}"
+    return f"{n} bytes"
+
+
+def _new_paths(targets: list[Path], dest: Path) -> list[Path]:
+    """The targets, and the folders above them inside `dest`, that do not exist yet."""
+    new = set()
+    for target in targets:
+        for path in (target, *target.parents):
+            if path == dest or dest not in path.parents or path in new or path.exists():
+                break
+            new.add(path)
+    return list(new)
+
+
+def _remove_written(written: list[Path]) -> None:
+    """Undo a failed extraction: the files and folders it created (not what was there before)."""
+    for path in sorted(written, key=lambda p: len(p.parts), reverse=True):  # files before their folders
+        with contextlib.suppress(OSError):
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            elif path.is_dir():
+                path.rmdir()  # only if empty: a folder that held files from before stays
 
 
 def extract(archive: Path, dest: Path, strip_components: int = 0) -> None:
@@ -200,30 +260,37 @@ def extract(archive: Path, dest: Path, strip_components: int = 0) -> None:
 
     The format is read from the file's content, not its name (mirrors rename files). All
     members are checked before anything is written: absolute paths, ``..`` and links
-    pointing outside `dest` are refused with DownloadError and nothing is extracted.
+    pointing outside `dest` are refused with DownloadError and nothing is extracted; so is
+    an archive that would expand too far (`check_expansion`). If extraction fails part-way
+    (a broken stream, a full disk), the files it wrote are removed again.
     """
     archive, dest = Path(archive), Path(dest)
     if strip_components < 0:
         raise DownloadError(f"{archive}: strip_components must be >= 0, not {strip_components}")
     if not archive.is_file():
         raise DownloadError(f"{archive}: archive does not exist")
+    written: list[Path] = []  # what this extraction created, removed again if it fails
     try:
-        dest.mkdir(parents=True, exist_ok=True)
-        dest = dest.resolve()
-        if zipfile.is_zipfile(archive):
-            _extract_zip(archive, dest, strip_components)
-        elif tarfile.is_tarfile(archive):
-            _extract_tar(archive, dest, strip_components)
-        else:
-            raise DownloadError(f"{archive}: not a zip or tar archive")
-    except DownloadError:
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            dest = dest.resolve()
+            if zipfile.is_zipfile(archive):
+                _extract_zip(archive, dest, strip_components, written)
+            elif tarfile.is_tarfile(archive):
+                _extract_tar(archive, dest, strip_components, written)
+            else:
+                raise DownloadError(f"{archive}: not a zip or tar archive")
+        except DownloadError:
+            raise
+        except _FILTER_ERRORS as e:
+            raise DownloadError(f"{archive}: unsafe member in archive ({e})") from None
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, UnicodeDecodeError) as e:
+            raise DownloadError(f"{archive}: broken archive ({e})") from None
+        except OSError as e:
+            where = e.filename or archive
+            raise DownloadError(f"{where}: cannot extract from {archive.name} ({e.strerror or e})") from None
+        except _STREAM_ERRORS as e:  # corrupt compressed stream
+            raise DownloadError(f"{archive}: broken archive ({type(e).__name__}: {e})") from None
+    except BaseException:  # a Ctrl-C too: no half-extracted dataset is left to be taken for a whole one
+        _remove_written(written)
         raise
-    except _FILTER_ERRORS as e:
-        raise DownloadError(f"{archive}: unsafe member in archive ({e})") from None
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, UnicodeDecodeError) as e:
-        raise DownloadError(f"{archive}: broken archive ({e})") from None
-    except OSError as e:
-        where = e.filename or archive
-        raise DownloadError(f"{where}: cannot extract from {archive.name} ({e.strerror or e})") from None
-    except _STREAM_ERRORS as e:  # corrupt compressed stream
-        raise DownloadError(f"{archive}: broken archive ({type(e).__name__}: {e})") from None

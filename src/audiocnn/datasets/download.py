@@ -5,6 +5,9 @@ connections, and a silently truncated or swapped archive produces a dataset that
 but gives wrong numbers. So every download
 
 * goes to ``<file>.part`` first and resumes from it with an HTTP ``Range`` request;
+* gives up (keeping the ``.part`` to resume) when the server sends nothing for `timeout`
+  seconds, or less than `min_rate` bytes a second over `rate_window` seconds: a server
+  that trickles a byte now and then would otherwise hold the command forever;
 * becomes ``<file>`` only once its checksum matches a value published by someone else
   (a bad file is deleted, and the error shows expected and actual hashes);
 * is extracted only after every member of the archive has been checked to stay inside
@@ -32,12 +35,12 @@ import hashlib
 import http.client
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from tqdm import tqdm
 
@@ -63,6 +66,20 @@ __all__ = [
 ]
 
 _DOWNLOADS = ".downloads"
+#: The slowest download accepted: 1 KiB/s over a minute (ESC-50 at that rate takes a week;
+#: anything slower is a stalled or hostile server).
+MIN_RATE = 1024.0
+RATE_WINDOW = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Pace:
+    """How long to wait for a server: for any data (`timeout`) and for enough of it (`min_rate`
+    bytes a second, measured over `window` seconds)."""
+
+    timeout: float = 60.0
+    min_rate: float = MIN_RATE
+    window: float = RATE_WINDOW
 _USER_AGENT = "audiocnn/0.1 (dataset download)"
 
 
@@ -84,13 +101,13 @@ class _HTTPStatusError(DownloadError):
         self.code = code
 
 
-def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse:
+def _open(url: str, offset: int, pace: Pace) -> http.client.HTTPResponse:
     """Open `url`, asking for bytes from `offset` on; network failures become DownloadError."""
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
-        return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (http/https by design)
+        return urllib.request.urlopen(request, timeout=pace.timeout)  # noqa: S310 (http/https by design)
     except urllib.error.HTTPError as e:
         e.close()
         raise _HTTPStatusError(f"{url}: HTTP {e.code} {e.reason}", e.code) from None
@@ -98,7 +115,7 @@ def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse:
         reason = getattr(e.reason, "strerror", None) or e.reason
         raise DownloadError(f"{url}: cannot connect ({reason})") from None
     except TimeoutError:
-        raise DownloadError(f"{url}: no answer within {timeout:g} s") from None
+        raise DownloadError(f"{url}: no answer within {pace.timeout:g} s") from None
     except (OSError, http.client.HTTPException, ValueError) as e:
         raise DownloadError(f"{url}: cannot download ({e})") from None
 
@@ -119,18 +136,28 @@ def _content_length(response: http.client.HTTPResponse) -> int | None:
         return None  # e.g. GitHub's generated archives are streamed without a length
 
 
-def _read_chunks(response: BinaryIO, url: str, timeout: float) -> Iterator[bytes]:
-    """Yield the body in chunks; a dropped connection keeps the .part for a later resume."""
+def _read_chunks(response: http.client.HTTPResponse, url: str, pace: Pace) -> Iterator[bytes]:
+    """Yield the body as it arrives; a dropped, silent or too slow connection keeps the .part
+    for a later resume. `read1` returns what one receive brings, so the rate is measured even
+    when a server sends a byte at a time (`read` would wait to fill a whole chunk)."""
+    window_start, window_bytes = time.monotonic(), 0
     while True:
         try:
-            chunk = response.read(CHUNK)
+            chunk = response.read1(CHUNK)
         except TimeoutError:
-            raise DownloadError(f"{url}: no data for {timeout:g} s; run again to resume") from None
+            raise DownloadError(f"{url}: no data for {pace.timeout:g} s; run again to resume") from None
         except (OSError, http.client.HTTPException) as e:
             raise DownloadError(f"{url}: connection lost ({e}); run again to resume") from None
         if not chunk:
             return
         yield chunk
+        window_bytes += len(chunk)
+        elapsed = time.monotonic() - window_start
+        if elapsed >= pace.window:
+            if window_bytes < pace.min_rate * elapsed:
+                raise DownloadError(f"{url}: too slow, {window_bytes} bytes in {elapsed:.0f} s (at least "
+                                    f"{pace.min_rate:g} bytes/s needed); run again to resume")
+            window_start, window_bytes = time.monotonic(), 0
 
 
 def _progress_bar(name: str, total: int | None, initial: int, progress: bool) -> tqdm:
@@ -147,20 +174,20 @@ def _progress_bar(name: str, total: int | None, initial: int, progress: bool) ->
     )
 
 
-def _restart(url: str, part: Path, algo: str | None, progress: bool, timeout: float) -> str | None:
+def _restart(url: str, part: Path, algo: str | None, progress: bool, pace: Pace) -> str | None:
     """Throw away a .part the server cannot continue and download from the first byte."""
     part.unlink(missing_ok=True)
-    return _stream(url, part, algo, progress, timeout)
+    return _stream(url, part, algo, progress, pace)
 
 
-def _stream(url: str, part: Path, algo: str | None, progress: bool, timeout: float) -> str | None:
+def _stream(url: str, part: Path, algo: str | None, progress: bool, pace: Pace) -> str | None:
     """Download `url` into `part` (resuming it when possible); return the hex digest of all of it."""
     offset = part.stat().st_size if part.exists() else 0
     try:
-        response = _open(url, offset, timeout)
+        response = _open(url, offset, pace)
     except _HTTPStatusError as e:
         if e.code == 416 and offset:  # "range not satisfiable": the .part is stale or oversized
-            return _restart(url, part, algo, progress, timeout)
+            return _restart(url, part, algo, progress, pace)
         raise
     with response:
         if response.status == 206:
@@ -168,7 +195,7 @@ def _stream(url: str, part: Path, algo: str | None, progress: bool, timeout: flo
                 if not offset:
                     raise DownloadError(f"{url}: partial answer (HTTP 206) to a request for the whole file")
                 response.close()
-                return _restart(url, part, algo, progress, timeout)
+                return _restart(url, part, algo, progress, pace)
             mode = "ab"
         elif response.status == 200:
             offset, mode = 0, "wb"  # the whole file: a server that ignores ranges starts over
@@ -179,7 +206,7 @@ def _stream(url: str, part: Path, algo: str | None, progress: bool, timeout: flo
         if hasher and offset:
             hash_file(part, hasher.name, hasher)
         bar = _progress_bar(part.name[: -len(".part")], None if length is None else offset + length, offset, progress)
-        received = _write(response, part, mode, hasher, url, timeout, bar)
+        received = _write(response, part, mode, hasher, url, pace, bar)
     if length is not None and received < length:
         raise DownloadError(
             f"{url}: connection closed after {offset + received} of {offset + length} bytes; run again to resume"
@@ -187,13 +214,13 @@ def _stream(url: str, part: Path, algo: str | None, progress: bool, timeout: flo
     return hasher.hexdigest() if hasher else None
 
 
-def _write(response: BinaryIO, part: Path, mode: str, hasher: hashlib._Hash | None, url: str,
-           timeout: float, bar: tqdm) -> int:
+def _write(response: http.client.HTTPResponse, part: Path, mode: str, hasher: hashlib._Hash | None, url: str,
+           pace: Pace, bar: tqdm) -> int:
     """Copy the body to `part`, hashing as it goes; disk errors name the file, not the URL."""
     received = 0
     try:
         with bar, open(part, mode) as out:
-            for chunk in _read_chunks(response, url, timeout):
+            for chunk in _read_chunks(response, url, pace):
                 out.write(chunk)
                 if hasher:
                     hasher.update(chunk)
@@ -205,7 +232,8 @@ def _write(response: BinaryIO, part: Path, mode: str, hasher: hashlib._Hash | No
 
 
 def download_file(
-    url: str, dest: Path, checksum: str | None, *, progress: bool = True, timeout: float = 60.0
+    url: str, dest: Path, checksum: str | None, *, progress: bool = True, timeout: float = 60.0,
+    min_rate: float = MIN_RATE, rate_window: float = RATE_WINDOW,
 ) -> Path:
     """Download `url` to `dest` and return `dest`, verified when a checksum is given.
 
@@ -223,7 +251,7 @@ def download_file(
         return dest
     part = dest.with_name(dest.name + ".part")
     _make_folder(dest.parent)
-    actual = _stream(url, part, algo, progress, timeout)
+    actual = _stream(url, part, algo, progress, Pace(timeout, min_rate, rate_window))
     if algo and expected:
         try:
             check_digest(dest, algo, expected, actual or "", source=url)
