@@ -100,8 +100,15 @@ def test_a_tone_lights_up_the_row_of_its_frequency():
         ({"kind": "mel", "n_mel": 64}, "unknown parameter(s) n_mel"),
         ({"kind": "mel", "fmax": 9000}, "fmax: must not exceed Nyquist"),
         ({"kind": "mfcc", "n_mfcc": 200}, "n_mfcc: must be between 1 and n_mels"),
-        ({"kind": "logspec", "hop_ms": 0}, "must be positive"),
+        ({"kind": "logspec", "hop_ms": 0}, "frontend 'logspec': hop_ms: should be greater than 0 (got 0)"),
         ({"kind": "multires", "win_ms": [25, 50], "hop_ms": [10]}, "need one hop per window"),
+        # sizes that would exhaust memory or crash are refused before anything is allocated
+        ({"kind": "mel", "n_mels": 10**9}, "n_mels: should be less than or equal to 1024 (got 1000000000)"),
+        ({"kind": "mel", "sample_rate": 10**9}, "sample_rate: should be less than or equal to 1000000"),
+        ({"kind": "mel", "win_ms": 1e-9}, "win_ms: must be at least 8 samples (0.5 ms)"),
+        ({"kind": "logspec", "win_ms": 9000}, "win_ms: makes an FFT of 262144 points; at most 65536"),
+        ({"kind": "mel", "n_mels": "64"}, "n_mels: should be a valid integer (got '64')"),
+        ({"kind": "multires", "win_ms": [25.0] * 100, "hop_ms": [10.0] * 100}, "win_ms: Value should have at most 8 items"),
     ],
 )
 def test_bad_frontend_config_is_a_config_error(config, message):

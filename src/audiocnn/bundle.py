@@ -12,12 +12,13 @@ unpickled, so opening a downloaded bundle cannot run code.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, NotRequired
 
 import torch
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict
 
 from audiocnn import __version__, atomic
 from audiocnn.config import Recipe, recipe_from_dict
@@ -25,10 +26,40 @@ from audiocnn.datasets.base import split_fold
 from audiocnn.errors import AudiocnnError, BundleError, ConfigError
 from audiocnn.features import create_frontend
 from audiocnn.models.classifier import AudioClassifier
+from audiocnn.validation import Float, settings_text, validation_problem
 
 FORMAT = "audiocnn-bundle"
 VERSION = 1
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+#: The most classes a bundle may name (BirdNET's global model has about 6,500).
+MAX_LABELS = 20_000
+Label = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Backbone(TypedDict):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    in_chans: Annotated[int, Field(ge=1, le=64)]
+
+
+class _Normalisation(TypedDict):
+    mean: Annotated[list[Float], Field(min_length=1, max_length=64)]
+    std: Annotated[list[Annotated[Float, Field(gt=0)]], Field(min_length=1, max_length=64)]
+
+
+@with_config(ConfigDict(strict=True, allow_inf_nan=False, extra="allow"))
+class _Config(TypedDict):
+    """What `load` reads from config.json, checked before anything is built from it (the rest,
+    such as the timm keys and metrics, is for people and other tools)."""
+
+    labels: Annotated[list[Label], Field(min_length=1, max_length=MAX_LABELS)]
+    frontend: dict[str, Any]
+    backbone: _Backbone
+    normalisation: _Normalisation
+    recipe: dict[str, Any]
+    metrics: NotRequired[dict[str, Any]]
+
+
+_CONFIG_SCHEMA = TypeAdapter(_Config)
 
 
 @dataclass
@@ -123,22 +154,25 @@ def load(path: str | Path, *, backbone: bool = True) -> Bundle:
     path = Path(path)
     config = read_config(path)
     try:
+        _CONFIG_SCHEMA.validate_python(config)
+    except ValidationError as err:
+        raise BundleError(validation_problem(err, f"{path / CONFIG}: ")) from None
+    try:
         recipe = recipe_from_dict(config["recipe"], f"{path / CONFIG}: recipe")
         frontend = create_frontend(config["frontend"])
-        labels = [str(label) for label in config["labels"]]
+        labels = list(config["labels"])
+        norm = config["normalisation"]
+        mean, std = norm["mean"], norm["std"]
+        if len(mean) != frontend.out_channels or len(std) != len(mean):
+            raise ValueError(f"normalisation needs one mean and one std per channel "
+                             f"({frontend.out_channels}), got mean {mean}, std {std}")  # else NaN images, empty labels
         if backbone:
             from audiocnn.models.factory import create
 
-            cnn: torch.nn.Module = create(config["backbone"]["name"], len(labels),
-                                          int(config["backbone"]["in_chans"]), "none")
+            cnn: torch.nn.Module = create(config["backbone"]["name"], len(labels), config["backbone"]["in_chans"],
+                                          "none")
         else:
             cnn = NoBackbone(path)
-        norm = config["normalisation"]
-        mean, std = [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]]
-        if len(mean) != frontend.out_channels or len(std) != len(mean) or not all(map(math.isfinite, mean + std)) \
-                or min(std) <= 0:
-            raise ValueError(f"normalisation needs one finite mean and one positive std per channel "
-                             f"({frontend.out_channels}), got mean {mean}, std {std}")  # else NaN images, empty labels
         model = AudioClassifier(frontend, cnn, mean, std)
     except (KeyError, TypeError, ValueError) as err:
         raise BundleError(f"{path / CONFIG}: incomplete or malformed ({type(err).__name__}: {err})") from None
@@ -166,14 +200,16 @@ def require_held_out(bundle: Bundle, fold: int) -> None:
 def read_config(path: Path) -> dict[str, Any]:
     if not path.is_dir():
         raise BundleError(f"{path}: no such model bundle (a folder with {CONFIG} and {WEIGHTS})")
-    if (path / CONFIG).exists() and not (path / CONFIG).is_file():  # a pipe would block the read forever
-        raise BundleError(f"{path / CONFIG}: not a regular file")
+    if not (path / CONFIG).exists():
+        raise BundleError(f"{path}: not a model bundle ({CONFIG} is missing)")
     try:
-        config = json.loads((path / CONFIG).read_text())
-    except FileNotFoundError:
-        raise BundleError(f"{path}: not a model bundle ({CONFIG} is missing)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        config = json.loads(settings_text(path / CONFIG, "bundle config"))  # a regular file, not too large, UTF-8
+    except ConfigError as err:
+        raise BundleError(str(err)) from None
+    except json.JSONDecodeError as err:
         raise BundleError(f"{path / CONFIG}: not valid JSON ({err})") from None
+    except RecursionError:  # json recurses per level: 100,000 nested brackets
+        raise BundleError(f"{path / CONFIG}: not a bundle config (nested too deeply)") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise BundleError(f"{path / CONFIG}: not an audiocnn bundle config")
     if config.get("version") != VERSION:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 from torch import Tensor, nn
 
 from audiocnn.errors import ConfigError
@@ -38,6 +39,7 @@ from audiocnn.spectral import (
     power_to_db,
 )
 from audiocnn.spectral import next_power_of_two as next_power_of_two
+from audiocnn.validation import validation_problem
 
 CPU_CHUNK_ELEMENTS = 1 << 20  # STFT frame samples per CPU chunk (4 MB of float32, stays in cache)
 
@@ -90,6 +92,12 @@ class Frontend(nn.Module):
     def frame_times(self, n_frames: int, n_samples: int) -> np.ndarray:
         """Time (s) at the centre of each image column."""
         return np.arange(n_frames) * self.params.hop_length / self.sample_rate
+
+    def image_shape(self, n_samples: int) -> tuple[int, int, int]:
+        """(channels, rows, frames) of the image of `n_samples`, without computing it: sizes
+        are checked before anything is allocated (`config.recipe_from_dict`)."""
+        rows = self.row_frequencies()
+        return self.out_channels, len(rows) if rows is not None else 0, n_samples // self.params.hop_length + 1
 
     def forward(self, waveforms: Tensor) -> Tensor:
         """(batch, samples) or (samples,) -> (batch, channels, rows, frames).
@@ -177,6 +185,9 @@ class Mfcc(Frontend):
         log_mel = power_to_db(self.mel(x), self.params.top_db)
         return torch.matmul(self.dct, log_mel).unsqueeze(1)
 
+    def image_shape(self, n_samples: int) -> tuple[int, int, int]:
+        return 1, self.params.n_mfcc, n_samples // self.params.hop_length + 1
+
 
 @register
 class Gammatone(Frontend):
@@ -255,6 +266,9 @@ class MultiResolutionMel(Frontend):
         duration = n_samples / self.sample_rate
         return (np.arange(n_frames) + 0.5) * duration / n_frames
 
+    def image_shape(self, n_samples: int) -> tuple[int, int, int]:
+        return self.out_channels, self.params.height, self.params.width
+
 
 # ----------------------------------------------------------------------------- factory
 
@@ -274,6 +288,6 @@ def create_frontend(config: Mapping[str, Any] | str) -> Frontend:
         raise ConfigError(f"frontend {kind!r}: unknown parameter(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     try:
         params = cls.params_type(**values)
-    except TypeError as err:
-        raise ConfigError(f"frontend {kind!r}: {err}") from None
+    except ValidationError as err:
+        raise ConfigError(validation_problem(err, f"frontend {kind!r}: ")) from None
     return cls(params)

@@ -1,7 +1,8 @@
 """The building blocks of the frontends: their parameters, and batched torch STFT and filterbanks.
 
-Parameters are frozen dataclasses validated on creation (a bad value is a ConfigError naming
-the parameter); times are in milliseconds and turn into samples here, so every frontend
+Parameters are frozen pydantic dataclasses validated on creation, with the ranges annotated
+below (a bad value is a ConfigError naming the parameter, raised before any filterbank is
+allocated from it); times are in milliseconds and turn into samples here, so every frontend
 frames audio the same way. `Stft` matches librosa's framing (centred, zero-padded, periodic
 Hann) and `MelPower` applies librosa's Slaney mel filterbank, which the tests check.
 """
@@ -9,13 +10,27 @@ Hann) and `MelPower` applies librosa's Slaney mel filterbank, which the tests ch
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
+from pydantic import BeforeValidator, Field
+from pydantic.dataclasses import dataclass
 from torch import Tensor, nn
 
 from audiocnn.errors import ConfigError
+from audiocnn.validation import STRICT, Float
+
+#: Recorders sample at 8 kHz (phones) to 384-500 kHz (bat detectors).
+SampleRate = Annotated[int, Field(ge=1000, le=1_000_000)]
+#: A window or hop: at most 10 s (a frame longer than that is no spectrogram).
+Milliseconds = Annotated[Float, Field(gt=0, le=10_000)]
+TopDb = Annotated[Float, Field(gt=0, le=200)]
+Hz = Annotated[Float, Field(ge=0, le=500_000)]
+#: Image rows: mel bands, MFCCs, gammatone bands.
+Rows = Annotated[int, Field(ge=1, le=1024)]
+#: The longest FFT a frontend may use (4 s at 16 kHz).
+MAX_FFT = 1 << 16
 
 AMIN_POWER = 1e-10  # floor before log10, as librosa.power_to_db
 
@@ -36,19 +51,18 @@ def next_power_of_two(n: int) -> int:
     return 1 << max(0, int(np.ceil(np.log2(n))))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class StftParams:
     """Framing shared by the single-resolution frontends (times in milliseconds)."""
 
-    sample_rate: int = 16_000
-    win_ms: float = 64.0
-    hop_ms: float = 20.0
-    top_db: float | None = 80.0
+    sample_rate: SampleRate = 16_000
+    win_ms: Milliseconds = 64.0
+    hop_ms: Milliseconds = 20.0
+    top_db: TopDb | None = 80.0
 
     def __post_init__(self) -> None:
-        _require(self.sample_rate >= 1000, "sample_rate", "must be at least 1000 Hz")
-        _require(self.win_ms > 0 and self.hop_ms > 0, "win_ms/hop_ms", "must be positive")
-        _require(self.top_db is None or self.top_db > 0, "top_db", "must be positive or null")
+        _require(self.win_length >= 8, "win_ms", f"must be at least 8 samples ({8000 / self.sample_rate:g} ms)")
+        _require(self.n_fft <= MAX_FFT, "win_ms", f"makes an FFT of {self.n_fft} points; at most {MAX_FFT}")
 
     def samples(self, ms: float) -> int:
         return max(1, int(round(ms * self.sample_rate / 1000.0)))
@@ -66,40 +80,38 @@ class StftParams:
         return next_power_of_two(self.win_length)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class MelParams(StftParams):
-    n_mels: int = 128
-    fmin: float = 0.0
-    fmax: float | None = None  # None: Nyquist
+    n_mels: Rows = 128
+    fmin: Hz = 0.0
+    fmax: Hz | None = None  # None: Nyquist
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_band(self.sample_rate, self.fmin, self.fmax)
-        _require(self.n_mels >= 1, "n_mels", "must be at least 1")
 
     @property
     def top_hz(self) -> float:
         return self.fmax if self.fmax is not None else self.sample_rate / 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class MfccParams(MelParams):
-    n_mfcc: int = 40
+    n_mfcc: Rows = 40
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _require(1 <= self.n_mfcc <= self.n_mels, "n_mfcc", f"must be between 1 and n_mels ({self.n_mels})")
+        _require(self.n_mfcc <= self.n_mels, "n_mfcc", f"must be between 1 and n_mels ({self.n_mels})")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class GammatoneParams(StftParams):
-    n_bands: int = 128
-    fmin: float = 50.0
+    n_bands: Rows = 128
+    fmin: Hz = 50.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_band(self.sample_rate, self.fmin, None)
-        _require(self.n_bands >= 1, "n_bands", "must be at least 1")
 
     @property
     def n_fft(self) -> int:
@@ -108,25 +120,35 @@ class GammatoneParams(StftParams):
         return next_power_of_two(2 * self.win_length)
 
 
-@dataclass(frozen=True)
+def _as_tuple(value: object) -> object:
+    return tuple(value) if isinstance(value, list) else value  # YAML and JSON give lists
+
+
+#: One value per channel of a multi-resolution image (at most 8 channels).
+PerChannel = Annotated[tuple[Milliseconds, ...], BeforeValidator(_as_tuple), Field(min_length=1, max_length=8)]
+Pixels = Annotated[int, Field(ge=1, le=4096)]
+
+
+@dataclass(frozen=True, config=STRICT)
 class MultiresParams:
     """The reference paper's 3-channel log-mel: one channel per (window, hop) pair."""
 
-    sample_rate: int = 16_000
-    n_mels: int = 128
-    fmin: float = 0.0
-    fmax: float | None = None
-    win_ms: tuple[float, ...] = (25.0, 50.0, 100.0)
-    hop_ms: tuple[float, ...] = (10.0, 25.0, 50.0)
-    height: int = 128
-    width: int = 250
-    top_db: float | None = 80.0
+    sample_rate: SampleRate = 16_000
+    n_mels: Rows = 128
+    fmin: Hz = 0.0
+    fmax: Hz | None = None
+    win_ms: PerChannel = (25.0, 50.0, 100.0)
+    hop_ms: PerChannel = (10.0, 25.0, 50.0)
+    height: Pixels = 128
+    width: Pixels = 250
+    top_db: TopDb | None = 80.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "win_ms", tuple(float(v) for v in self.win_ms))
         object.__setattr__(self, "hop_ms", tuple(float(v) for v in self.hop_ms))
-        _require(len(self.win_ms) == len(self.hop_ms) >= 1, "win_ms/hop_ms", "need one hop per window")
-        _require(self.height >= 1 and self.width >= 1, "height/width", "must be positive")
+        _require(len(self.win_ms) == len(self.hop_ms), "win_ms/hop_ms", "need one hop per window")
+        for index in range(len(self.win_ms)):
+            self.channel(index)  # each channel's framing checked as a mel frontend's
 
     def channel(self, index: int) -> MelParams:
         return MelParams(
