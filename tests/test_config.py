@@ -96,3 +96,30 @@ def test_bad_recipe_files_via_cli(cli, tmp_path):
     for path, message in ((broken, "broken.yaml: not valid YAML"), (tmp_path / "missing.yaml", "recipe file not found")):
         result = cli("cv", path, "--data-root", tmp_path, "--out", tmp_path / "run")
         assert result.code == 1 and message in result.err and "Traceback" not in result.err
+
+
+HOSTILE_RECIPES = {
+    # each expands or recurses without bound in a plain YAML reader, or is not text at all
+    "billion-laughs": ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                       "c: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n", "aliases (*name) are not accepted"),
+    "deep-lists": ("train: " + "[" * 100_000 + "]" * 100_000 + "\n", "nested deeper than 32 levels"),
+    "deep-maps": ("".join("  " * i + f"k{i}:\n" for i in range(100)) + "  " * 100 + "v: 1\n", "nested deeper than 32"),
+    "latin-1": ("train:\n  lr: 0.001  # caf\xe9\n", "not UTF-8 text (byte 25)"),
+    "huge": ("train:\n  lr: 0.001\n" + "#" * (2 << 20) + "\n", "larger than any recipe file"),
+    "list-as-key": ("? [a, b]\n: 1\n", "a key must be a plain value"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_RECIPES))
+def test_hostile_recipe_files_are_one_line_errors(tmp_path, name):
+    text, message = HOSTILE_RECIPES[name]
+    path = tmp_path / f"{name}.yaml"
+    path.write_bytes(text.encode("latin-1" if name == "latin-1" else "utf-8"))
+    with pytest.raises(ConfigError) as caught:
+        load_recipe(path)
+    assert str(path) in str(caught.value) and message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_frontend_and_clip_length_that_make_a_huge_image_are_refused():
+    with pytest.raises(ConfigError, match=r"an image of 1 x 32 x 4800001 = 153,600,032 values per clip"):
+        load_recipe(RECIPES[0], ["data.clip_seconds=600", "frontend.hop_ms=0.1"])
