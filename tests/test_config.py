@@ -121,5 +121,6 @@ def test_hostile_recipe_files_are_one_line_errors(tmp_path, name):
 
 
 def test_a_frontend_and_clip_length_that_make_a_huge_image_are_refused():
+    smoke = RECIPES[0].with_name("smoke.yaml")
     with pytest.raises(ConfigError, match=r"an image of 1 x 32 x 4800001 = 153,600,032 values per clip"):
-        load_recipe(RECIPES[0], ["data.clip_seconds=600", "frontend.hop_ms=0.1"])
+        load_recipe(smoke, ["data.clip_seconds=600", "frontend.hop_ms=0.1"])
