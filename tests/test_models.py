@@ -94,6 +94,16 @@ def test_unreadable_weights_file_is_a_config_error(tmp_path):
         create("resnet18", n_classes=3, weights=junk)
 
 
+def test_a_pipe_given_as_weights_is_refused_not_read(tmp_path):
+    """Reading a FIFO blocks until someone writes to it: the run would hang, not fail."""
+    import os
+
+    pipe = tmp_path / "weights.pth"
+    os.mkfifo(pipe)
+    with pytest.raises(ConfigError, match=r"weights.pth: not a regular file"):
+        create("resnet18", n_classes=3, weights=pipe)
+
+
 def test_imagenet_from_the_hub_offline_says_what_to_do(monkeypatch):
     import huggingface_hub.constants
 

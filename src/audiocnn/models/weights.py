@@ -77,8 +77,10 @@ def load_weights(model: nn.Module, path: Path) -> None:
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{path}: weights file not found (use 'none', 'imagenet' or a file path)")
+    if not path.is_file():  # a folder, or a pipe that would block the read forever
+        raise ConfigError(f"{path}: not a regular file (a weights file is .safetensors, .pth, .pt or .bin)")
     if path.suffix not in _WEIGHT_SUFFIXES:
         raise ConfigError(f"{path}: not a weights file (expected one of {', '.join(_WEIGHT_SUFFIXES)})")
     try:
