@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from audiocnn import audio
-from audiocnn.errors import AudioError
+from audiocnn.errors import AudiocnnWarning, AudioError
 from conftest import write_tone
 
 
@@ -117,7 +117,6 @@ BAD_FILES = {
     "truncated wav": (lambda d: truncated(d, "cut.wav"), "truncated"),
     "truncated flac": (lambda d: truncated(d, "cut.flac"), "corrupt"),
     "truncated ogg": (lambda d: truncated(d, "cut.ogg"), "truncated"),
-    "truncated mp3": (lambda d: truncated(d, "cut.mp3"), "truncated"),
     "nan samples": (lambda d: nan_file(d, np.nan), "NaN or infinite"),
     "inf samples": (lambda d: nan_file(d, np.inf), "NaN or infinite"),
     "zero channels": (lambda d: _write(d / "zero.wav", wav_bytes(0, 16_000)), "file has no audio channels"),
@@ -163,6 +162,65 @@ def test_a_batch_with_bad_files_finishes_the_good_ones(tmp_path, cli):
     assert result.code == 1
     assert (tmp_path / "out" / "a.mel.png").is_file() and (tmp_path / "out" / "c.mel.png").is_file()
     assert "b.wav: file is empty" in result.err and "2 file(s) drawn, 1 failed" in result.err
+
+
+def _vbr_mp3(path: Path, loud_first: bool) -> tuple[bytes, int]:
+    """A 6 s VBR MP3 (44.1 kHz, as libsndfile's LAME writes it: with a Xing tag) whose bitrate
+    changes half-way, and its true length in samples. Without its Xing tag, a reader that
+    estimates the length from the first frame's bitrate is off by a factor of 2-3."""
+    rate = 44_100
+    rng = np.random.default_rng(0)
+    quiet = 0.001 * np.sin(2 * np.pi * 440 * np.arange(3 * rate) / rate)
+    loud = 0.5 * rng.standard_normal(3 * rate)
+    wave = np.concatenate([loud, quiet] if loud_first else [quiet, loud]).astype(np.float32)
+    sf.write(path, wave, rate, format="MP3", subtype="MPEG_LAYER_III")
+    return path.read_bytes(), len(wave)
+
+
+def _without_xing_tag(data: bytes) -> bytes:
+    """The MP3 minus its first frame, the one holding the Xing tag (MPEG-1 Layer III frame length:
+    144 x bitrate / rate + padding)."""
+    assert data[:2] == b"\xff\xfb" and b"Xing" in data[:64]
+    header = int.from_bytes(data[:4], "big")
+    bitrate = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320][(header >> 12) & 0xF] * 1000
+    rate = (44_100, 48_000, 32_000)[(header >> 10) & 3]
+    return data[144 * bitrate // rate + ((header >> 9) & 1):]
+
+
+def _mp3_in_wav(mp3: bytes, rate: int, samples: int) -> bytes:
+    """MP3 frames in a WAV container (format tag 0x55), as some recorders and phone apps write them."""
+    fmt = struct.pack("<HHIIHH", 0x55, 1, rate, 16_000, 1, 0) + struct.pack("<HHIHHH", 12, 1, 2, 417, 1, 1393)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"fact" + struct.pack("<II", 4, samples)
+    chunks += b"data" + struct.pack("<I", len(mp3)) + mp3 + b"\0" * (len(mp3) % 2)
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+@pytest.mark.parametrize("loud_first", [False, True], ids=["estimate-short", "estimate-long"])
+def test_a_vbr_mp3_without_a_xing_tag_and_mp3_in_wav_decode_to_their_real_end(tmp_path, loud_first, recwarn):
+    """libsndfile estimates these lengths from the first frame and stops there: it kept 2 of 6 s
+    silently, or refused the file as truncated. FFmpeg decodes them whole."""
+    data, samples = _vbr_mp3(tmp_path / "with-tag.mp3", loud_first)
+    plain = tmp_path / "no-tag.mp3"
+    plain.write_bytes(_without_xing_tag(data))
+    wrapped = tmp_path / "mp3-in.wav"
+    wrapped.write_bytes(_mp3_in_wav(_without_xing_tag(data), 44_100, samples))
+    for path in (plain, wrapped):
+        estimate = audio.info(path).frames
+        assert abs(estimate - samples) > 0.3 * samples, "the estimate is not off: the test lost its point"
+        wave = audio.load(path)
+        assert samples <= len(wave) <= samples + 2 * 1152, (path.name, len(wave))  # the untrimmed encoder delay
+        streamed = np.concatenate(list(audio.stream(path, 16_000, block_seconds=1.0)))
+        np.testing.assert_allclose(streamed, audio.load(path, 16_000), atol=1e-6)
+        loud = wave[: 3 * 44_100] if loud_first else wave[-3 * 44_100 :]
+        assert np.sqrt(np.mean(loud**2)) > 0.3  # the loud half is there, wherever the estimate ended
+    assert len(audio.load(tmp_path / "with-tag.mp3")) == samples  # with its tag, exact
+
+
+def test_an_mp3_cut_short_loads_what_decodes_with_a_warning(tmp_path):
+    cut = truncated(tmp_path, "cut.mp3")
+    with pytest.warns(AudiocnnWarning, match=r"cut.mp3: 0\.\d+ s of MPEG audio decoded where its header suggests 1\.00 s"):
+        wave = audio.load(cut, 16_000)
+    assert 0.3 * 16_000 < len(wave) < 0.7 * 16_000
 
 
 def test_negative_offset_and_empty_duration_are_refused(esc50_clip):

@@ -2,7 +2,12 @@
 
 Every path into the models goes through here, so every bad file fails the same way: an
 `AudioError` whose message starts with the file name and says what is wrong. Decoding is
-libsndfile's (WAV, FLAC, OGG/Vorbis, Opus, MP3, AIFF, AU, ...), resampling is soxr's.
+libsndfile's (WAV, FLAC, OGG/Vorbis, Opus, AIFF, AU, ...), except for MPEG audio (MP3, and
+MP3 inside a WAV container, as some recorders and phones write it): libsndfile only
+estimates its length from the first frame's bitrate and stops reading there, so a VBR file
+without a Xing header lost up to two thirds of its audio in silence, or was refused as
+truncated when the estimate ran long. MPEG audio is decoded by FFmpeg (PyAV), frame by frame
+to its real end. Resampling is soxr's.
 
 Policy for awkward but valid input:
 - **Digital silence** is valid audio: it loads as zeros (a model may well call it "nothing").
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +29,13 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from audiocnn.errors import AudioError
+from audiocnn.errors import AudiocnnWarning, AudioError
 
 #: Sample rates outside this range are treated as a corrupt header, not as audio.
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
 
-#: Extensions that folder scans treat as audio (libsndfile decodes all of them).
+#: Extensions that folder scans treat as audio (libsndfile decodes them, FFmpeg the MPEG ones).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au")
 
 
@@ -52,7 +58,7 @@ def audio_files(folder: Path) -> list[Path]:
     return sorted(found)
 
 # Formats whose frame count in the header is an estimate (a shortfall of a few frames is normal).
-_ESTIMATED_LENGTH_FORMATS = {"MP3", "OGG"}
+_ESTIMATED_LENGTH_FORMATS = {"OGG"}
 _STREAMING_SIZES = {0xFFFFFFFF}
 _TRUNCATED_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
@@ -64,12 +70,18 @@ class AudioInfo:
     path: Path
     sample_rate: int
     channels: int
-    frames: int
+    frames: int  # for MPEG audio an estimate: the decoded length may differ
     format: str
+    subtype: str = ""
 
     @property
     def duration(self) -> float:
         return self.frames / self.sample_rate
+
+    @property
+    def is_mpeg(self) -> bool:
+        """MPEG audio, in an .mp3 or a WAV container: decoded by FFmpeg (see the module docstring)."""
+        return self.format == "MP3" or self.subtype.startswith("MPEG_LAYER")
 
 
 def info(path: str | Path) -> AudioInfo:
@@ -104,7 +116,8 @@ def info(path: str | Path) -> AudioInfo:
     _check_not_truncated(path, header.extra_info)
     if header.frames <= 0:
         raise AudioError(f"{path}: file contains no audio samples")
-    return AudioInfo(path, int(header.samplerate), int(header.channels), int(header.frames), header.format)
+    return AudioInfo(path, int(header.samplerate), int(header.channels), int(header.frames), header.format,
+                     header.subtype)
 
 
 def load(
@@ -125,7 +138,7 @@ def load(
         raise AudioError(f"{path}: duration must be positive (got {duration:g} s)")
     meta = info(path)
     start = int(round(offset * meta.sample_rate))
-    if start >= meta.frames:
+    if start >= meta.frames and not meta.is_mpeg:  # an MPEG header's length is an estimate: decoding tells
         raise AudioError(f"{path}: offset {offset:.3f} s is past the end ({meta.duration:.3f} s)")
     stop = None if duration is None else start + max(1, int(round(duration * meta.sample_rate)))
     return resample(_read_mono(meta, start, stop), meta.sample_rate, sample_rate or meta.sample_rate)
@@ -145,22 +158,56 @@ def stream(
     resampler = None
     if target_rate != meta.sample_rate:
         resampler = soxr.ResampleStream(meta.sample_rate, target_rate, 1, dtype="float32", quality="HQ")
-    try:
-        with sf.SoundFile(str(path)) as handle:
-            read = 0
-            while True:
-                block = handle.read(block_frames, dtype="float32", always_2d=True)
-                read += len(block)
-                last = len(block) < block_frames
-                mono = _checked_mono(path, block, read)
-                out = mono if resampler is None else resampler.resample_chunk(mono, last=last)
-                if len(out):
-                    yield out
-                if last:
-                    break
-    except sf.LibsndfileError as err:
-        raise AudioError(f"{path}: corrupt audio data ({_libsndfile_reason(err)})") from None
+    read = 0
+    blocks = _mpeg_blocks(meta, block_frames) if meta.is_mpeg else _libsndfile_blocks(meta, block_frames)
+    pending = next(blocks, None)
+    while pending is not None:
+        block, pending = pending, next(blocks, None)
+        read += len(block)
+        mono = _checked_mono(path, block, read)
+        out = mono if resampler is None else resampler.resample_chunk(mono, last=pending is None)
+        if len(out):
+            yield out
     _check_complete(meta, read)
+
+
+def _libsndfile_blocks(meta: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
+    """(frames, channels) float32 blocks of a file libsndfile decodes exactly."""
+    try:
+        with sf.SoundFile(str(meta.path)) as handle:
+            while len(block := handle.read(block_frames, dtype="float32", always_2d=True)):
+                yield block
+    except sf.LibsndfileError as err:
+        raise AudioError(f"{meta.path}: corrupt audio data ({_libsndfile_reason(err)})") from None
+
+
+def _mpeg_blocks(meta: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
+    """(frames, channels) float32 blocks of MPEG audio, decoded by FFmpeg to the file's real end."""
+    import av
+
+    pending: list[np.ndarray] = []
+    held = 0
+    try:
+        with av.open(str(meta.path)) as container:
+            stream = container.streams.audio[0]
+            if stream.rate != meta.sample_rate:
+                raise AudioError(f"{meta.path}: corrupt audio data (header says {meta.sample_rate} Hz, "
+                                 f"the MPEG stream {stream.rate} Hz)")
+            as_float = av.AudioResampler(format="fltp")  # every decoder's output as float planes
+            for frame in container.decode(stream):
+                for planes in as_float.resample(frame):
+                    pending.append(planes.to_ndarray().T)
+                    held += len(pending[-1])
+                while held >= block_frames:
+                    joined = np.concatenate(pending)
+                    yield np.ascontiguousarray(joined[:block_frames])
+                    pending, held = [joined[block_frames:]], held - block_frames
+    except av.FFmpegError as err:
+        raise AudioError(f"{meta.path}: corrupt audio data (FFmpeg: {err})") from None
+    except IndexError:
+        raise AudioError(f"{meta.path}: no audio stream in the file") from None
+    if held:
+        yield np.ascontiguousarray(np.concatenate(pending))
 
 
 def to_mono(frames: np.ndarray) -> np.ndarray:
@@ -186,7 +233,17 @@ def fix_length(waveform: np.ndarray, n_samples: int, *, start: int = 0) -> np.nd
 
 
 def _read_mono(meta: AudioInfo, start: int, stop: int | None) -> np.ndarray:
-    """Frames [start, stop) as mono; `stop=None` reads to the real end (MP3 headers only estimate it)."""
+    """Frames [start, stop) as mono; `stop=None` reads to the real end."""
+    if meta.is_mpeg:
+        frames = np.concatenate([*_mpeg_blocks(meta, 1 << 20), np.empty((0, meta.channels), np.float32)])
+        if not len(frames):
+            raise AudioError(f"{meta.path}: no audio could be decoded (corrupt MPEG data)")
+        if start >= len(frames):
+            raise AudioError(f"{meta.path}: offset {start / meta.sample_rate:.3f} s is past the end "
+                             f"({len(frames) / meta.sample_rate:.3f} s)")
+        _check_complete(meta, len(frames))
+        frames = frames[start:stop]
+        return _checked_mono(meta.path, frames, start + len(frames))
     try:
         frames, _ = sf.read(str(meta.path), start=start, stop=stop, dtype="float32", always_2d=True)
     except sf.LibsndfileError as err:
@@ -206,13 +263,23 @@ def _checked_mono(path: str | Path, frames: np.ndarray, position: int) -> np.nda
 
 
 def _check_complete(meta: AudioInfo, frames_read: int) -> None:
-    """The decoder stopped early: the header promised more than the data holds."""
-    slack = int(0.01 * meta.frames) if meta.format in _ESTIMATED_LENGTH_FORMATS else 0
-    if frames_read < meta.frames - slack:
-        raise AudioError(
-            f"{meta.path}: truncated or corrupt: header says {meta.frames} frames, "
-            f"only {frames_read} could be decoded"
-        )
+    """The decoder stopped early: the header promised more than the data holds.
+
+    Refused for formats whose header states the length; for MPEG audio, whose header length
+    is an estimate unless a Xing tag states it, what decodes is used, with a warning.
+    """
+    slack = int(0.01 * meta.frames) if meta.format in _ESTIMATED_LENGTH_FORMATS or meta.is_mpeg else 0
+    if frames_read >= meta.frames - slack:
+        return
+    if meta.is_mpeg:
+        warnings.warn(f"{meta.path}: {frames_read / meta.sample_rate:.2f} s of MPEG audio decoded where its header "
+                      f"suggests {meta.duration:.2f} s (an estimate without a Xing tag, or a file cut short); "
+                      "using what decodes", AudiocnnWarning, stacklevel=3)
+        return
+    raise AudioError(
+        f"{meta.path}: truncated or corrupt: header says {meta.frames} frames, "
+        f"only {frames_read} could be decoded"
+    )
 
 
 def _check_not_truncated(path: Path, log: str) -> None:
