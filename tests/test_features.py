@@ -109,6 +109,8 @@ def test_a_tone_lights_up_the_row_of_its_frequency():
         ({"kind": "logspec", "win_ms": 9000}, "win_ms: makes an FFT of 262144 points; at most 65536"),
         ({"kind": "mel", "n_mels": "64"}, "n_mels: should be a valid integer (got '64')"),
         ({"kind": "multires", "win_ms": [25.0] * 100, "hop_ms": [10.0] * 100}, "win_ms: Value should have at most 8 items"),
+        # more bands than the FFT has bins: librosa only warns, and the image has constant rows
+        ({"kind": "mel", "n_mels": 128, "win_ms": 16}, "128 bands between 0 and 8000 Hz are more than a 256-point FFT"),
     ],
 )
 def test_bad_frontend_config_is_a_config_error(config, message):

@@ -171,11 +171,24 @@ def stream(
     _check_complete(meta, read)
 
 
-def _libsndfile_blocks(meta: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
-    """(frames, channels) float32 blocks of a file libsndfile decodes exactly."""
+def _libsndfile_blocks(meta: AudioInfo, block_frames: int, start: int = 0, stop: int | None = None
+                       ) -> Iterator[np.ndarray]:
+    """(frames, channels) float32 blocks of frames [start, stop) of a file libsndfile decodes.
+
+    Read block by block, so memory follows the audio that is really there, not the frame
+    count a (possibly damaged) header claims."""
     try:
         with sf.SoundFile(str(meta.path)) as handle:
-            while len(block := handle.read(block_frames, dtype="float32", always_2d=True)):
+            if start:
+                handle.seek(start)
+            left = stop - start if stop is not None else None
+            while left is None or left > 0:
+                block = handle.read(block_frames if left is None else min(block_frames, left), dtype="float32",
+                                    always_2d=True)
+                if not len(block):
+                    return
+                if left is not None:
+                    left -= len(block)
                 yield block
     except sf.LibsndfileError as err:
         raise AudioError(f"{meta.path}: corrupt audio data ({_libsndfile_reason(err)})") from None
@@ -193,7 +206,9 @@ def _mpeg_blocks(meta: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
             if stream.rate != meta.sample_rate:
                 raise AudioError(f"{meta.path}: corrupt audio data (header says {meta.sample_rate} Hz, "
                                  f"the MPEG stream {stream.rate} Hz)")
-            as_float = av.AudioResampler(format="fltp")  # every decoder's output as float planes
+            # float planes in the header's channel layout, even where a damaged frame claims another
+            # (MPEG audio is mono or stereo)
+            as_float = av.AudioResampler(format="fltp", layout="mono" if meta.channels == 1 else "stereo")
             for frame in container.decode(stream):
                 for planes in as_float.resample(frame):
                     pending.append(planes.to_ndarray().T)
@@ -235,19 +250,18 @@ def fix_length(waveform: np.ndarray, n_samples: int, *, start: int = 0) -> np.nd
 def _read_mono(meta: AudioInfo, start: int, stop: int | None) -> np.ndarray:
     """Frames [start, stop) as mono; `stop=None` reads to the real end."""
     if meta.is_mpeg:
-        frames = np.concatenate([*_mpeg_blocks(meta, 1 << 20), np.empty((0, meta.channels), np.float32)])
-        if not len(frames):
+        blocks = list(_mpeg_blocks(meta, 1 << 20))
+        if not blocks:
             raise AudioError(f"{meta.path}: no audio could be decoded (corrupt MPEG data)")
+        frames = np.concatenate(blocks)
         if start >= len(frames):
             raise AudioError(f"{meta.path}: offset {start / meta.sample_rate:.3f} s is past the end "
                              f"({len(frames) / meta.sample_rate:.3f} s)")
         _check_complete(meta, len(frames))
         frames = frames[start:stop]
         return _checked_mono(meta.path, frames, start + len(frames))
-    try:
-        frames, _ = sf.read(str(meta.path), start=start, stop=stop, dtype="float32", always_2d=True)
-    except sf.LibsndfileError as err:
-        raise AudioError(f"{meta.path}: corrupt audio data ({_libsndfile_reason(err)})") from None
+    frames = np.concatenate([*_libsndfile_blocks(meta, 1 << 20, start, stop),
+                             np.empty((0, meta.channels), np.float32)])
     if stop is None:
         _check_complete(meta, start + len(frames))
     return _checked_mono(meta.path, frames, start + len(frames))

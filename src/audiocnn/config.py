@@ -227,7 +227,9 @@ def apply_override(raw: dict[str, Any], key: str, value: Any, where: str | None 
 
 def recipe_from_dict(raw: dict[str, Any], where: str = "recipe") -> Recipe:
     """Build and validate a Recipe from plain data (a YAML file, a bundle's config.json)."""
-    unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(Recipe)})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: a recipe is a mapping with data/frontend/model/train sections")
+    unknown = sorted(map(str, set(raw) - {f.name for f in dataclasses.fields(Recipe)}))
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)} (known: data, frontend, model, train)")
     frontend = raw.get("frontend") or {}
@@ -240,7 +242,10 @@ def recipe_from_dict(raw: dict[str, Any], where: str = "recipe") -> Recipe:
         built = create_frontend(frontend)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
-    train = dict(raw.get("train") or {})
+    train = raw.get("train") or {}
+    if not isinstance(train, dict):
+        raise ConfigError(f"{where}: train: must be a mapping")
+    train = dict(train)
     train["specaugment"] = _section(SpecAugmentConfig, train.get("specaugment"), f"{where}: train.specaugment")
     train["waveform"] = _section(WaveformAugmentConfig, train.get("waveform"), f"{where}: train.waveform")
     recipe = Recipe(

@@ -279,11 +279,11 @@ def create_frontend(config: Mapping[str, Any] | str) -> Frontend:
         config = {"kind": config}
     values = dict(config)
     kind = values.pop("kind", None)
-    if kind not in FRONTENDS:
+    if not isinstance(kind, str) or kind not in FRONTENDS:
         raise ConfigError(f"unknown frontend kind {kind!r} (choose from: {', '.join(FRONTENDS)})")
     cls = FRONTENDS[kind]
     known = {f.name for f in dataclasses.fields(cls.params_type)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(map(str, set(values) - known))
     if unknown:
         raise ConfigError(f"frontend {kind!r}: unknown parameter(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     try:

@@ -197,13 +197,17 @@ class MelPower(nn.Module):
         import librosa
 
         self.stft = Stft(p.n_fft, p.win_length, p.hop_length)
-        fb = librosa.filters.mel(sr=p.sample_rate, n_fft=p.n_fft, n_mels=p.n_mels, fmin=p.fmin, fmax=p.top_hz)
-        self.register_buffer("filterbank", torch.from_numpy(fb).float(), persistent=False)
         # Built once here, not on first use: a frontend shared by threads must not build it twice
         # (nor change the warning filters while another thread runs).
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-            self._sparse = self.filterbank.to_sparse_csr()
+            warnings.simplefilter("ignore", UserWarning)  # librosa's "Empty filters", checked below
+            fb = librosa.filters.mel(sr=p.sample_rate, n_fft=p.n_fft, n_mels=p.n_mels, fmin=p.fmin, fmax=p.top_hz)
+            empty = int((fb.max(axis=1) <= 0).sum())
+            _require(not empty, "n_mels", f"{p.n_mels} bands between {p.fmin:g} and {p.top_hz:g} Hz are more than a "
+                     f"{p.n_fft}-point FFT can fill ({empty} would stay empty); use fewer n_mels, a longer win_ms "
+                     "or a wider band")
+            self.register_buffer("filterbank", torch.from_numpy(fb).float(), persistent=False)
+            self._sparse = self.filterbank.to_sparse_csr()  # (and torch's "sparse CSR support is in beta")
 
     def forward(self, x: Tensor) -> Tensor:
         power = self.stft(x)  # (batch, bins, frames), laid out frame-major by torch.stft
