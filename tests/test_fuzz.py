@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from audiocnn import audio, bundle
@@ -87,6 +87,7 @@ def damaged(name: str, steps: list[tuple]) -> bytes:
 
 
 @given(damages())
+@example(("float.wav", [("insert", 86, b"\x00"), ("cut", 704, 1)]))  # found by fuzzing: samples of 1e38 overflowed
 def test_damaged_audio_loads_or_is_one_audio_error(tmp_path, case):
     name, steps = case
     path = tmp_path / f"fuzzed-{name}"
@@ -126,6 +127,8 @@ def wild_recipes(draw: st.DrawFn) -> dict:
 
 
 @given(wild_recipes())
+@example({"train": 1})  # found by fuzzing: TypeError
+@example({"data": {"\n": None}, "frontend": {3: 1}})  # found by fuzzing: a two-line message; a non-string key
 def test_any_recipe_data_is_a_recipe_or_one_config_error(recipe):
     try:
         built = recipe_from_dict(recipe, "fuzzed.yaml")

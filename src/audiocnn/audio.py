@@ -267,12 +267,21 @@ def _read_mono(meta: AudioInfo, start: int, stop: int | None) -> np.ndarray:
     return _checked_mono(meta.path, frames, start + len(frames))
 
 
+#: No real recording's samples come near this (full scale is 1; float files clipped in
+#: processing may exceed it a little): beyond it, float data is garbage and would overflow.
+MAX_SAMPLE_MAGNITUDE = 1e6
+
+
 def _checked_mono(path: str | Path, frames: np.ndarray, position: int) -> np.ndarray:
-    """Mono of a (frames, channels) block, refusing NaN/inf; `position` is the frame after it."""
+    """Mono of a (frames, channels) block, refusing NaN/inf and absurd magnitudes; `position`
+    is the frame after it."""
     finite = np.isfinite(frames).all(axis=1)
     if not finite.all():
         where = position - len(frames) + int(np.argmin(finite))
         raise AudioError(f"{path}: contains NaN or infinite samples (first at frame {where})")
+    peak = float(np.abs(frames).max()) if frames.size else 0.0
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        raise AudioError(f"{path}: corrupt float samples (values up to {peak:.3g}; audio is within ±1)")
     return to_mono(frames)
 
 

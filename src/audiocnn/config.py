@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError
 from pydantic.dataclasses import dataclass
 
 from audiocnn.errors import ConfigError
-from audiocnn.validation import MAX_NESTING, STRICT, Float, settings_text, validation_problem
+from audiocnn.validation import MAX_NESTING, STRICT, Float, settings_text, shown_keys, validation_problem
 
 #: Largest values that still make sense; beyond them a run would only exhaust memory or time.
 MAX_CLIP_SECONDS, MAX_EPOCHS, MAX_BATCH, MAX_SEED = 600.0, 10_000, 65_536, 2**32 - 1
@@ -229,9 +229,9 @@ def recipe_from_dict(raw: dict[str, Any], where: str = "recipe") -> Recipe:
     """Build and validate a Recipe from plain data (a YAML file, a bundle's config.json)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: a recipe is a mapping with data/frontend/model/train sections")
-    unknown = sorted(map(str, set(raw) - {f.name for f in dataclasses.fields(Recipe)}))
+    unknown = set(raw) - {f.name for f in dataclasses.fields(Recipe)}
     if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)} (known: data, frontend, model, train)")
+        raise ConfigError(f"{where}: unknown section(s) {shown_keys(unknown)} (known: data, frontend, model, train)")
     frontend = raw.get("frontend") or {}
     if not isinstance(frontend, dict):
         raise ConfigError(f"{where}: frontend must be a mapping with a kind")
@@ -280,9 +280,9 @@ def _section(cls: type, values: Any, where: str) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: must be a mapping")
     known = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(known), key=str)
+    unknown = set(values) - set(known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))} (known: {', '.join(known)})")
+        raise ConfigError(f"{where}: unknown key(s) {shown_keys(unknown)} (known: {', '.join(known)})")
     try:
         return cls(**values)
     except ValidationError as err:

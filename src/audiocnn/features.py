@@ -39,7 +39,7 @@ from audiocnn.spectral import (
     power_to_db,
 )
 from audiocnn.spectral import next_power_of_two as next_power_of_two
-from audiocnn.validation import validation_problem
+from audiocnn.validation import shown_keys, validation_problem
 
 CPU_CHUNK_ELEMENTS = 1 << 20  # STFT frame samples per CPU chunk (4 MB of float32, stays in cache)
 
@@ -283,9 +283,10 @@ def create_frontend(config: Mapping[str, Any] | str) -> Frontend:
         raise ConfigError(f"unknown frontend kind {kind!r} (choose from: {', '.join(FRONTENDS)})")
     cls = FRONTENDS[kind]
     known = {f.name for f in dataclasses.fields(cls.params_type)}
-    unknown = sorted(map(str, set(values) - known))
+    unknown = set(values) - known
     if unknown:
-        raise ConfigError(f"frontend {kind!r}: unknown parameter(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        raise ConfigError(f"frontend {kind!r}: unknown parameter(s) {shown_keys(unknown)} "
+                          f"(known: {', '.join(sorted(known))})")
     try:
         params = cls.params_type(**values)
     except ValidationError as err:

@@ -41,6 +41,13 @@ def _yaml_number(value: Any) -> Any:
 Float = Annotated[float, BeforeValidator(_yaml_number)]
 
 
+def shown_keys(keys: object) -> str:
+    """Keys from a settings file for a one-line message: plain ones as they are, anything else
+    (a line break, a number, an empty string) as its Python repr."""
+    return ", ".join(key if isinstance(key, str) and key.isprintable() and key.strip() else repr(key)
+                     for key in sorted(keys, key=str))  # type: ignore[call-overload]
+
+
 def validation_problem(err: ValidationError, where: str) -> str:
     """pydantic's first complaint as one line: where, the key, what is wrong, the value given."""
     first = err.errors(include_url=False)[0]
