@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-_STATS = re.compile(r"^(tests/test_fuzz\.py::\S+):\s*$|(\d+) passing examples?, (\d+) failing examples?", re.MULTILINE)
+_STATS = re.compile(r"^(tests/test_fuzz\.py::\S+):\s*$|(\d+) passing, (\d+) failing", re.MULTILINE)
 
 
 def main() -> int:

@@ -54,7 +54,9 @@ def edit_config(path, change):
         (lambda p: edit_config(p, lambda c: c.pop("normalisation")), "config.json: normalisation: missing"),
         (lambda p: save_file({"x": torch.zeros(1)}, str(p / "model.safetensors")), "weights do not match the backbone"),
         (lambda p: edit_config(p, lambda c: c["normalisation"].update(std=[0.0])),
-         "config.json: normalisation.std.0: should be greater than 0 (got 0.0)"),
+         "config.json: normalisation.std.0: should be greater than or equal to 0.000001 (got 0.0)"),
+        (lambda p: edit_config(p, lambda c: c["normalisation"].update(std=[3.9e-172])),  # found by fuzzing: 0 in float32
+         "config.json: normalisation.std.0: should be greater than or equal to 0.000001 (got 3.9e-172)"),
         (lambda p: edit_config(p, lambda c: c["normalisation"].update(mean=[float("nan")])),
          "config.json: normalisation.mean.0: should be a finite number (got nan)"),
         # Absurd sizes are refused before anything is allocated from them.

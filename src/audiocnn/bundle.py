@@ -42,8 +42,11 @@ class _Backbone(TypedDict):
 
 
 class _Normalisation(TypedDict):
-    mean: Annotated[list[Float], Field(min_length=1, max_length=64)]
-    std: Annotated[list[Annotated[Float, Field(gt=0)]], Field(min_length=1, max_length=64)]
+    """Per-channel statistics of training images in dB; a std below training's floor (1e-6)
+    would underflow in float32 and turn every image into NaN."""
+
+    mean: Annotated[list[Annotated[Float, Field(ge=-1e6, le=1e6)]], Field(min_length=1, max_length=64)]
+    std: Annotated[list[Annotated[Float, Field(ge=1e-6, le=1e6)]], Field(min_length=1, max_length=64)]
 
 
 @with_config(ConfigDict(strict=True, allow_inf_nan=False, extra="allow"))
