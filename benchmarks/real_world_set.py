@@ -102,19 +102,23 @@ def rcc_files(blob: bytes) -> dict[str, bytes]:
 
 
 def fetch_deb(package: str, version: str, debs: Path) -> Path:
-    """The package's .deb in `debs`, downloaded with apt-get if it is not there yet."""
-    pattern = f"{package}_{version.split(':')[-1]}_*.deb"
-    if not list(debs.glob(pattern)):
+    """The package's .deb in `debs`, downloaded with apt-get if it is not there yet (apt names a
+    file with an epoch `name_1%3aVERSION_arch.deb`)."""
+    patterns = [f"{package}_{version.replace(':', '%3a')}_*.deb", f"{package}_{version.split(':')[-1]}_*.deb"]
+
+    def found() -> list[Path]:
+        return sorted(path for pattern in patterns for path in debs.glob(pattern))
+
+    if not found():
         debs.mkdir(parents=True, exist_ok=True)
         try:
             subprocess.run(["apt-get", "download", f"{package}={version}"], cwd=debs, check=True)
         except (OSError, subprocess.CalledProcessError) as error:
             raise SystemExit(f"could not download {package} {version} ({error}); put its .deb in {debs} "
                              f"(https://packages.debian.org/bookworm/{package})") from error
-    found = sorted(debs.glob(pattern))
-    if not found:
-        raise SystemExit(f"no {pattern} in {debs}")
-    return found[0]
+    if not found():
+        raise SystemExit(f"no {patterns[0]} in {debs}")
+    return found()[0]
 
 
 def read_sources() -> list[dict[str, str]]:

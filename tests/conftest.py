@@ -162,3 +162,16 @@ def gtzan_root(tmp_path_factory) -> Path:
         for i in range(100):
             tiny_wav(root / "genres" / genre / f"{genre}.{i:05d}.wav", value=(i + 1) / 101)
     return root
+
+
+def uncalibrated_copy(model: Path, folder: Path) -> Path:
+    """A copy of a bundle without its calibration (temperature 1, never `unknown`), as bundles were
+    before issue 18: for tests that compare probabilities or labels window by window."""
+    import json
+    import shutil
+
+    copy = Path(shutil.copytree(model, folder))
+    config = json.loads((copy / "config.json").read_text())
+    config.pop("calibration", None)
+    (copy / "config.json").write_text(json.dumps(config, indent=2))
+    return copy

@@ -22,15 +22,17 @@ from audiocnn.inference.denoise import reduce_noise
 from audiocnn.inference.formats import RAVEN_COLUMNS
 from audiocnn.inference.predictor import Predictor
 from audiocnn.inference.windows import window_count, windows
-from conftest import TONE_HZ, TONE_LABELS, tone_clip
+from conftest import TONE_HZ, TONE_LABELS, tone_clip, uncalibrated_copy
 
 RATE = 16_000
 
 
 @pytest.fixture(scope="module")
-def tone_model(tone_bundle) -> Path:
-    """A 1-second-window model that tells noise, 400 Hz and 2500 Hz tones apart (conftest's shared bundle)."""
-    return tone_bundle
+def tone_model(tone_bundle, tmp_path_factory) -> Path:
+    """A 1-second-window model that tells noise, 400 Hz and 2500 Hz tones apart (conftest's shared bundle),
+    without its calibration: these tests check windows and formats label by label, so no window may
+    turn `unknown` (that rule is tested in test_calibration.py)."""
+    return uncalibrated_copy(tone_bundle, tmp_path_factory.mktemp("uncalibrated") / "model")
 
 
 @pytest.fixture(scope="module")

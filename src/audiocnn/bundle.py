@@ -12,7 +12,7 @@ unpickled, so opening a downloaded bundle cannot run code.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, NotRequired
 
@@ -50,6 +50,12 @@ class _Normalisation(TypedDict):
 
 
 @with_config(ConfigDict(strict=True, allow_inf_nan=False, extra="allow"))
+class _Calibration(TypedDict):
+    temperature: Annotated[Float, Field(ge=0.05, le=20)]
+    unknown_below: Annotated[Float, Field(ge=0, le=1)]
+
+
+@with_config(ConfigDict(strict=True, allow_inf_nan=False, extra="allow"))
 class _Config(TypedDict):
     """What `load` reads from config.json, checked before anything is built from it (the rest,
     such as the timm keys and metrics, is for people and other tools)."""
@@ -60,6 +66,7 @@ class _Config(TypedDict):
     normalisation: _Normalisation
     recipe: dict[str, Any]
     metrics: NotRequired[dict[str, Any]]
+    calibration: NotRequired[_Calibration]
 
 
 _CONFIG_SCHEMA = TypeAdapter(_Config)
@@ -72,6 +79,17 @@ class Bundle:
     recipe: Recipe
     metrics: dict[str, Any]
     path: Path
+    calibration: dict[str, Any] = field(default_factory=dict)  # temperature, unknown_below, how fitted
+
+    @property
+    def temperature(self) -> float:
+        """Logits are divided by this before softmax (1: the model as trained, uncalibrated)."""
+        return float(self.calibration.get("temperature", 1.0))
+
+    @property
+    def unknown_below(self) -> float:
+        """A top probability below this is answered `unknown` (0: never, for an uncalibrated model)."""
+        return float(self.calibration.get("unknown_below", 0.0))
 
     @property
     def sample_rate(self) -> int:
@@ -83,7 +101,7 @@ class Bundle:
 
 
 def save(path: str | Path, model: AudioClassifier, labels: list[str], recipe: Recipe,
-         metrics: dict[str, Any] | None = None) -> Path:
+         metrics: dict[str, Any] | None = None, *, calibration: Any = None) -> Path:
     """Write the bundle folder (created if needed; its two files are replaced)."""
     from safetensors.torch import save_file
 
@@ -106,11 +124,22 @@ def save(path: str | Path, model: AudioClassifier, labels: list[str], recipe: Re
         "backbone": {"name": recipe.model.backbone, "in_chans": model.frontend.out_channels},
         "normalisation": {"mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist()},
         "metrics": metrics or {},
+        **({"calibration": calibration.to_dict() if hasattr(calibration, "to_dict") else dict(calibration)}
+           if calibration else {}),
         "recipe": recipe.to_dict(),
         **timm_keys(recipe, labels, model),
     }
     atomic.write_text(path / CONFIG, json.dumps(config, indent=2) + "\n")
     return path
+
+
+def write_calibration(path: str | Path, calibration: Any) -> None:
+    """Store a calibration (`training.calibration.Calibration`) in a bundle's config.json, atomically;
+    the weights are not touched."""
+    path = Path(path)
+    config = read_config(path)
+    config["calibration"] = calibration.to_dict() if hasattr(calibration, "to_dict") else dict(calibration)
+    atomic.write_text(path / CONFIG, json.dumps(config, indent=2) + "\n")
 
 
 def timm_keys(recipe: Recipe, labels: list[str], model: AudioClassifier) -> dict[str, Any]:
@@ -183,7 +212,8 @@ def load(path: str | Path, *, backbone: bool = True) -> Bundle:
         raise BundleError(f"{path}: {err}") from None
     if backbone:
         _load_weights(path, model.backbone)
-    return Bundle(model.eval(), labels, recipe, dict(config.get("metrics", {})), path)
+    return Bundle(model.eval(), labels, recipe, dict(config.get("metrics", {})), path,
+                  dict(config.get("calibration", {})))
 
 
 def require_held_out(bundle: Bundle, fold: int) -> None:

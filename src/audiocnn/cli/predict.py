@@ -26,6 +26,9 @@ def add_commands(commands: common.Commands) -> None:
     predict.add_argument("--top-k", type=int, default=3, help="labels per window (default 3)")
     predict.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
                          help="drop labels below probability P; windows left with none are not listed (default 0)")
+    predict.add_argument("--unknown-below", type=float, metavar="P",
+                         help="answer `unknown` (its guesses after it) where the top calibrated probability is below "
+                         "P; default: the threshold stored in the model (see its model card), 0 turns it off")
     predict.add_argument("--format", default="table", choices=FORMATS,
                          help="table (default), csv, json, or raven (a Raven Pro selection table)")
     predict.add_argument("--out", type=Path, help="write the results to this file (default: standard output)")
@@ -57,6 +60,22 @@ def add_commands(commands: common.Commands) -> None:
     quantize.add_argument("--clips", type=int, default=256, help="calibration clips (default 256)")
     quantize.set_defaults(handler=_quantize)
 
+    calibrate = commands.add_parser(
+        "calibrate",
+        parents=[common.model_option(required=True, what="model bundle folder (written into)"),
+                 common.data_root_option("the dataset the model was trained on"), common.cache_option(),
+                 common.progress_option()],
+        help="fit a model's confidence on its validation clips, and the threshold for `unknown`",
+        description="Fit the bundle's temperature (its probabilities then mean what they say) and the top "
+        "probability below which `predict` answers `unknown`, on the validation clips the model was trained beside "
+        "(the same split, never a training or test clip), and store both in its config.json. Training does this by "
+        "itself; use it for a model trained before, or to refit with --keep-correct.",
+    )
+    calibrate.add_argument("--keep-correct", type=float, default=0.95, metavar="SHARE",
+                           help="share of the validation clips the model gets right that keep their answer at the "
+                           "`unknown` threshold (default 0.95)")
+    calibrate.set_defaults(handler=_calibrate)
+
 
 def _predict(args: argparse.Namespace) -> int:
     from audiocnn.inference.denoise import DEFAULT_STRENGTH
@@ -77,10 +96,10 @@ def _predict(args: argparse.Namespace) -> int:
     model = common.load_model(args.model, backbone=args.runtime != "int8")  # int8: its own graph
     strength = args.denoise_strength if args.denoise_strength is not None else DEFAULT_STRENGTH if args.denoise else 0.0
     predictor = Predictor(model, window_seconds=args.window, hop_seconds=args.hop, batch_size=args.batch_size,
-                          denoise=strength, runtime=args.runtime)
+                          denoise=strength, runtime=args.runtime, unknown_below=args.unknown_below)
     with common.output_file(args.out, files) as out:
         writer = PredictionWriter(out, args.format, top_k=args.top_k, min_confidence=args.min_confidence,
-                                  high_freq_hz=model.sample_rate / 2)
+                                  high_freq_hz=model.sample_rate / 2, can_abstain=predictor.unknown_below > 0)
         result = classify_files(predictor, files, writer, on_file=_timeline_drawer(args.timeline, len(files), strength),
                                 overview=args.timeline is not None, progress=False if args.no_progress else None)
     return common.EXIT_ERROR if result.failed else common.EXIT_OK
@@ -104,4 +123,20 @@ def _quantize(args: argparse.Namespace) -> int:
                     progress=not args.no_progress)
     print(f"{args.model / INT8_GRAPH}: calibrated on {info['calibration_clips']} clips; top-1 agrees with the "
           f"float model on {info['top1_agreement_on_calibration']:.1%} of them")
+    return common.EXIT_OK
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from audiocnn import bundle
+    from audiocnn.training.calibration import calibrate_bundle
+
+    if not 0.5 <= args.keep_correct < 1.0:
+        raise ConfigError(f"--keep-correct must be in [0.5, 1) (got {args.keep_correct:g})")
+    model = common.load_model(args.model)
+    calibration = calibrate_bundle(model, args.data_root, cache_dir=args.cache_dir, progress=not args.no_progress,
+                                   keep_correct=args.keep_correct)
+    bundle.write_calibration(args.model, calibration)
+    print(f"{args.model}: temperature {calibration.temperature:g} (validation NLL {calibration.nll_before:.3f} -> "
+          f"{calibration.nll_after:.3f}, ECE {calibration.ece_before:.3f} -> {calibration.ece_after:.3f}); "
+          f"`unknown` below {calibration.unknown_below:.2f}, fitted on {calibration.clips} validation clips")
     return common.EXIT_OK

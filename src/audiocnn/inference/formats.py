@@ -22,6 +22,10 @@ labels), so every format keeps them from breaking the file or acting on the read
 - The terminal table shows control characters escaped (`\x1b`), so a name cannot move the
   cursor, retitle the window or hide text.
 - JSON holds every name exactly.
+
+A window or file whose top calibrated probability is below the model's `unknown_below` (see
+`Bundle.unknown_below`) is labelled `unknown` first, with no probability (empty in CSV and Raven,
+`null` in JSON), and its best guesses after it; a model that can abstain gets one more label column.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ class PredictionWriter:
     """Writes each file's prediction to `stream` in `fmt` as soon as it is added."""
 
     def __init__(self, stream: TextIO, fmt: str, *, top_k: int = 3, min_confidence: float = 0.0,
-                 high_freq_hz: float = 8000.0) -> None:
+                 high_freq_hz: float = 8000.0, can_abstain: bool = False) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}")
         self.stream, self.fmt, self.top_k, self.min_confidence = stream, fmt, top_k, min_confidence
@@ -73,9 +77,11 @@ class PredictionWriter:
         # Raven: tabs, no quoting (Raven reads none), so its text cells are escaped instead.
         self._csv = (csv.writer(stream, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None, lineterminator="\n")
                      if fmt == "raven" else csv.writer(stream))
+        # A model that can answer `unknown` lists it first, then its k guesses: one more label.
+        self.columns = top_k + int(can_abstain)
         if fmt == "csv":
             columns = ["path", "window", "start_s", "end_s"]
-            for rank in range(1, top_k + 1):
+            for rank in range(1, self.columns + 1):
                 columns += [f"label_{rank}", f"probability_{rank}"]
             self._csv.writerow(columns)
         elif fmt == "raven":
@@ -104,8 +110,9 @@ class PredictionWriter:
                 yield index, float(start), float(end), top
 
     def _add_table(self, p: FilePrediction) -> None:
-        def labels(top: list[tuple[str, float]]) -> str:
-            return "  ".join(f"{printable(label)} {prob:.2f}" for label, prob in top) or "-"
+        def labels(top: list[tuple[str, float | None]]) -> str:
+            return "  ".join(printable(label) if prob is None else f"{printable(label)} {prob:.2f}"
+                             for label, prob in top) or "-"
 
         write = self.stream.write
         write(f"{printable(p.path)}  ({p.duration:.1f} s, {len(p.starts)} window{'s' if len(p.starts) != 1 else ''})\n")
@@ -115,11 +122,11 @@ class PredictionWriter:
         write("\n")
 
     def _add_csv(self, p: FilePrediction) -> None:
-        def cells(top: list[tuple[str, float]]) -> list[Any]:
+        def cells(top: list[tuple[str, float | None]]) -> list[Any]:
             flat: list[Any] = []
             for label, prob in top:
-                flat += [spreadsheet_text(label), f"{prob:.4f}"]
-            return flat + [""] * (2 * self.top_k - len(flat))
+                flat += [spreadsheet_text(label), "" if prob is None else f"{prob:.4f}"]
+            return flat + [""] * (2 * self.columns - len(flat))
 
         path = spreadsheet_text(p.path)
         self._csv.writerow([path, "clip", "0.000", f"{p.duration:.3f}", *cells(p.top(p.summary, self.top_k))])
@@ -127,8 +134,8 @@ class PredictionWriter:
             self._csv.writerow([path, index, f"{start:.3f}", f"{end:.3f}", *cells(top)])
 
     def _add_json(self, p: FilePrediction) -> None:
-        def labelled(top: list[tuple[str, float]]) -> list[dict[str, Any]]:
-            return [{"label": label, "probability": round(prob, 6)} for label, prob in top]
+        def labelled(top: list[tuple[str, float | None]]) -> list[dict[str, Any]]:
+            return [{"label": label, "probability": None if prob is None else round(prob, 6)} for label, prob in top]
 
         self._documents.append({
             "path": str(p.path), "duration_s": round(p.duration, 6),
@@ -142,5 +149,5 @@ class PredictionWriter:
             for rank, (label, prob) in enumerate(top, 1):
                 self._selection += 1
                 self._csv.writerow([self._selection, "Spectrogram 1", 1, f"{start:.3f}", f"{end:.3f}", "0.0",
-                                    f"{self.high_freq_hz:.1f}", raven_text(p.path), raven_text(label), f"{prob:.4f}",
-                                    rank])
+                                    f"{self.high_freq_hz:.1f}", raven_text(p.path), raven_text(label),
+                                    "" if prob is None else f"{prob:.4f}", rank])

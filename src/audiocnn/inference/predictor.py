@@ -31,6 +31,8 @@ BLOCK_SECONDS = 60.0
 TRIM_EVERY_BLOCKS = 10
 
 BlockObserver = Callable[[np.ndarray], None]
+#: The label of a window or file whose evidence is too weak for any class (see `Bundle.unknown_below`).
+UNKNOWN = "unknown"
 
 
 @dataclass
@@ -42,17 +44,28 @@ class FilePrediction:
     labels: list[str]
     starts: np.ndarray  # (windows,) seconds
     ends: np.ndarray  # (windows,) seconds, capped at the recording's end
-    probabilities: np.ndarray  # (windows, classes)
+    probabilities: np.ndarray  # (windows, classes), calibrated (the bundle's temperature applied)
+    logits: np.ndarray | None = None  # (windows, classes), before softmax: for open-set scores
+    unknown_below: float = 0.0  # a row whose top probability is below this is answered `unknown`
 
     @property
     def summary(self) -> np.ndarray:
         """Clip-level class probabilities: the mean over windows."""
         return self.probabilities.mean(axis=0)
 
-    def top(self, probabilities: np.ndarray, k: int, min_confidence: float = 0.0) -> list[tuple[str, float]]:
-        """The `k` most probable labels of one probability row, dropping those below `min_confidence`."""
+    def top(self, probabilities: np.ndarray, k: int, min_confidence: float = 0.0) -> list[tuple[str, float | None]]:
+        """The `k` most probable labels of one probability row, dropping those below `min_confidence`;
+        when the top probability is below `unknown_below`, `(UNKNOWN, None)` comes first (the
+        guesses still follow it). A row with no label left is empty."""
         order = np.argsort(-probabilities, kind="stable")[:k]
-        return [(self.labels[i], float(probabilities[i])) for i in order if probabilities[i] >= min_confidence]
+        guesses: list[tuple[str, float | None]] = [(self.labels[i], float(probabilities[i])) for i in order
+                                                   if probabilities[i] >= min_confidence]
+        if guesses and float(probabilities.max()) < self.unknown_below:
+            return [(UNKNOWN, None), *guesses]
+        return guesses
+
+    def abstains(self, probabilities: np.ndarray) -> bool:
+        return float(probabilities.max()) < self.unknown_below
 
 
 class Predictor:
@@ -60,7 +73,7 @@ class Predictor:
 
     def __init__(self, bundle: Bundle, *, window_seconds: float | None = None, hop_seconds: float | None = None,
                  batch_size: int = 32, denoise: float = 0.0, block_seconds: float = BLOCK_SECONDS,
-                 runtime: str = "auto") -> None:
+                 runtime: str = "auto", unknown_below: float | None = None) -> None:
         window_seconds = bundle.clip_seconds if window_seconds is None else window_seconds
         hop_seconds = window_seconds / 2 if hop_seconds is None else hop_seconds
         if window_seconds <= 0 or hop_seconds <= 0:
@@ -69,6 +82,11 @@ class Predictor:
             raise ConfigError(f"--batch-size must be at least 1 (got {batch_size})")
         if not 0.0 <= denoise <= 1.0:
             raise ConfigError(f"--denoise-strength must be between 0 and 1 (got {denoise:g})")
+        if unknown_below is not None and not 0.0 <= unknown_below <= 1.0:
+            raise ConfigError(f"--unknown-below must be between 0 and 1 (got {unknown_below:g})")
+        # the bundle's calibration: logits / temperature, and `unknown` below its threshold
+        self.temperature = bundle.temperature
+        self.unknown_below = bundle.unknown_below if unknown_below is None else unknown_below
         self.bundle = bundle
         self.rate = bundle.sample_rate
         self.window = max(1, round(window_seconds * self.rate))
@@ -98,7 +116,7 @@ class Predictor:
         seen = [0]  # samples read so far: this call's own, so calls from several threads never mix
         blocks = self._blocks(path, on_block, seen)
         starts: list[int] = []
-        batches: list[np.ndarray] = []
+        batches: list[np.ndarray] = []  # logits
         pending: list[np.ndarray] = []
         for start, samples in windows(blocks, self.window, self.hop):
             starts.append(start)
@@ -112,10 +130,11 @@ class Predictor:
             raise AudioError(f"{path}: holds no samples")
         n_samples = seen[0]
         first = np.asarray(starts, dtype=np.float64)
+        logits = np.concatenate(batches)
         return FilePrediction(
             path=path, duration=n_samples / self.rate, labels=self.bundle.labels,
             starts=first / self.rate, ends=np.minimum(first + self.window, n_samples) / self.rate,
-            probabilities=np.concatenate(batches),
+            probabilities=softmax(logits / self.temperature), logits=logits, unknown_below=self.unknown_below,
         )
 
     def _blocks(self, path: Path, on_block: BlockObserver | None, seen: list[int]) -> Iterator[np.ndarray]:
@@ -132,13 +151,20 @@ class Predictor:
             yield block
 
     def _score(self, pending: list[np.ndarray], on_window: Callable[[], None] | None) -> np.ndarray:
+        """The logits of a batch of windows."""
         with torch.inference_mode():
-            logits = self.model(torch.from_numpy(np.stack(pending)))
-            probabilities = logits.float().softmax(dim=1).numpy()
+            logits = self.model(torch.from_numpy(np.stack(pending))).float().numpy()
         if on_window is not None:
             for _ in pending:
                 on_window()
-        return probabilities
+        return logits
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32, as torch computes it (the largest logit subtracted first)."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _int8_backbone(bundle: Bundle, example: torch.Tensor, window_seconds: float) -> torch.nn.Module:

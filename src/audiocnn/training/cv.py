@@ -29,6 +29,7 @@ from audiocnn.errors import ConfigError
 from audiocnn.features import create_frontend
 from audiocnn.training import robustness
 from audiocnn.training.cache import augmented_images
+from audiocnn.training.calibration import expected_calibration_error
 from audiocnn.training.fit import FitResult, SplitData, fit_split
 from audiocnn.training.reports import TIMING, write_summary
 
@@ -105,7 +106,7 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
         metrics = score_fold(fold_dir, split, dataset.classes, result)
         # The fold's model, never trained on its test fold: `predict --model RUN/foldK/model`
         # gives honest results on that fold's clips (e.g. under noise, see benchmarks/denoise.py).
-        bundle.save(fold_dir / "model", result.model, dataset.classes, recipe, metrics)
+        bundle.save(fold_dir / "model", result.model, dataset.classes, recipe, metrics, calibration=result.calibration)
         robustness.save_fold(fold_dir, result.model, split.test, dataset.classes, recipe.data.clip_seconds)
         write_timing(fold_dir, result)
         mark_finished(fold_dir, metrics)  # last: a kill before it leaves the fold to be redone on resume
@@ -160,7 +161,7 @@ def train_bundle(recipe: Recipe, data_root: Path, out: Path, *, test_fold: int |
     if not result.is_global_zero:
         return {}  # under DDP, rank 0 writes the bundle
     metrics = write_fold(work, split, dataset.classes, result) if split.test else training_metrics(split, result)
-    bundle.save(out, result.model, dataset.classes, recipe, metrics)
+    bundle.save(out, result.model, dataset.classes, recipe, metrics, calibration=result.calibration)
     return metrics
 
 
@@ -210,11 +211,19 @@ def score_fold(fold_dir: Path, split: Split, classes: list[str], result: FitResu
         for clip, p, k in zip(split.test, probabilities, predicted):
             writer.writerow([str(clip.path), clip.label, classes[k], f"{p[k]:.4f}", int(clip.label == classes[k]),
                              *(f"{v:.4f}" for v in p)])
+    calibrated = {}
+    if result.calibration is not None and result.test_logits is not None:
+        scaled = (result.test_logits / result.calibration.temperature).softmax(-1).numpy()
+        calibrated = {"test_ece": {"uncalibrated": round(expected_calibration_error(probabilities, truth), 4),
+                                   "calibrated": round(expected_calibration_error(scaled, truth), 4)},
+                      "test_unknown_share": round(float((scaled.max(axis=1) < result.calibration.unknown_below).mean()),
+                                                  4)}
     return {
         "split": split.name,
         "accuracy": float((predicted == truth).mean()),
         "macro_f1": float(f1_score(truth, predicted, average="macro", labels=range(len(classes)), zero_division=0)),
         **training_metrics(split, result),
+        **calibrated,
     }
 
 
@@ -226,4 +235,5 @@ def training_metrics(split: Split, result: FitResult) -> dict[str, Any]:
         **({"n_test": len(split.test)} if split.test else {}),
         "epochs": result.epochs_trained, "best_val_accuracy": result.best_val_accuracy,
         "training_scheme": TRAINING_SCHEME,
+        **({"calibration": result.calibration.to_dict()} if result.calibration else {}),
     }

@@ -30,6 +30,7 @@ from audiocnn.errors import ConfigError
 from audiocnn.features import Frontend
 from audiocnn.models.classifier import AudioClassifier
 from audiocnn.models.factory import create
+from audiocnn.training.calibration import Calibration, calibrate
 from audiocnn.training.module import LitClassifier
 from audiocnn.training.resume import AtomicCheckpointIO, RandomState, refuse_objects, usable_checkpoints
 
@@ -96,6 +97,8 @@ class FitResult:
     best_val_accuracy: float | None
     is_global_zero: bool = True  # under DDP only rank 0 writes results
     seconds: float = 0.0  # wall time of this call's training (a resumed fold counts only the rest)
+    calibration: Calibration | None = None  # fitted on the validation clips (None without any)
+    test_logits: Tensor | None = None  # (n_test, n_classes)
 
 
 def resolve_precision(precision: str) -> str:
@@ -182,18 +185,26 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
         except pickle.UnpicklingError as err:  # planted after the fit began
             refuse_objects(best, err)
     classifier.backbone = lit.backbone.to(memory_format=torch.contiguous_format).cpu().float().eval()
-    probabilities = predict_images(classifier, data.test[0]) if data.test is not None else None
-    return FitResult(classifier, probabilities, trainer.current_epoch, best_val, trainer.is_global_zero,
-                     time.perf_counter() - started)
+    test_logits = image_logits(classifier, data.test[0]) if data.test is not None else None
+    # Calibrated on the validation clips (from the training folds): the test fold stays untouched.
+    calibration = (calibrate(image_logits(classifier, data.val[0]), data.val[1])
+                   if data.val is not None and len(data.val[1]) else None)
+    return FitResult(classifier, test_logits.softmax(-1) if test_logits is not None else None, trainer.current_epoch,
+                     best_val, trainer.is_global_zero, time.perf_counter() - started, calibration, test_logits)
+
+
+def image_logits(classifier: AudioClassifier, images: Tensor, batch_size: int = 64) -> Tensor:
+    """Logits for unnormalised cached images."""
+    classifier.eval()
+    with torch.inference_mode():
+        parts = [classifier.backbone(classifier.normalise(images[i : i + batch_size])).float()
+                 for i in range(0, len(images), batch_size)]
+    return torch.cat(parts) if parts else torch.empty(0, 0)
 
 
 def predict_images(classifier: AudioClassifier, images: Tensor, batch_size: int = 64) -> Tensor:
     """Class probabilities for unnormalised cached images."""
-    classifier.eval()
-    with torch.inference_mode():
-        parts = [classifier.backbone(classifier.normalise(images[i : i + batch_size])).softmax(-1)
-                 for i in range(0, len(images), batch_size)]
-    return torch.cat(parts) if parts else torch.empty(0, 0)
+    return image_logits(classifier, images, batch_size).softmax(-1)
 
 
 def _loader(part: tuple[Tensor, Tensor], classifier: AudioClassifier, cfg: TrainConfig, shuffle: bool = False,

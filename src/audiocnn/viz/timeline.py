@@ -47,7 +47,7 @@ def timeline_figure(prediction: FilePrediction, spectrogram: SpectrogramCollecto
                                   vmin=0, vmax=1)
     top.set_yticks(range(len(shown)), [prediction.labels[i] for i in shown])
     fig.colorbar(lanes_artist, ax=top, label="probability", pad=0.01)
-    summary = ", ".join(f"{label} {p:.2f}" for label, p in prediction.top(prediction.summary, 3))
+    summary = ", ".join(label if p is None else f"{label} {p:.2f}" for label, p in prediction.top(prediction.summary, 3))
     top.set_title(f"{prediction.path.name} — whole file: {summary}", fontsize=11)
 
     image = spectrogram.image()

@@ -1,0 +1,195 @@
+"""Score models on the out-of-domain set (benchmarks/ood_set.py): how they do on real recordings
+from outside ESC-50, and whether their confidence tells known sounds from the rest.
+
+Every model classifies every recording as `audiocnn predict` does (windows, then the mean of
+their probabilities). For the in-class recordings: top-1 and top-3 with bootstrap 95% intervals
+(clips resampled), per class and per source package, and the expected calibration error (ECE,
+15 bins of top-1 confidence). For telling known from unknown: the AUROC of the top-1 probability
+between in-class recordings and recordings of none of the 50 (1.0 = always separable, 0.5 =
+chance), and of two scores made for open-set detection: the largest logit and the log-sum-exp of
+the logits (the negative "energy"), both of the mean logits over windows.
+
+Each model's per-recording predictions are kept in `--predictions DIR/<name>.csv`, so two recipes
+are compared paired by clip without running them again:
+
+    .venv/bin/python benchmarks/ood_score.py --set runs/ood src/audiocnn/bundled/esc50-mobilenetv2 \\
+        runs/esc50-cpu --predictions benchmarks/results/ood --json benchmarks/results/ood_scores.json
+    .venv/bin/python benchmarks/ood_score.py --compare benchmarks/results/ood/A.csv benchmarks/results/ood/B.csv
+
+A run folder (`cv` or a study variant) stands for its fold models: each is scored, and the
+figures are given per fold model and as their mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from audiocnn import bundle
+from audiocnn.inference.predictor import Predictor
+
+BOOTSTRAP = 2000
+TOP = 5  # labels kept per recording in the predictions CSV
+
+
+def read_manifest(folder: Path) -> list[dict[str, str]]:
+    with (folder / "manifest.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def predict_set(model_dir: Path, folder: Path, rows: list[dict[str, str]]) -> list[dict[str, object]]:
+    """One row per recording: its class, the model's top labels and probabilities, p(true class)."""
+    model = bundle.load(model_dir)
+    predictor = Predictor(model, runtime="torch")
+    out = []
+    for row in tqdm(rows, desc=model_dir.parent.name + "/" + model_dir.name, unit="file", leave=False):
+        prediction = predictor.predict(folder / row["file"])
+        summary, logits = prediction.summary, prediction.logits.mean(axis=0)
+        order = np.argsort(-summary, kind="stable")[:TOP]
+        truth = model.labels.index(row["class"]) if row["class"] in model.labels else None
+        out.append({"file": row["file"], "class": row["class"], "package": row["package"],
+                    **{f"label_{k + 1}": model.labels[i] for k, i in enumerate(order)},
+                    **{f"p_{k + 1}": f"{summary[i]:.5f}" for k, i in enumerate(order)},
+                    "p_true": "" if truth is None else f"{summary[truth]:.5f}",
+                    # open-set scores of the mean logits: the largest, and the log-sum-exp ("energy")
+                    "max_logit": f"{logits.max():.4f}", "energy": f"{np.logaddexp.reduce(logits):.4f}"})
+    return out
+
+
+def bootstrap_interval(hits: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the mean of `hits` (0/1 per clip), clips resampled with replacement."""
+    if not len(hits):
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = hits[rng.integers(0, len(hits), size=(BOOTSTRAP, len(hits)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
+    """P(score of a known clip > score of an unknown one), ties counted half (Mann-Whitney)."""
+    if not len(known) or not len(unknown):
+        return float("nan")
+    scores = np.concatenate([known, unknown])
+    order = scores.argsort(kind="stable")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores):  # average ranks of ties
+        tied = scores == value
+        ranks[tied] = ranks[tied].mean()
+    return float((ranks[: len(known)].sum() - len(known) * (len(known) + 1) / 2) / (len(known) * len(unknown)))
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    edges = np.linspace(0, 1, bins + 1)
+    error = 0.0
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            error += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
+    return float(error)
+
+
+def summarise(predictions: list[dict[str, object]]) -> dict[str, object]:
+    known = [p for p in predictions if p["class"] != "none"]
+    unknown = [p for p in predictions if p["class"] == "none"]
+    top1 = np.array([p["label_1"] == p["class"] for p in known], dtype=float)
+    top3 = np.array([p["class"] in (p["label_1"], p["label_2"], p["label_3"]) for p in known], dtype=float)
+    confidence = np.array([float(p["p_1"]) for p in known])
+    per_class, per_package = defaultdict(list), defaultdict(list)
+    for p, hit in zip(known, top1):
+        per_class[p["class"]].append(hit)
+        per_package[p["package"]].append(hit)
+    return {
+        "in_class": {"n": len(known), "top1": float(top1.mean()), "top1_ci95": bootstrap_interval(top1),
+                     "top3": float(top3.mean()), "top3_ci95": bootstrap_interval(top3),
+                     "ece": expected_calibration_error(confidence, top1)},
+        "none_of_the_50": {"n": len(unknown),
+                           **{f"auroc_{score}": auroc(np.array([float(p[column]) for p in known]),
+                                                      np.array([float(p[column]) for p in unknown]))
+                              for score, column in (("top1_probability", "p_1"), ("max_logit", "max_logit"),
+                                                    ("energy", "energy"))},
+                           "mean_top1_probability": float(np.mean([float(p["p_1"]) for p in unknown]))
+                           if unknown else float("nan"),
+                           "mean_top1_probability_in_class": float(confidence.mean())},
+        "per_class_top1": {c: {"n": len(h), "top1": float(np.mean(h))} for c, h in sorted(per_class.items())},
+        "per_package_top1": {c: {"n": len(h), "top1": float(np.mean(h))} for c, h in sorted(per_package.items())},
+    }
+
+
+def models_of(path: Path) -> list[Path]:
+    """A bundle is itself; a run folder stands for its fold models."""
+    if (path / "config.json").is_file():
+        return [path]
+    folds = sorted(path.glob("fold*/model"))
+    if not folds:
+        raise SystemExit(f"{path}: neither a bundle nor a run folder with fold*/model")
+    return folds
+
+
+def compare(a: Path, b: Path) -> dict[str, object]:
+    """Paired by clip: B's top-1 minus A's on the in-class recordings, with a bootstrap interval."""
+    def hits(path: Path) -> dict[str, float]:
+        with path.open(newline="") as handle:
+            return {r["file"]: float(r["label_1"] == r["class"]) for r in csv.DictReader(handle) if r["class"] != "none"}
+
+    first, second = hits(a), hits(b)
+    common = sorted(first.keys() & second.keys())
+    difference = np.array([second[f] - first[f] for f in common])
+    return {"a": str(a), "b": str(b), "clips": len(common), "top1_a": float(np.mean([first[f] for f in common])),
+            "top1_b": float(np.mean([second[f] for f in common])), "difference": float(difference.mean()),
+            "difference_ci95": bootstrap_interval(difference),
+            "b_right_a_wrong": int((difference > 0).sum()), "a_right_b_wrong": int((difference < 0).sum())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="*", type=Path, help="bundles or run folders (fold*/model)")
+    parser.add_argument("--set", type=Path, help="the folder ood_set.py built")
+    parser.add_argument("--predictions", type=Path, help="keep each model's per-recording predictions here")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("A.csv", "B.csv"),
+                        help="paired comparison of two saved prediction files")
+    args = parser.parse_args()
+    if args.compare:
+        print(json.dumps(compare(*args.compare), indent=2))
+        return
+    if not args.set or not args.models:
+        parser.error("give --set and at least one model (or --compare A B)")
+    rows = read_manifest(args.set)
+    record: dict[str, object] = {"set": str(args.set), "recordings": len(rows), "date": time.strftime("%Y-%m-%d"),
+                                 "machine": f"{platform.machine()}, {os.cpu_count()} cores", "models": {}}
+    for path in args.models:
+        scores = {}
+        for model_dir in models_of(path):
+            name = model_dir.name if model_dir == path else f"{path.name}-{model_dir.parent.name}"
+            predictions = predict_set(model_dir, args.set, rows)
+            if args.predictions:
+                args.predictions.mkdir(parents=True, exist_ok=True)
+                with (args.predictions / f"{name}.csv").open("w", newline="") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=list(predictions[0]))
+                    writer.writeheader()
+                    writer.writerows(predictions)
+            scores[name] = summarise(predictions)
+            figures = scores[name]
+            print(f"{name}: in-class top-1 {100 * figures['in_class']['top1']:.1f}% "
+                  f"[{100 * figures['in_class']['top1_ci95'][0]:.1f}, {100 * figures['in_class']['top1_ci95'][1]:.1f}], "
+                  f"top-3 {100 * figures['in_class']['top3']:.1f}%, ECE {figures['in_class']['ece']:.3f}, "
+                  f"AUROC known vs none: top-1 probability {figures['none_of_the_50']['auroc_top1_probability']:.3f}, "
+                  f"max logit {figures['none_of_the_50']['auroc_max_logit']:.3f}, "
+                  f"energy {figures['none_of_the_50']['auroc_energy']:.3f}", flush=True)
+        record["models"][str(path)] = scores
+    if args.json:
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Confidence that means something: temperature scaling and the threshold below which a model
+says "unknown".
+
+A CNN fine-tuned with cross-entropy is over-confident: its top probability is higher than the
+share of such answers that are right, and it is high for sounds it was never taught. Two
+numbers, both fitted on the validation clips carved out of the training folds (never the test
+fold), go into the bundle (`config.json`, key `calibration`):
+
+- `temperature` T: probabilities become softmax(logits / T), with T chosen to minimise the
+  negative log-likelihood of the validation clips (Guo et al. 2017, "On calibration of modern
+  neural networks"). It changes no ranking, only how sure the model says it is.
+- `unknown_below`: a window or file whose top calibrated probability is below it is labelled
+  `unknown` (its best guesses still follow). It is set so that a stated share of the validation
+  clips the model gets right keep their answer (`KEEP_CORRECT`, 95%): the rest of the
+  probability range is where a sound the model does not know tends to land.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from audiocnn.errors import ConfigError
+
+#: The share of correctly classified validation clips that keep their answer at the default
+#: abstain threshold.
+KEEP_CORRECT = 0.95
+#: The temperature is kept in this range: outside it the validation set was too small or degenerate.
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What a bundle stores about its confidence, and how it was fitted."""
+
+    temperature: float
+    unknown_below: float
+    keep_correct: float
+    clips: int  # validation clips it was fitted on
+    nll_before: float
+    nll_after: float
+    ece_before: float
+    ece_after: float
+    fitted_on: str = "validation clips of the training folds"
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+def fit_temperature(logits: Tensor, labels: Tensor) -> float:
+    """The T minimising the NLL of softmax(logits / T) for `labels` (L-BFGS on log T)."""
+    logits, labels = logits.detach().double(), labels.detach()
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+
+    def nll() -> Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(nll)
+    return float(log_t.detach().exp().clamp(MIN_TEMPERATURE, MAX_TEMPERATURE))
+
+
+def unknown_threshold(probabilities: np.ndarray, labels: np.ndarray, keep_correct: float = KEEP_CORRECT) -> float:
+    """The top-probability below which only `1 - keep_correct` of the correctly classified clips fall."""
+    top = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    if not correct.any():
+        return 0.0
+    return float(np.quantile(top[correct], 1 - keep_correct, method="lower"))
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """Mean |confidence - accuracy| over equal-width confidence bins, weighted by clips (Guo et al.)."""
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == labels).astype(float)
+    edges = np.linspace(0, 1, bins + 1)
+    error = 0.0
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            error += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
+    return float(error)
+
+
+def calibrate(logits: Tensor, labels: Tensor, keep_correct: float = KEEP_CORRECT) -> Calibration:
+    """Temperature and abstain threshold from held-out logits and their true labels."""
+    temperature = fit_temperature(logits, labels)
+    before = logits.float().softmax(-1).numpy()
+    after = (logits.float() / temperature).softmax(-1).numpy()
+    truth = labels.numpy()
+    return Calibration(
+        temperature=round(temperature, 4),
+        unknown_below=round(unknown_threshold(after, truth, keep_correct), 4),
+        keep_correct=keep_correct, clips=len(truth),
+        nll_before=round(float(F.cross_entropy(logits.float(), labels)), 4),
+        nll_after=round(float(F.cross_entropy(logits.float() / temperature, labels)), 4),
+        ece_before=round(expected_calibration_error(before, truth), 4),
+        ece_after=round(expected_calibration_error(after, truth), 4),
+    )
+
+
+def validation_clips(bundle: Any, data_root: Path) -> list:
+    """The validation clips a bundle was trained beside: the split training drew (same recipe,
+    same seed), never a clip it trained on nor its test fold."""
+    from audiocnn.datasets import holdout, make_splits, split_fold
+    from audiocnn.datasets.recipe import limited_dataset
+
+    recipe = bundle.recipe
+    dataset = limited_dataset(recipe, data_root)
+    split, fold = bundle.metrics.get("split"), split_fold(bundle.metrics)
+    if split in (None, "all-data"):
+        return holdout(dataset.clips, recipe.data.val_fraction, recipe.data.seed)[1]
+    by_fold = {s.test_fold: s for s in make_splits(dataset, val_fraction=recipe.data.val_fraction,
+                                                   seed=recipe.data.seed)}
+    if fold not in by_fold and not any(s.name == split for s in by_fold.values()):
+        raise ConfigError(f"{bundle.path}: trained for split {split!r}, which {dataset.name} at {data_root} does not "
+                          "have; calibrate with the dataset it was trained on")
+    chosen = by_fold[fold] if fold in by_fold else next(s for s in by_fold.values() if s.name == split)
+    return chosen.val
+
+
+def calibrate_bundle(bundle: Any, data_root: Path, *, cache_dir: Path | None = None, progress: bool = True,
+                     keep_correct: float = KEEP_CORRECT) -> Calibration:
+    """Fit a bundle's calibration on its own validation clips (for bundles trained before
+    calibration existed, or to refit it); the caller writes it (`bundle.write_calibration`)."""
+    from audiocnn.datasets.images import clip_images
+    from audiocnn.training.fit import image_logits
+
+    clips = validation_clips(bundle, data_root)
+    if len(clips) < 10:
+        raise ConfigError(f"{bundle.path}: only {len(clips)} validation clips; calibration needs at least 10 "
+                          "(train with data.val_fraction > 0)")
+    unknown = sorted({clip.label for clip in clips} - set(bundle.labels))
+    if unknown:
+        raise ConfigError(f"{data_root}: labels {', '.join(unknown[:5])} are not among the model's labels")
+    model = bundle.model.eval()
+    images = clip_images(clips, model.frontend, bundle.clip_seconds, cache_dir, progress=progress)
+    labels = torch.tensor([bundle.labels.index(clip.label) for clip in clips])
+    return calibrate(image_logits(model, images), labels, keep_correct)

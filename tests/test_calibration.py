@@ -1,0 +1,137 @@
+"""Confidence that means something: temperature scaling, the `unknown` threshold, and `unknown`
+in every output format (issue 18)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+
+from audiocnn import bundle
+from audiocnn.inference.formats import PredictionWriter
+from audiocnn.inference.predictor import UNKNOWN, Predictor
+from audiocnn.training.calibration import KEEP_CORRECT, calibrate, fit_temperature, unknown_threshold
+from conftest import TONE_HZ, tone_clip
+
+
+def _over_confident(n: int, scale: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits z that are calibrated by construction (labels drawn from softmax(z)), and the same
+    logits made over-confident by `scale`: a model whose right temperature is `scale`."""
+    rng = np.random.default_rng(seed)
+    calibrated = torch.from_numpy(rng.normal(0, 1.5, size=(n, 10)))
+    labels = torch.multinomial(calibrated.softmax(-1), 1, generator=torch.Generator().manual_seed(seed)).squeeze(1)
+    return calibrated, calibrated * scale, labels
+
+
+def test_temperature_scaling_lowers_the_nll_of_an_over_confident_model_on_held_out_data():
+    _, fit_logits, fit_labels = _over_confident(3000, 4.0, seed=0)
+    _, held_logits, held_labels = _over_confident(3000, 4.0, seed=1)
+    temperature = fit_temperature(fit_logits, fit_labels)
+    assert temperature == pytest.approx(4.0, rel=0.1)  # it finds the over-confidence it was given
+    before = F.cross_entropy(held_logits, held_labels)
+    after = F.cross_entropy(held_logits / temperature, held_labels)
+    assert after < 0.6 * before
+    calibration = calibrate(fit_logits.float(), fit_labels)
+    assert calibration.nll_after < calibration.nll_before and calibration.ece_after < calibration.ece_before
+
+
+def test_an_under_confident_model_gets_a_temperature_below_one():
+    _, logits, labels = _over_confident(3000, 0.5, seed=2)
+    assert fit_temperature(logits, labels) == pytest.approx(0.5, rel=0.1)
+
+
+def test_the_unknown_threshold_keeps_the_stated_share_of_right_answers():
+    rng = np.random.default_rng(3)
+    probabilities = rng.dirichlet(np.ones(5) * 0.3, size=2000)
+    labels = np.where(rng.random(2000) < 0.7, probabilities.argmax(axis=1), rng.integers(0, 5, 2000))
+    threshold = unknown_threshold(probabilities, labels, KEEP_CORRECT)
+    right = probabilities.argmax(axis=1) == labels
+    kept = (probabilities.max(axis=1)[right] >= threshold).mean()
+    assert KEEP_CORRECT <= kept <= KEEP_CORRECT + 0.01
+
+
+def test_training_stores_a_calibration_fitted_on_validation_clips(tone_bundle):
+    """The shared tone model (train --test-fold 1): its bundle carries the calibration and its
+    metrics the test fold's calibration error, before and after."""
+    loaded = bundle.load(tone_bundle)
+    calibration = loaded.calibration
+    assert calibration["fitted_on"] == "validation clips of the training folds"
+    assert calibration["clips"] == loaded.metrics["n_val"] > 0
+    assert 0.05 <= loaded.temperature <= 20 and 0 <= loaded.unknown_below <= 1
+    assert calibration["nll_after"] <= calibration["nll_before"] + 1e-6
+    assert set(loaded.metrics["test_ece"]) == {"uncalibrated", "calibrated"}
+
+
+@pytest.fixture(scope="module")
+def noise_then_tone(tmp_path_factory):
+    rng = np.random.default_rng(5)
+    path = tmp_path_factory.mktemp("abstain") / "tone.wav"
+    sf.write(path, np.concatenate([tone_clip(TONE_HZ["low"], 2.0, rng)]), 16_000)
+    return path
+
+
+def _written(fmt: str, prediction, can_abstain: bool = True) -> str:
+    stream = io.StringIO()
+    writer = PredictionWriter(stream, fmt, top_k=2, can_abstain=can_abstain)
+    writer.add(prediction)
+    writer.close()
+    return stream.getvalue()
+
+
+def _softened(tone_bundle):
+    """The tone model with a high temperature: no window is certain (float32 would round some to 1.0)."""
+    model = bundle.load(tone_bundle)
+    model.calibration = {"temperature": 20.0}
+    return model
+
+
+def test_the_temperature_divides_the_logits(tone_bundle, noise_then_tone):
+    plain = Predictor(bundle.load(tone_bundle), runtime="torch").predict(noise_then_tone)
+    soft = Predictor(_softened(tone_bundle), runtime="torch").predict(noise_then_tone)
+    expected = torch.from_numpy(soft.logits / 20.0).softmax(-1).numpy()
+    np.testing.assert_allclose(soft.probabilities, expected, atol=1e-6)
+    assert soft.probabilities.max() < plain.probabilities.max()
+    np.testing.assert_array_equal(soft.probabilities.argmax(axis=1), plain.probabilities.argmax(axis=1))
+
+
+def test_unknown_comes_first_with_the_guesses_after_it_in_every_format(tone_bundle, noise_then_tone):
+    model = _softened(tone_bundle)
+    sure = Predictor(model, runtime="torch", unknown_below=0.0).predict(noise_then_tone)
+    unsure = Predictor(model, runtime="torch", unknown_below=1.0).predict(noise_then_tone)  # nothing is that sure
+    guesses = sure.top(sure.summary, 2)
+    assert unsure.top(unsure.summary, 2) == [(UNKNOWN, None), *guesses] and UNKNOWN not in dict(guesses)
+
+    table = _written("table", unsure)
+    assert f"whole file  {UNKNOWN}  {guesses[0][0]} {guesses[0][1]:.2f}" in table
+    assert all(f"  {UNKNOWN}  " in line for line in table.splitlines()[2:] if line.strip())  # every window
+
+    rows = list(csv.reader(io.StringIO(_written("csv", unsure))))
+    assert rows[0][4:] == ["label_1", "probability_1", "label_2", "probability_2", "label_3", "probability_3"]
+    assert all(row[4] == UNKNOWN and row[5] == "" and row[6] for row in rows[1:])
+
+    document = json.loads(_written("json", unsure))["files"][0]
+    assert document["summary"][0] == {"label": UNKNOWN, "probability": None}
+    assert document["summary"][1]["label"] == guesses[0][0]
+    assert all(window["top"][0]["label"] == UNKNOWN for window in document["windows"])
+
+    raven = list(csv.DictReader(io.StringIO(_written("raven", unsure)), delimiter="\t"))
+    first = [row for row in raven if row["Rank"] == "1"]
+    assert first and all(row["Label"] == UNKNOWN and row["Confidence"] == "" for row in first)
+
+    answered = json.loads(_written("json", sure, can_abstain=False))["files"][0]
+    assert all(entry["label"] != UNKNOWN for entry in answered["summary"])
+
+
+def test_min_confidence_still_drops_weak_labels_of_an_unknown_window(tone_bundle, noise_then_tone):
+    model = _softened(tone_bundle)
+    prediction = Predictor(model, runtime="torch", unknown_below=1.0).predict(noise_then_tone)
+    row = prediction.probabilities[0]
+    assert prediction.top(row, 3, min_confidence=1.01) == []  # no label left: the window is not listed
+    kept = prediction.top(row, 3, min_confidence=float(np.sort(row)[-2]) + 1e-6)
+    assert [label for label, _ in kept] == [UNKNOWN, prediction.labels[int(row.argmax())]]
