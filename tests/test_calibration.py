@@ -17,7 +17,7 @@ from audiocnn import bundle
 from audiocnn.inference.formats import PredictionWriter
 from audiocnn.inference.predictor import UNKNOWN, Predictor
 from audiocnn.training.calibration import KEEP_CORRECT, calibrate, fit_temperature, unknown_threshold
-from conftest import TONE_HZ, tone_clip
+from conftest import TONE_HZ, tone_clip, uncalibrated_copy, write_tone
 
 
 def _over_confident(n: int, scale: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -135,3 +135,27 @@ def test_min_confidence_still_drops_weak_labels_of_an_unknown_window(tone_bundle
     assert prediction.top(row, 3, min_confidence=1.01) == []  # no label left: the window is not listed
     kept = prediction.top(row, 3, min_confidence=float(np.sort(row)[-2]) + 1e-6)
     assert [label for label, _ in kept] == [UNKNOWN, prediction.labels[int(row.argmax())]]
+
+
+def test_calibrate_command_refits_what_training_stored(cli, tone_bundle, tones, tmp_path):
+    """`audiocnn calibrate` on an uncalibrated copy finds the same validation clips training used,
+    so it stores the same calibration."""
+    copy = uncalibrated_copy(tone_bundle, tmp_path / "model")
+    assert bundle.load(copy).calibration == {}
+    result = cli("calibrate", "--model", copy, "--data-root", tones, "--no-progress")
+    assert result.code == 0, result.err
+    assert "temperature" in result.out and "validation clips" in result.out
+    refitted, trained = bundle.load(copy).calibration, bundle.load(tone_bundle).calibration
+    for key in ("temperature", "unknown_below", "clips", "nll_before"):
+        assert refitted[key] == pytest.approx(trained[key], abs=1e-3), key
+
+
+def test_calibrate_refuses_a_dataset_without_the_models_labels(cli, tone_bundle, tmp_path):
+    other = tmp_path / "other"
+    for label in ("bark", "meow"):
+        for i in range(12):
+            write_tone(other / label / f"{label}{i}.wav", seconds=1.0, freq=300.0 + 50 * i)
+    result = cli("calibrate", "--model", uncalibrated_copy(tone_bundle, tmp_path / "model"), "--data-root", other,
+                 "--no-progress")
+    assert result.code == 1 and "Traceback" not in result.err
+    assert "are not among the model's labels" in result.err

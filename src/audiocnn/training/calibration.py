@@ -31,6 +31,8 @@ from audiocnn.errors import ConfigError
 #: The share of correctly classified validation clips that keep their answer at the default
 #: abstain threshold.
 KEEP_CORRECT = 0.95
+#: Fewer validation clips than this give no calibration (the model keeps temperature 1, never `unknown`).
+MIN_VALIDATION_CLIPS = 5
 #: The temperature is kept in this range: outside it the validation set was too small or degenerate.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
 
@@ -136,12 +138,12 @@ def calibrate_bundle(bundle: Any, data_root: Path, *, cache_dir: Path | None = N
     from audiocnn.training.fit import image_logits
 
     clips = validation_clips(bundle, data_root)
-    if len(clips) < 10:
-        raise ConfigError(f"{bundle.path}: only {len(clips)} validation clips; calibration needs at least 10 "
-                          "(train with data.val_fraction > 0)")
     unknown = sorted({clip.label for clip in clips} - set(bundle.labels))
     if unknown:
         raise ConfigError(f"{data_root}: labels {', '.join(unknown[:5])} are not among the model's labels")
+    if len(clips) < MIN_VALIDATION_CLIPS:
+        raise ConfigError(f"{bundle.path}: only {len(clips)} validation clips; calibration needs at least "
+                          f"{MIN_VALIDATION_CLIPS} (train with a larger data.val_fraction)")
     model = bundle.model.eval()
     images = clip_images(clips, model.frontend, bundle.clip_seconds, cache_dir, progress=progress)
     labels = torch.tensor([bundle.labels.index(clip.label) for clip in clips])

@@ -30,7 +30,7 @@ from audiocnn.errors import ConfigError
 from audiocnn.features import Frontend
 from audiocnn.models.classifier import AudioClassifier
 from audiocnn.models.factory import create
-from audiocnn.training.calibration import Calibration, calibrate
+from audiocnn.training.calibration import MIN_VALIDATION_CLIPS, Calibration, calibrate
 from audiocnn.training.module import LitClassifier
 from audiocnn.training.resume import AtomicCheckpointIO, RandomState, refuse_objects, usable_checkpoints
 
@@ -188,7 +188,7 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
     test_logits = image_logits(classifier, data.test[0]) if data.test is not None else None
     # Calibrated on the validation clips (from the training folds): the test fold stays untouched.
     calibration = (calibrate(image_logits(classifier, data.val[0]), data.val[1])
-                   if data.val is not None and len(data.val[1]) else None)
+                   if data.val is not None and len(data.val[1]) >= MIN_VALIDATION_CLIPS else None)
     return FitResult(classifier, test_logits.softmax(-1) if test_logits is not None else None, trainer.current_epoch,
                      best_val, trainer.is_global_zero, time.perf_counter() - started, calibration, test_logits)
 
