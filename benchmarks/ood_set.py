@@ -108,13 +108,13 @@ def pypi_files(name: str, version: str, folder: Path, wanted: set[str]) -> dict[
 
 def opensfx_entry(catalogue: bytes, index: int) -> bytes:
     """Sound `index` of an OpenTTD .cat: a table of (offset, size) pairs (the offset's top bit
-    flags the newer format), each entry a length-prefixed name followed by a WAV file."""
+    flags the newer format), each entry a length-prefixed name followed by a WAV file of `size` bytes."""
     count = (struct.unpack_from("<I", catalogue, 0)[0] & 0x7FFFFFFF) // 8
     if not 0 <= index < count:
         raise SystemExit(f"opensfx.cat has {count} entries, not #{index}")
     offset, size = struct.unpack_from("<II", catalogue, 8 * index)
-    entry = catalogue[offset & 0x7FFFFFFF:(offset & 0x7FFFFFFF) + size]
-    return entry[1 + entry[0]:]
+    start = (offset & 0x7FFFFFFF) + 1 + catalogue[offset & 0x7FFFFFFF]  # after the name; `size` is the WAV's
+    return catalogue[start:start + size]
 
 
 def ocg_files(group: bytes, wanted: set[str], debs: Path) -> dict[str, bytes]:
@@ -161,7 +161,7 @@ def build(out: Path, debs: Path, rows: list[dict[str, str]]) -> list[dict[str, s
     by_package: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
     for row in rows:
         by_package[(row["package"], row["version"])].append(row)
-    written, seen = [], {}
+    written, seen, names = [], {}, set()
     for (package, version), members in by_package.items():
         # An OpenClonk .ocg is a packed group file or a plain folder: ask for both, see which is there.
         plain = {r["member"] for r in members if ".ocg/" in r["member"]}
@@ -195,8 +195,9 @@ def build(out: Path, debs: Path, rows: list[dict[str, str]]) -> list[dict[str, s
             folder = out / (row["class"] if in_class else "none")
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / file_name(row, inner)
-            if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            if path in names:
                 raise SystemExit(f"{path}: two members map to this name")
+            names.add(path)
             path.write_bytes(data)
             try:
                 seconds = sf.info(io.BytesIO(data)).duration
@@ -206,11 +207,21 @@ def build(out: Path, debs: Path, rows: list[dict[str, str]]) -> list[dict[str, s
                             "what": row["class"].partition(":")[2], "package": package, "version": version,
                             "member": row["member"], "seconds": f"{seconds:.2f}", "sha256": digest})
         print(f"{package}: {len(members)} files", flush=True)
-    with (out / "manifest.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(written[0]))
-        writer.writeheader()
-        writer.writerows(written)
     return written
+
+
+def write_manifest(out: Path, written: list[dict[str, str]], only: set[str]) -> list[dict[str, str]]:
+    """OUT/manifest.csv: the rows just written, and (with --only) the other packages' earlier rows."""
+    kept = []
+    if only and (out / "manifest.csv").is_file():
+        with (out / "manifest.csv").open(newline="") as handle:
+            kept = [row for row in csv.DictReader(handle) if row["package"] not in only]
+    rows = kept + written
+    with (out / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
 
 
 def main() -> None:
@@ -219,10 +230,13 @@ def main() -> None:
     parser.add_argument("--debs", type=Path, default=Path.home() / ".cache" / "audiocnn" / "debs",
                         help="where downloaded packages are kept (default ~/.cache/audiocnn/debs)")
     parser.add_argument("--sources", type=Path, default=SOURCES)
+    parser.add_argument("--only", nargs="+", default=[], metavar="PACKAGE",
+                        help="rebuild only these packages' files (the rest of an existing set is kept)")
     args = parser.parse_args()
     if not shutil.which("dpkg-deb"):
         raise SystemExit("dpkg-deb is needed to read Debian packages (apt-get install dpkg)")
-    written = build(args.out, args.debs, read_sources(args.sources))
+    rows = [row for row in read_sources(args.sources) if not args.only or row["package"] in args.only]
+    written = write_manifest(args.out, build(args.out, args.debs, rows), set(args.only))
     known = [w for w in written if w["class"] != "none"]
     classes = Counter(w["class"] for w in known)
     print(f"{len(known)} recordings of {len(classes)} ESC-50 classes and {len(written) - len(known)} of none of "
