@@ -46,8 +46,9 @@ def read_manifest(folder: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def predict_set(model_dir: Path, folder: Path, rows: list[dict[str, str]]) -> list[dict[str, object]]:
-    """One row per recording: its class, the model's top labels and probabilities, p(true class)."""
+def predict_set(model_dir: Path, folder: Path, rows: list[dict[str, str]]) -> tuple[list[dict[str, object]], float]:
+    """One row per recording: its class, the model's top labels and probabilities, p(true class);
+    and the model's `unknown` threshold."""
     model = bundle.load(model_dir)
     predictor = Predictor(model, runtime="torch")
     out = []
@@ -62,7 +63,7 @@ def predict_set(model_dir: Path, folder: Path, rows: list[dict[str, str]]) -> li
                     "p_true": "" if truth is None else f"{summary[truth]:.5f}",
                     # open-set scores of the mean logits: the largest, and the log-sum-exp ("energy")
                     "max_logit": f"{logits.max():.4f}", "energy": f"{np.logaddexp.reduce(logits):.4f}"})
-    return out
+    return out, model.unknown_below
 
 
 def bootstrap_interval(hits: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -98,7 +99,42 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(error)
 
 
-def summarise(predictions: list[dict[str, object]]) -> dict[str, object]:
+def abstention(predictions: list[dict[str, object]], threshold: float) -> dict[str, float]:
+    """What `unknown below threshold` does: the share of none-of-the-50 recordings it catches, the
+    share of in-class recordings still answered, and how many of those answers are right."""
+    known = [p for p in predictions if p["class"] != "none"]
+    unknown = [p for p in predictions if p["class"] == "none"]
+    answered = [p for p in known if float(p["p_1"]) >= threshold]
+    return {"threshold": threshold,
+            "none_labelled_unknown": float(np.mean([float(p["p_1"]) < threshold for p in unknown])) if unknown else 0.0,
+            "in_class_answered": len(answered) / len(known) if known else 0.0,
+            "answered_right": float(np.mean([p["label_1"] == p["class"] for p in answered])) if answered else 0.0}
+
+
+def coverage_curve(predictions: list[dict[str, object]]) -> tuple[np.ndarray, np.ndarray]:
+    """In-class recordings answered most-confident first: (share answered, top-1 of those answered)."""
+    known = sorted((p for p in predictions if p["class"] != "none"), key=lambda p: -float(p["p_1"]))
+    hits = np.cumsum([p["label_1"] == p["class"] for p in known])
+    answered = np.arange(1, len(known) + 1)
+    return answered / len(known), hits / answered
+
+
+def save_coverage_plot(curves: dict[str, list[dict[str, object]]], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    axes = fig.add_subplot()
+    for name, predictions in curves.items():
+        coverage, accuracy = coverage_curve(predictions)
+        axes.plot(100 * coverage, 100 * accuracy, label=name)
+    axes.set(xlabel="in-class recordings answered (%), most confident first", ylabel="top-1 of those answered (%)",
+             title="Out-of-domain set: accuracy against coverage", xlim=(0, 100), ylim=(0, 100))
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    fig.savefig(path, dpi=120)
+
+
+def summarise(predictions: list[dict[str, object]], threshold: float = 0.0) -> dict[str, object]:
     known = [p for p in predictions if p["class"] != "none"]
     unknown = [p for p in predictions if p["class"] == "none"]
     top1 = np.array([p["label_1"] == p["class"] for p in known], dtype=float)
@@ -120,6 +156,7 @@ def summarise(predictions: list[dict[str, object]]) -> dict[str, object]:
                            "mean_top1_probability": float(np.mean([float(p["p_1"]) for p in unknown]))
                            if unknown else float("nan"),
                            "mean_top1_probability_in_class": float(confidence.mean())},
+        "abstention": abstention(predictions, threshold),
         "per_class_top1": {c: {"n": len(h), "top1": float(np.mean(h))} for c, h in sorted(per_class.items())},
         "per_package_top1": {c: {"n": len(h), "top1": float(np.mean(h))} for c, h in sorted(per_package.items())},
     }
@@ -156,6 +193,7 @@ def main() -> None:
     parser.add_argument("--set", type=Path, help="the folder ood_set.py built")
     parser.add_argument("--predictions", type=Path, help="keep each model's per-recording predictions here")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--plot", type=Path, help="draw accuracy against coverage of every model to this PNG")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A.csv", "B.csv"),
                         help="paired comparison of two saved prediction files")
     args = parser.parse_args()
@@ -167,18 +205,20 @@ def main() -> None:
     rows = read_manifest(args.set)
     record: dict[str, object] = {"set": str(args.set), "recordings": len(rows), "date": time.strftime("%Y-%m-%d"),
                                  "machine": f"{platform.machine()}, {os.cpu_count()} cores", "models": {}}
+    curves = {}
     for path in args.models:
         scores = {}
         for model_dir in models_of(path):
             name = model_dir.name if model_dir == path else f"{path.name}-{model_dir.parent.name}"
-            predictions = predict_set(model_dir, args.set, rows)
+            predictions, threshold = predict_set(model_dir, args.set, rows)
+            curves[name] = predictions
             if args.predictions:
                 args.predictions.mkdir(parents=True, exist_ok=True)
                 with (args.predictions / f"{name}.csv").open("w", newline="") as handle:
                     writer = csv.DictWriter(handle, fieldnames=list(predictions[0]))
                     writer.writeheader()
                     writer.writerows(predictions)
-            scores[name] = summarise(predictions)
+            scores[name] = summarise(predictions, threshold)
             figures = scores[name]
             print(f"{name}: in-class top-1 {100 * figures['in_class']['top1']:.1f}% "
                   f"[{100 * figures['in_class']['top1_ci95'][0]:.1f}, {100 * figures['in_class']['top1_ci95'][1]:.1f}], "
@@ -186,9 +226,16 @@ def main() -> None:
                   f"AUROC known vs none: top-1 probability {figures['none_of_the_50']['auroc_top1_probability']:.3f}, "
                   f"max logit {figures['none_of_the_50']['auroc_max_logit']:.3f}, "
                   f"energy {figures['none_of_the_50']['auroc_energy']:.3f}", flush=True)
+            held = figures["abstention"]
+            if threshold:
+                print(f"  unknown below {threshold:.2f}: {100 * held['none_labelled_unknown']:.0f}% of none-of-the-50 "
+                      f"caught, {100 * held['in_class_answered']:.0f}% of in-class answered, "
+                      f"{100 * held['answered_right']:.0f}% of those right", flush=True)
         record["models"][str(path)] = scores
     if args.json:
         args.json.write_text(json.dumps(record, indent=2) + "\n")
+    if args.plot:
+        save_coverage_plot(curves, args.plot)
 
 
 if __name__ == "__main__":
