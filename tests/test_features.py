@@ -86,7 +86,7 @@ def test_config_round_trips_and_axes_match_the_image(kind, waves):
 def test_a_tone_lights_up_the_row_of_its_frequency():
     t = np.arange(16_000) / 16_000
     tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
-    for kind in ("logspec", "mel", "gammatone", "multires"):
+    for kind in ("logspec", "mel", "gammatone", "multires", "pcen"):
         frontend = create_frontend(kind)
         profile = image(kind, tone)[0].mean(axis=1)
         peak_hz = frontend.row_frequencies()[np.argmax(profile)]
@@ -145,6 +145,28 @@ def test_mfcc_matches_librosa(wave):
     ref = librosa.feature.mfcc(y=wave, sr=16_000, n_mfcc=20, n_fft=1024, hop_length=320, n_mels=128)
     assert ours.shape == ref.shape == (20, 251)
     assert np.abs(ours - ref).max() <= 0.01
+
+
+def test_pcen_matches_librosa(wave):
+    """librosa.pcen of the same mel power (scaled by 2**31; the mel power itself is checked against
+    librosa above), with the smoother started at each band's first frame as ours is."""
+    frontend = create_frontend({"kind": "pcen", "time_constant": 0.25})
+    x = torch.from_numpy(wave)[None]
+    with torch.inference_mode():
+        ours, energy = frontend(x)[0, 0].numpy(), frontend.mel(x)[0].double().numpy() * 2.0**31
+    b = frontend.params.smoothing
+    ref = librosa.pcen(energy, sr=16_000, hop_length=320, time_constant=0.25, zi=(1 - b) * energy[:, :1])
+    assert ours.shape == ref.shape == (128, 251)
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+
+
+def test_pcen_hardly_changes_with_the_recording_level_where_log_mel_shifts_by_it():
+    """Gain 0.98: each band is divided by (almost) its own level, so 20 dB quieter is nearly the same image."""
+    wave = example("dog-bark.wav")
+    loud, quiet = image("pcen", wave)[0], image("pcen", 0.1 * wave)[0]
+    assert np.abs(loud - quiet).mean() < 0.1 * np.abs(loud).mean()
+    shift = np.abs(image("mel", wave)[0] - image("mel", 0.1 * wave)[0]).mean()
+    assert shift > 15  # dB: what the level does to a log-mel image
 
 
 def test_gammatone_matches_the_gammatone_package(wave):

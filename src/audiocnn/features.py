@@ -33,9 +33,11 @@ from audiocnn.spectral import (
     MelPower,
     MfccParams,
     MultiresParams,
+    PcenParams,
     Stft,
     StftParams,
     mel_centres,
+    pcen,
     power_to_db,
 )
 from audiocnn.spectral import next_power_of_two as next_power_of_two
@@ -61,6 +63,7 @@ class Frontend(nn.Module):
     params_type: ClassVar[type]
     out_channels: ClassVar[int] = 1
     row_label: ClassVar[str] = "Frequency (Hz)"
+    value_label: ClassVar[str] = "dB"  # what an image's values are, for colour bars
 
     def __init__(self, params: Any) -> None:
         super().__init__()
@@ -166,12 +169,34 @@ class LogMel(Frontend):
 
 
 @register
+class Pcen(Frontend):
+    """Per-channel energy normalisation of the mel power (Wang et al. 2017; librosa.pcen): each band
+    divided by its own recent average, so a steady background (wind, traffic, hum) fades and onsets
+    stand out, whatever the recording level. Made for far-field recordings."""
+
+    kind = "pcen"
+    params_type = PcenParams
+    value_label = "PCEN (level-normalised)"
+
+    def __init__(self, params: PcenParams) -> None:
+        super().__init__(params)
+        self.mel = MelPower(params)
+
+    def compute(self, x: Tensor) -> Tensor:
+        return pcen(self.mel(x) * self.params.scale, self.params).unsqueeze(1)
+
+    def row_frequencies(self) -> np.ndarray:
+        return mel_centres(self.params)
+
+
+@register
 class Mfcc(Frontend):
     """MFCC: orthonormal DCT-II of the log-mel bands (librosa's definition)."""
 
     kind = "mfcc"
     params_type = MfccParams
     row_label = "MFCC coefficient"
+    value_label = "coefficient (colours scaled without c0)"
 
     def __init__(self, params: MfccParams) -> None:
         super().__init__(params)

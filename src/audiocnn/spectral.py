@@ -96,6 +96,28 @@ class MelParams(StftParams):
 
 
 @dataclass(frozen=True, config=STRICT)
+class PcenParams(MelParams):
+    """Per-channel energy normalisation of the mel power (librosa.pcen's definition and defaults).
+
+    `scale` multiplies the mel power first (librosa's examples scale float audio by 2**31, to
+    the range of integer samples PCEN was designed on); `time_constant` is in seconds.
+    """
+
+    gain: Annotated[Float, Field(gt=0, le=1)] = 0.98
+    bias: Annotated[Float, Field(ge=0, le=1e6)] = 2.0
+    power: Annotated[Float, Field(gt=0, le=1)] = 0.5
+    time_constant: Annotated[Float, Field(gt=0, le=60)] = 0.4
+    eps: Annotated[Float, Field(gt=0, le=1)] = 1e-6
+    scale: Annotated[Float, Field(gt=0, le=1e12)] = 2.0**31
+
+    @property
+    def smoothing(self) -> float:
+        """The IIR smoother's coefficient b, from the time constant in frames (as librosa.pcen)."""
+        frames = self.time_constant * self.sample_rate / self.hop_length
+        return float((np.sqrt(1 + 4 * frames**2) - 1) / (2 * frames**2))
+
+
+@dataclass(frozen=True, config=STRICT)
 class MfccParams(MelParams):
     n_mfcc: Rows = 40
 
@@ -217,6 +239,21 @@ class MelPower(nn.Module):
         by_frame = power.transpose(1, 2).reshape(batch * frames, bins)
         mel = torch.sparse.mm(self._sparse, by_frame.T)  # (bands, batch * frames)
         return mel.reshape(-1, batch, frames).transpose(0, 1)
+
+
+def pcen(energy: Tensor, p: PcenParams) -> Tensor:
+    """librosa.pcen of (batch, bands, frames) energy: E / (eps + M)^gain, biased and compressed, where
+    M is E smoothed over time by a first-order IIR filter. The filter starts at each band's first
+    frame (librosa's default starts it at 1, which makes every window begin with a transient);
+    with `zi=(1 - b) * E[:, :1]`, librosa.pcen gives the same numbers (tests/test_features.py)."""
+    b = p.smoothing
+    smoothed = torch.empty_like(energy)
+    state = energy[..., 0]
+    for t in range(energy.shape[-1]):  # y[t] = (1 - b) y[t - 1] + b x[t]: a loop over a few hundred frames
+        state = (1 - b) * state + b * energy[..., t]
+        smoothed[..., t] = state
+    gain_factor = torch.exp(-p.gain * (np.log(p.eps) + torch.log1p(smoothed / p.eps)))
+    return p.bias**p.power * torch.expm1(p.power * torch.log1p(energy * gain_factor / p.bias))
 
 
 def mel_centres(p: MelParams) -> np.ndarray:

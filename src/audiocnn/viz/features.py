@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ def save_feature_figure(
     channels = image.shape[0]
     fig = figure(figsize=(10, 3.6 * channels))
     axes = fig.subplots(channels, 1, squeeze=False)
-    unit = "coefficient (colours scaled without c0)" if frontend.row_frequencies() is None else "dB"
+    unit = frontend.value_label
     names = plane_names(frontend) if channels > 1 else [""]
     for plane, ax, name in zip(image, axes[:, 0], names):
         artist = draw_image(ax, plane, frontend, n_samples, start=start)
@@ -69,5 +70,5 @@ def feature_figure(
     waveform = audio.load(audio_path, frontend.sample_rate, offset=offset, duration=duration)
     with torch.inference_mode():
         image = frontend(torch.from_numpy(waveform))[0].numpy()
-    title = f"{audio_path.name}{part}\n{frontend.describe()}"
+    title = f"{audio_path.name}{part}\n" + textwrap.fill(frontend.describe(), width=110)
     return save_feature_figure(image, frontend, len(waveform), title, out, start=offset)
