@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from audiocnn import bundle
 from audiocnn.inference.predictor import Predictor
+from audiocnn.training.calibration import confidence_error
 
 BOOTSTRAP = 2000
 TOP = 5  # labels kept per recording in the predictions CSV
@@ -89,16 +90,6 @@ def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
     return float((ranks[: len(known)].sum() - len(known) * (len(known) + 1) / 2) / (len(known) * len(unknown)))
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
-    edges = np.linspace(0, 1, bins + 1)
-    error = 0.0
-    for low, high in zip(edges[:-1], edges[1:]):
-        inside = (confidence > low) & (confidence <= high)
-        if inside.any():
-            error += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
-    return float(error)
-
-
 def abstention(predictions: list[dict[str, object]], threshold: float) -> dict[str, float]:
     """What `unknown below threshold` does: the share of none-of-the-50 recordings it catches, the
     share of in-class recordings still answered, and how many of those answers are right."""
@@ -147,7 +138,7 @@ def summarise(predictions: list[dict[str, object]], threshold: float = 0.0) -> d
     return {
         "in_class": {"n": len(known), "top1": float(top1.mean()), "top1_ci95": bootstrap_interval(top1),
                      "top3": float(top3.mean()), "top3_ci95": bootstrap_interval(top3),
-                     "ece": expected_calibration_error(confidence, top1)},
+                     "ece": confidence_error(confidence, top1)},
         "none_of_the_50": {"n": len(unknown),
                            **{f"auroc_{score}": auroc(np.array([float(p[column]) for p in known]),
                                                       np.array([float(p[column]) for p in unknown]))

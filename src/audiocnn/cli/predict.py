@@ -48,9 +48,7 @@ def add_commands(commands: common.Commands) -> None:
 
     quantize = commands.add_parser(
         "quantize",
-        parents=[common.model_option(required=True, what="model bundle folder (written into)"),
-                 common.data_root_option("the dataset the model was trained on"), common.cache_option(),
-                 common.progress_option()],
+        parents=_bundle_tool_options(),
         help="add an 8-bit copy of a model for fast CPU prediction (`audiocnn predict --runtime int8`)",
         description="Calibrate and write an 8-bit (int8 weights, uint8 activations) ONNX copy of the bundle's "
         "backbone into the bundle, for `audiocnn predict --runtime int8`. Activation ranges come from --clips clips of "
@@ -62,9 +60,7 @@ def add_commands(commands: common.Commands) -> None:
 
     calibrate = commands.add_parser(
         "calibrate",
-        parents=[common.model_option(required=True, what="model bundle folder (written into)"),
-                 common.data_root_option("the dataset the model was trained on"), common.cache_option(),
-                 common.progress_option()],
+        parents=_bundle_tool_options(),
         help="fit a model's confidence on its validation clips, and the threshold for `unknown`",
         description="Fit the bundle's temperature (its probabilities then mean what they say) and the top "
         "probability below which `predict` answers `unknown`, on the validation clips the model was trained beside "
@@ -75,6 +71,13 @@ def add_commands(commands: common.Commands) -> None:
                            help="share of the validation clips the model gets right that keep their answer at the "
                            "`unknown` threshold (default 0.95)")
     calibrate.set_defaults(handler=_calibrate)
+
+
+def _bundle_tool_options() -> list[argparse.ArgumentParser]:
+    """What a command that adds to a trained bundle from its own dataset takes (quantize, calibrate)."""
+    return [common.model_option(required=True, what="model bundle folder (written into)"),
+            common.data_root_option("the dataset the model was trained on"), common.cache_option(),
+            common.progress_option()]
 
 
 def _predict(args: argparse.Namespace) -> int:

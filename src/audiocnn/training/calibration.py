@@ -82,8 +82,12 @@ def unknown_threshold(probabilities: np.ndarray, labels: np.ndarray, keep_correc
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     """Mean |confidence - accuracy| over equal-width confidence bins, weighted by clips (Guo et al.)."""
-    confidence = probabilities.max(axis=1)
-    correct = (probabilities.argmax(axis=1) == labels).astype(float)
+    return confidence_error(probabilities.max(axis=1), probabilities.argmax(axis=1) == labels, bins)
+
+
+def confidence_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """`expected_calibration_error` from each answer's confidence and whether it was right."""
+    correct = np.asarray(correct, dtype=float)
     edges = np.linspace(0, 1, bins + 1)
     error = 0.0
     for low, high in zip(edges[:-1], edges[1:]):
