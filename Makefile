@@ -29,7 +29,7 @@ run: $(STAMP)
 	$(BIN)/audiocnn predict examples/ --top-k 3 --format csv --out out/predictions.csv --no-progress
 	@echo "report: out/predictions.txt, out/predictions.csv, out/timelines/*.png"
 
-# The five feature images of each example (what the CNN sees), into out/features/.
+# The six feature images of each example (what the CNN sees), into out/features/.
 features: $(STAMP)
 	$(BIN)/audiocnn features examples/ --kind all --out out/features/
 

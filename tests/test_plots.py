@@ -36,7 +36,7 @@ def test_cli_draws_all_kinds_of_a_clip(cli, tmp_path, esc50_clip):
     result = cli("features", esc50_clip, "--kind", "all", "--out", tmp_path, "--duration", "2")
     assert result.code == 0, result.err
     names = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert names == sorted(f"1-100032-A-0.{k}.png" for k in ("logspec", "mel", "mfcc", "gammatone", "multires"))
+    assert names == sorted(f"1-100032-A-0.{k}.png" for k in ("logspec", "mel", "mfcc", "gammatone", "multires", "pcen"))
 
 
 def test_long_recordings_are_drawn_from_a_readable_excerpt():
