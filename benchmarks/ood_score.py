@@ -32,6 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from audiocnn import bundle
@@ -77,17 +78,11 @@ def bootstrap_interval(hits: np.ndarray, seed: int = 0) -> tuple[float, float]:
 
 
 def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
-    """P(score of a known clip > score of an unknown one), ties counted half (Mann-Whitney)."""
+    """P(score of a known clip > score of an unknown one), ties counted half (scikit-learn's ROC AUC)."""
     if not len(known) or not len(unknown):
         return float("nan")
-    scores = np.concatenate([known, unknown])
-    order = scores.argsort(kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    for value in np.unique(scores):  # average ranks of ties
-        tied = scores == value
-        ranks[tied] = ranks[tied].mean()
-    return float((ranks[: len(known)].sum() - len(known) * (len(known) + 1) / 2) / (len(known) * len(unknown)))
+    truth = np.concatenate([np.ones(len(known)), np.zeros(len(unknown))])
+    return float(roc_auc_score(truth, np.concatenate([known, unknown])))
 
 
 def abstention(predictions: list[dict[str, object]], threshold: float) -> dict[str, float]:

@@ -124,8 +124,7 @@ def save(path: str | Path, model: AudioClassifier, labels: list[str], recipe: Re
         "backbone": {"name": recipe.model.backbone, "in_chans": model.frontend.out_channels},
         "normalisation": {"mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist()},
         "metrics": metrics or {},
-        **({"calibration": calibration.to_dict() if hasattr(calibration, "to_dict") else dict(calibration)}
-           if calibration else {}),
+        **({"calibration": _calibration_record(calibration)} if calibration else {}),
         "recipe": recipe.to_dict(),
         **timm_keys(recipe, labels, model),
     }
@@ -138,8 +137,13 @@ def write_calibration(path: str | Path, calibration: Any) -> None:
     the weights are not touched."""
     path = Path(path)
     config = read_config(path)
-    config["calibration"] = calibration.to_dict() if hasattr(calibration, "to_dict") else dict(calibration)
+    config["calibration"] = _calibration_record(calibration)
     atomic.write_text(path / CONFIG, json.dumps(config, indent=2) + "\n")
+
+
+def _calibration_record(calibration: Any) -> dict[str, Any]:
+    """A `training.calibration.Calibration` (or a plain mapping) as config.json stores it."""
+    return calibration.to_dict() if hasattr(calibration, "to_dict") else dict(calibration)
 
 
 def timm_keys(recipe: Recipe, labels: list[str], model: AudioClassifier) -> dict[str, Any]:

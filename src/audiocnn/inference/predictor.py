@@ -134,7 +134,8 @@ class Predictor:
         return FilePrediction(
             path=path, duration=n_samples / self.rate, labels=self.bundle.labels,
             starts=first / self.rate, ends=np.minimum(first + self.window, n_samples) / self.rate,
-            probabilities=softmax(logits / self.temperature), logits=logits, unknown_below=self.unknown_below,
+            probabilities=torch.from_numpy(logits / self.temperature).softmax(dim=1).numpy(), logits=logits,
+            unknown_below=self.unknown_below,
         )
 
     def _blocks(self, path: Path, on_block: BlockObserver | None, seen: list[int]) -> Iterator[np.ndarray]:
@@ -158,13 +159,6 @@ class Predictor:
             for _ in pending:
                 on_window()
         return logits
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float32, as torch computes it (the largest logit subtracted first)."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _int8_backbone(bundle: Bundle, example: torch.Tensor, window_seconds: float) -> torch.nn.Module:

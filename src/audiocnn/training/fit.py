@@ -92,13 +92,17 @@ class RandomCopy(Dataset):
 @dataclass
 class FitResult:
     model: AudioClassifier
-    test_probabilities: Tensor | None  # (n_test, n_classes)
+    test_logits: Tensor | None  # (n_test, n_classes)
     epochs_trained: int
     best_val_accuracy: float | None
     is_global_zero: bool = True  # under DDP only rank 0 writes results
     seconds: float = 0.0  # wall time of this call's training (a resumed fold counts only the rest)
     calibration: Calibration | None = None  # fitted on the validation clips (None without any)
-    test_logits: Tensor | None = None  # (n_test, n_classes)
+
+    @property
+    def test_probabilities(self) -> Tensor | None:
+        """(n_test, n_classes) softmax of the test logits, uncalibrated."""
+        return self.test_logits.softmax(-1) if self.test_logits is not None else None
 
 
 def resolve_precision(precision: str) -> str:
@@ -189,8 +193,8 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
     # Calibrated on the validation clips (from the training folds): the test fold stays untouched.
     calibration = (calibrate(image_logits(classifier, data.val[0]), data.val[1])
                    if data.val is not None and len(data.val[1]) >= MIN_VALIDATION_CLIPS else None)
-    return FitResult(classifier, test_logits.softmax(-1) if test_logits is not None else None, trainer.current_epoch,
-                     best_val, trainer.is_global_zero, time.perf_counter() - started, calibration, test_logits)
+    return FitResult(classifier, test_logits, trainer.current_epoch, best_val, trainer.is_global_zero,
+                     time.perf_counter() - started, calibration)
 
 
 def image_logits(classifier: AudioClassifier, images: Tensor, batch_size: int = 64) -> Tensor:
