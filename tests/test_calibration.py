@@ -159,3 +159,9 @@ def test_calibrate_refuses_a_dataset_without_the_models_labels(cli, tone_bundle,
                  "--no-progress")
     assert result.code == 1 and "Traceback" not in result.err
     assert "are not among the model's labels" in result.err
+
+
+def test_an_unknown_threshold_outside_0_1_is_one_error_line(cli, tone_bundle, noise_then_tone):
+    result = cli("predict", noise_then_tone, "--model", tone_bundle, "--unknown-below", "2", "--no-progress")
+    assert result.code == 1 and "Traceback" not in result.err
+    assert result.err.strip() == "audiocnn: error: --unknown-below must be between 0 and 1 (got 2)"
