@@ -133,7 +133,7 @@ def unpack(container: str, contents: bytes, inners: set[str], debs: Path) -> dic
     if container.endswith(".rcc"):
         files = rcc_files(contents)
         return {inner: files[inner] for inner in inners}
-    if container.endswith(".zip"):
+    if container.endswith((".zip", ".pk3")):  # a Quake-engine .pk3 is a zip
         with zipfile.ZipFile(io.BytesIO(contents)) as archive:
             return {inner: archive.read(inner) for inner in inners}
     if container.endswith(".cat"):

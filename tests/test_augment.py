@@ -73,6 +73,56 @@ def test_eq_changes_the_level_of_a_tone_by_a_drawn_gain_within_the_range():
     assert np.std(changes) > 1  # a different microphone per copy, not one fixed filter
 
 
+def test_a_simulated_room_adds_a_seeded_reverberant_tail_and_keeps_the_energy(esc50_clip):
+    import soundfile as sf
+
+    bark, rate = sf.read(esc50_clip, dtype="float32")  # a dog bark, then quiet
+    transform = waveform_transform(WaveformAugmentConfig(copies=1, p=1.0, min_rt60_s=0.8, max_rt60_s=1.0))
+    wet = augmented_waveform(transform, bark, rate, seed=3)
+    np.testing.assert_array_equal(wet, augmented_waveform(transform, bark, rate, seed=3))
+    assert not np.allclose(wet, augmented_waveform(transform, bark, rate, seed=4))  # another room
+    assert wet.shape == bark.shape and np.sum(wet**2) == pytest.approx(np.sum(bark**2), rel=1e-3)
+    # One bark in digital silence: the room rings on after it (RT60 ≥ 0.8 s: the 200 ms after
+    # the bark's last sound lose < 60 dB), starts no earlier than the bark, and the loudest frame stays.
+    def frame_db(x):
+        frames = x[: len(x) // 800 * 800].reshape(-1, 800)  # 50 ms
+        return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    dry_db, wet_db = frame_db(bark), frame_db(wet)
+    sounding = np.flatnonzero(dry_db > -100)
+    first, last = sounding[0], sounding[-1]
+    assert (dry_db[last + 1:last + 5] < -100).all() and (wet_db[last + 1:last + 5] > dry_db.max() - 60).all()
+    assert (wet_db[:first] < -100).all() and abs(int(np.argmax(wet_db)) - int(np.argmax(dry_db))) <= 1
+
+
+def test_background_beds_mix_at_the_drawn_snr_and_their_recordings_key_the_cache(esc50_root, tones, tmp_path):
+    import shutil
+
+    import soundfile as sf
+
+    beds = tmp_path / "beds"
+    beds.mkdir()
+    shutil.copy(esc50_root / "audio" / "1-17367-A-10.flac", beds / "rain.flac")  # a real ambience recording
+    tone = _tone(1.0)
+    transform = waveform_transform(WaveformAugmentConfig(copies=1, p=1.0, backgrounds=str(beds),
+                                                         min_background_snr_db=6, max_background_snr_db=12))
+    snrs = [_rms_db(tone) - _rms_db(augmented_waveform(transform, tone, RATE, seed) - tone) for seed in range(6)]
+    assert all(5.9 < snr < 12.1 for snr in snrs) and np.std(snrs) > 0.5
+    bed, _ = sf.read(beds / "rain.flac", dtype="float32")
+    mixed = augmented_waveform(transform, tone, RATE, seed=0)
+    np.testing.assert_array_equal(mixed, augmented_waveform(transform, tone, RATE, seed=0))
+    # The same settings over other recordings are other copies: the cache key holds the beds' contents.
+    dataset = load_dataset("folder", tones)
+    frontend = create_frontend({"kind": "mel", "sample_rate": RATE, "n_mels": 32})
+    augment = WaveformAugmentConfig(copies=1, p=1.0, backgrounds=str(beds))
+    first = augmented_images(dataset.clips[:2], frontend, 1.0, augment, tmp_path / "cache", progress=False)
+    sf.write(beds / "rain.flac", bed[::-1].copy(), 16000)
+    second = augmented_images(dataset.clips[:2], frontend, 1.0, augment, tmp_path / "cache", progress=False)
+    assert not torch.allclose(first, second) and len(list((tmp_path / "cache").glob("*.npy"))) == 2
+    for folder, problem in ((tmp_path / "absent", "is not a folder"), (tmp_path / "cache", "holds no audio files")):
+        with pytest.raises(ConfigError, match=f"train.waveform.backgrounds: {folder} {problem}"):
+            waveform_transform(WaveformAugmentConfig(copies=1, backgrounds=str(folder)))(tone, RATE)
+
+
 def test_waveform_settings_must_come_with_copies_and_the_reverse():
     with pytest.raises(ConfigError, match="copies is 0"):
         load_recipe(SMOKE, ["train.waveform.gain_db=6"])
@@ -84,11 +134,17 @@ def test_waveform_settings_must_come_with_copies_and_the_reverse():
         load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.min_lowpass_hz=8000"])
     with pytest.raises(ConfigError, match=r"eq_db: should be greater than or equal to 0 \(got -3\)"):
         load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.eq_db=-3"])
+    with pytest.raises(ConfigError, match="min_rt60_s <= max_rt60_s"):
+        load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.min_rt60_s=1.5", "train.waveform.max_rt60_s=1"])
+    with pytest.raises(ConfigError, match="min_background_snr_db <= max_background_snr_db"):
+        load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.backgrounds=beds",
+                            "train.waveform.min_background_snr_db=40"])
     with pytest.raises(ConfigError, match="unknown key"):
         load_recipe(SMOKE, ["train.waveform.pitch=2"])
     recipe = load_recipe(SMOKE, ["train.waveform.copies=2", "train.waveform.min_snr_db=0", "train.waveform.gain_db=6",
-                                 "train.waveform.min_lowpass_hz=2000", "train.waveform.eq_db=6"])
-    assert recipe.train.waveform.transforms == ["gain", "noise", "eq", "lowpass"]
+                                 "train.waveform.min_lowpass_hz=2000", "train.waveform.eq_db=6",
+                                 "train.waveform.max_rt60_s=1", "train.waveform.backgrounds=beds"])
+    assert recipe.train.waveform.transforms == ["gain", "noise", "room", "background", "eq", "lowpass"]
 
 
 def test_augmented_images_are_cached_per_setting_and_differ_from_the_originals(tones, tmp_path):

@@ -15,11 +15,11 @@ import soundfile as sf
 import torch
 
 from audiocnn import bundle
-from audiocnn.config import SpecAugmentConfig, load_recipe
+from audiocnn.config import FreqMixStyleConfig, SpecAugmentConfig, load_recipe
 from audiocnn.datasets import load_dataset, make_splits
 from audiocnn.datasets.images import cache_key, clip_images
 from audiocnn.features import create_frontend
-from audiocnn.training.augment import mixup, spec_augment
+from audiocnn.training.augment import freq_mixstyle, mixup, spec_augment
 from audiocnn.training.cv import prepare, run_cv, split_data, train_bundle
 from audiocnn.training.fit import fit_split
 from conftest import SMOKE, TINY, TONE_LABELS
@@ -189,6 +189,27 @@ def test_spec_augment_masks_bands_within_limits():
     zero_cols = (masked == 0).all(dim=2).sum(dim=(1, 2))
     assert zero_rows.max() <= 10 and zero_cols.max() <= 10 and zero_rows.sum() > 0 and zero_cols.sum() > 0
     assert torch.equal(spec_augment(images, SpecAugmentConfig()), images)
+
+
+def test_freq_mixstyle_swaps_per_band_colouring_and_keeps_the_content():
+    # Two recordings of one pattern through different "microphones": per-row gain and offset.
+    torch.manual_seed(0)
+    content = torch.randn(1, 1, 8, 50)
+    gains, offsets = torch.linspace(0.5, 2.0, 8).view(1, 1, 8, 1), torch.linspace(-1, 1, 8).view(1, 1, 8, 1)
+    images = torch.cat([content, content * gains + offsets])
+    mixed = freq_mixstyle(images, FreqMixStyleConfig(p=1.0, alpha=0.3), torch.Generator().manual_seed(1))
+    # Each output is the same content under a colouring between the two devices': its per-row
+    # standardisation equals the content's, and its per-row means lie between the two inputs'.
+    def standardised(x):
+        return (x - x.mean(dim=(1, 3), keepdim=True)) / x.std(dim=(1, 3), keepdim=True, correction=0)
+    torch.testing.assert_close(standardised(mixed), standardised(images), atol=1e-3, rtol=1e-3)
+    means, row_means = mixed.mean(dim=3), images.mean(dim=3)
+    low, high = row_means.min(dim=0).values, row_means.max(dim=0).values
+    assert ((means >= low - 1e-4) & (means <= high + 1e-4)).all()
+    assert not torch.allclose(mixed, images, atol=1e-3)  # something was mixed (seeded: a partner was drawn)
+    # Off (p 0) and a skipped batch return the images untouched.
+    assert freq_mixstyle(images, FreqMixStyleConfig()) is images
+    assert freq_mixstyle(images, FreqMixStyleConfig(p=1e-9)) is images
 
 
 def test_mixup_blends_pairs_with_their_labels():

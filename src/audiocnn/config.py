@@ -59,6 +59,20 @@ class SpecAugmentConfig:
 
 
 @dataclass(frozen=True, config=STRICT)
+class FreqMixStyleConfig:
+    """Freq-MixStyle (Schmid et al., DCASE 2022): with chance `p` per batch, each image's
+    per-frequency mean and spread are blended with another image's, drawn Beta(alpha, alpha).
+
+    Per-frequency statistics carry most of a microphone's and room's colouring, so mixing them
+    trains the model to ignore it (the device-generalisation method of DCASE's low-complexity
+    scene classification). p 0 = off.
+    """
+
+    p: Annotated[Float, Field(ge=0, le=1)] = 0.0
+    alpha: Annotated[Float, Field(gt=0, le=100)] = 0.3
+
+
+@dataclass(frozen=True, config=STRICT)
 class WaveformAugmentConfig:
     """Waveform augmentation (audiomentations) of training clips, made real under feature caching.
 
@@ -83,12 +97,22 @@ class WaveformAugmentConfig:
     # Another microphone or room: random bass/treble shelves and a peak, each band's gain drawn
     # from ±eq_db; 0 = off.
     eq_db: NonNegative = 0.0
+    # A simulated reverberant room (pyroomacoustics shoebox), its RT60 drawn from
+    # [min_rt60_s, max_rt60_s] seconds; max_rt60_s 0 = off.
+    min_rt60_s: Annotated[Float, Field(gt=0, le=10)] = 0.2
+    max_rt60_s: Annotated[Float, Field(ge=0, le=10)] = 0.0
+    # A folder of real ambience recordings (any audio files), mixed in at an SNR drawn from
+    # [min_background_snr_db, max_background_snr_db]; null = off.
+    backgrounds: str | None = None
+    min_background_snr_db: Float = 3.0
+    max_background_snr_db: Float = 30.0
 
     @property
     def transforms(self) -> list[str]:
         """The transforms switched on, by name."""
         on = {"gain": self.gain_db > 0, "noise": self.min_snr_db is not None, "pitch": self.pitch_semitones > 0,
               "stretch": (self.min_stretch, self.max_stretch) != (1.0, 1.0), "shift": self.shift_seconds > 0,
+              "room": self.max_rt60_s > 0, "background": self.backgrounds is not None,
               "eq": self.eq_db > 0, "lowpass": self.min_lowpass_hz is not None}
         return [name for name, enabled in on.items() if enabled]
 
@@ -112,6 +136,7 @@ class TrainConfig:
     label_smoothing: Annotated[Float, Field(ge=0, lt=1)] = 0.0
     mixup: NonNegative = 0.0  # Beta(alpha, alpha) mixup of batches; 0 = off
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    freq_mixstyle: FreqMixStyleConfig = field(default_factory=FreqMixStyleConfig)
     waveform: WaveformAugmentConfig = field(default_factory=WaveformAugmentConfig)
     # auto: bf16 only where it is native
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed", "64-true"] = "auto"
@@ -247,6 +272,7 @@ def recipe_from_dict(raw: dict[str, Any], where: str = "recipe") -> Recipe:
         raise ConfigError(f"{where}: train: must be a mapping")
     train = dict(train)
     train["specaugment"] = _section(SpecAugmentConfig, train.get("specaugment"), f"{where}: train.specaugment")
+    train["freq_mixstyle"] = _section(FreqMixStyleConfig, train.get("freq_mixstyle"), f"{where}: train.freq_mixstyle")
     train["waveform"] = _section(WaveformAugmentConfig, train.get("waveform"), f"{where}: train.waveform")
     recipe = Recipe(
         data=_section(DataConfig, raw.get("data"), f"{where}: data"),
@@ -300,6 +326,9 @@ def _validate(recipe: Recipe, where: str) -> None:
     checks += [
         (wave.min_snr_db is None or wave.min_snr_db <= wave.max_snr_db, "train.waveform.min_snr_db must be <= max_snr_db"),
         (wave.min_stretch <= wave.max_stretch, "train.waveform needs min_stretch <= max_stretch"),
+        (wave.max_rt60_s == 0 or wave.min_rt60_s <= wave.max_rt60_s, "train.waveform needs min_rt60_s <= max_rt60_s"),
+        (wave.min_background_snr_db <= wave.max_background_snr_db,
+         "train.waveform needs min_background_snr_db <= max_background_snr_db"),
         (wave.min_lowpass_hz is None or wave.min_lowpass_hz <= wave.max_lowpass_hz,
          "train.waveform needs min_lowpass_hz <= max_lowpass_hz"),
         (not wave.copies or wave.transforms,

@@ -1,8 +1,8 @@
-"""Training-time augmentation: waveform transforms, SpecAugment and mixup.
+"""Training-time augmentation: waveform transforms, SpecAugment, Freq-MixStyle and mixup.
 
-SpecAugment and mixup act on a batch of images already in memory, so they stay cheap with
+SpecAugment, Freq-MixStyle and mixup act on a batch of images already in memory, so they stay cheap with
 cached features and are redrawn every step: the model never sees the same masked or mixed
-image twice. Waveform transforms (pitch, stretch, noise, gain, shift, EQ, low-pass) change the audio before
+image twice. Waveform transforms (pitch, stretch, shift, gain, room, background, noise, EQ, low-pass) change the audio before
 the spectrogram, so they cannot be redrawn per step from cached images; instead
 `augmented_waveform` makes a fixed number of seeded copies per clip, which the cache turns
 into images once (see `training.cache.augmented_images`).
@@ -11,13 +11,16 @@ into images once (see `training.cache.augmented_images`).
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from audiocnn.config import SpecAugmentConfig, WaveformAugmentConfig
+from audiocnn.config import FreqMixStyleConfig, SpecAugmentConfig, WaveformAugmentConfig
+from audiocnn.errors import ConfigError
 
 WaveformTransform = Callable[[np.ndarray, int], np.ndarray]
 
@@ -30,12 +33,18 @@ def waveform_transform(cfg: WaveformAugmentConfig) -> WaveformTransform:
     """
     import audiomentations as A
 
+    from audiocnn.training.rooms import SimulatedRoom
+
     p = cfg.p
     steps = {
         "pitch": lambda rate: A.PitchShift(-cfg.pitch_semitones, cfg.pitch_semitones, p=p),
         "stretch": lambda rate: A.TimeStretch(cfg.min_stretch, cfg.max_stretch, leave_length_unchanged=True, p=p),
         "shift": lambda rate: A.Shift(-cfg.shift_seconds, cfg.shift_seconds, shift_unit="seconds", rollover=False, p=p),
         "gain": lambda rate: A.Gain(-cfg.gain_db, cfg.gain_db, p=p),
+        # The event in a reverberant room, then the room's own ambience over it.
+        "room": lambda rate: SimulatedRoom(cfg.min_rt60_s, cfg.max_rt60_s, p=p),
+        "background": lambda rate: A.AddBackgroundNoise(background_files(cfg.backgrounds), cfg.min_background_snr_db,
+                                                        cfg.max_background_snr_db, p=p),
         # Coloured noise (white to brown) is closer to wind, traffic and hum than white noise.
         "noise": lambda rate: A.AddColorNoise(cfg.min_snr_db, cfg.max_snr_db, p=p),
         # The microphone's (and room's) colouring applies to the sound and its noise alike.
@@ -51,6 +60,23 @@ def waveform_transform(cfg: WaveformAugmentConfig) -> WaveformTransform:
         return composed[rate](samples=samples, sample_rate=rate)
 
     return transform
+
+
+def background_files(folder: str | None) -> list[Path]:
+    """The audio files under `folder` that background mixing draws from, in a fixed order.
+
+    Raises ConfigError naming the folder when it is missing or holds no audio (audiomentations
+    would stop on a bare assertion).
+    """
+    from audiomentations.core.utils import find_audio_files_in_paths
+
+    root = Path(folder or "").expanduser()
+    if not folder or not root.is_dir():
+        raise ConfigError(f"train.waveform.backgrounds: {root} is not a folder")
+    files = sorted(Path(path) for path in find_audio_files_in_paths(root))
+    if not files:
+        raise ConfigError(f"train.waveform.backgrounds: {root} holds no audio files")
+    return files
 
 
 def microphone_eq(gain_db: float, rate: int, p: float) -> Callable:
@@ -76,7 +102,9 @@ def augmented_waveform(transform: WaveformTransform, samples: np.ndarray, rate: 
     random.seed(seed)
     np.random.seed(seed % 2**32)
     try:
-        out = transform(samples.astype(np.float32, copy=True), rate)
+        with warnings.catch_warnings():  # a background bed at another rate is resampled, as it should be
+            warnings.filterwarnings("ignore", message=".*had to be resampled", category=UserWarning)
+            out = transform(samples.astype(np.float32, copy=True), rate)
     finally:
         random.setstate(saved[0])
         np.random.set_state(saved[1])
@@ -101,6 +129,24 @@ def spec_augment(images: Tensor, cfg: SpecAugmentConfig, generator: torch.Genera
             shape = (batch, 1, size, 1) if axis == 2 else (batch, 1, 1, size)
             keep &= ~band.view(shape).to(images.device)
     return images * keep
+
+
+def freq_mixstyle(images: Tensor, cfg: FreqMixStyleConfig, generator: torch.Generator | None = None) -> Tensor:
+    """Blend each image's per-frequency mean and standard deviation with another image's.
+
+    Statistics are taken per image and frequency row over channels and time; the content
+    normalised by them is kept, so the sound stays and only its colouring (level per band)
+    changes. The whole batch is mixed with chance `cfg.p`, as in the reference recipe.
+    """
+    if cfg.p <= 0 or float(torch.rand((), generator=generator)) >= cfg.p:
+        return images
+    batch = len(images)
+    mean = images.mean(dim=(1, 3), keepdim=True).detach()
+    std = (images.var(dim=(1, 3), keepdim=True) + 1e-6).sqrt().detach()
+    normalised = (images - mean) / std
+    lam = torch.distributions.Beta(cfg.alpha, cfg.alpha).sample((batch, 1, 1, 1)).to(images.device, images.dtype)
+    order = torch.randperm(batch, generator=generator).to(images.device)
+    return normalised * (lam * std + (1 - lam) * std[order]) + lam * mean + (1 - lam) * mean[order]
 
 
 def mixup(images: Tensor, labels: Tensor, alpha: float, generator: torch.Generator | None = None

@@ -2,13 +2,15 @@
 
 Images cannot redraw an audio transform, so each clip gets `copies` seeded augmented
 versions, computed once and kept in the same feature cache as the clips' own images
-(`datasets.images`); the cache key adds the augmentation settings, the seed and the
-audiomentations version, so a changed setting never reads stale copies.
+(`datasets.images`); the cache key adds the augmentation settings, the seed, the
+audiomentations version and the background recordings' contents, so a changed setting or
+recording never reads stale copies.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import zlib
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from audiocnn.config import WaveformAugmentConfig
 from audiocnn.datasets.base import Clip
 from audiocnn.datasets.images import cache_key, cached, clip_waves, images_of
 from audiocnn.features import Frontend
-from audiocnn.training.augment import augmented_waveform, waveform_transform
+from audiocnn.training.augment import augmented_waveform, background_files, waveform_transform
 
 #: Bumped when the way augmented copies are seeded changes, so older cached copies are not reused.
 COPY_SEEDING = 2
@@ -40,6 +42,12 @@ def augmented_images(clips: list[Clip], frontend: Frontend, clip_seconds: float,
 
     settings = {"augment": dataclasses.asdict(augment), "seed": seed, "scheme": COPY_SEEDING,
                 "audiomentations": audiomentations.__version__}
+    if "background" in augment.transforms:  # the folder's recordings, not its name, decide the copies
+        settings["backgrounds"] = folder_digest(background_files(augment.backgrounds))
+    if "room" in augment.transforms:
+        import pyroomacoustics
+
+        settings["pyroomacoustics"] = pyroomacoustics.__version__
     key = cache_key(clips, frontend.config(), clip_seconds, settings)
 
     def compute() -> torch.Tensor:
@@ -59,6 +67,16 @@ def augmented_images(clips: list[Clip], frontend: Frontend, clip_seconds: float,
         return torch.stack(copies)
 
     return cached(cache_dir, key, compute)
+
+
+def folder_digest(files: list[Path]) -> str:
+    """A digest of these files' names and contents, in order: the same recordings give the same digest."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as stream:
+            digest.update(hashlib.file_digest(stream, "sha256").digest())
+    return digest.hexdigest()
 
 
 def copy_seed(seed: int, copy: int, path: Path) -> int:

@@ -1,6 +1,6 @@
 """The Lightning module: cross-entropy training of a backbone on normalised spectrogram images.
 
-SpecAugment and mixup are applied to each batch here (the images are cached, so these are
+SpecAugment, Freq-MixStyle and mixup are applied to each batch here (the images are cached, so these are
 the augmentations that can be redrawn every step); the optimiser and the learning-rate
 schedule come from the recipe's `train` section.
 """
@@ -18,7 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from audiocnn.config import TrainConfig
 from audiocnn.errors import TrainingError
-from audiocnn.training.augment import mixup, spec_augment
+from audiocnn.training.augment import freq_mixstyle, mixup, spec_augment
 
 
 class LitClassifier(L.LightningModule):
@@ -37,6 +37,7 @@ class LitClassifier(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], _: int) -> Tensor:
         images, labels = batch
         images = spec_augment(images, self.cfg.specaugment)
+        images = freq_mixstyle(images, self.cfg.freq_mixstyle)
         images, labels_a, labels_b, lam = mixup(images, labels, self.cfg.mixup)
         logits = self(images)
         smoothing = self.cfg.label_smoothing
