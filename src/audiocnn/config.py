@@ -73,6 +73,22 @@ class FreqMixStyleConfig:
 
 
 @dataclass(frozen=True, config=STRICT)
+class DistillConfig:
+    """Knowledge distillation: learn the averaged predictions of trained teacher models too.
+
+    Each teacher is a `cv` run folder (fold K trains on `TEACHER/foldK/model`, which never saw
+    fold K's test clips) or, for a model trained on all data, a bundle. Their mean probabilities
+    on each training image (the waveform-augmented copies included) are the soft targets; the
+    loss is (1 - weight) × cross-entropy with the labels + weight × T² × KL(teachers ‖ student)
+    at temperature T. No teachers = off.
+    """
+
+    teachers: Annotated[list[str], Field(max_length=32)] = field(default_factory=list)
+    weight: Annotated[Float, Field(ge=0, le=1)] = 0.5
+    temperature: Annotated[Float, Field(gt=0, le=100)] = 1.0
+
+
+@dataclass(frozen=True, config=STRICT)
 class WaveformAugmentConfig:
     """Waveform augmentation (audiomentations) of training clips, made real under feature caching.
 
@@ -137,6 +153,7 @@ class TrainConfig:
     mixup: NonNegative = 0.0  # Beta(alpha, alpha) mixup of batches; 0 = off
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     freq_mixstyle: FreqMixStyleConfig = field(default_factory=FreqMixStyleConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     waveform: WaveformAugmentConfig = field(default_factory=WaveformAugmentConfig)
     # auto: bf16 only where it is native
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed", "64-true"] = "auto"
@@ -274,6 +291,7 @@ def recipe_from_dict(raw: dict[str, Any], where: str = "recipe") -> Recipe:
     train["specaugment"] = _section(SpecAugmentConfig, train.get("specaugment"), f"{where}: train.specaugment")
     train["freq_mixstyle"] = _section(FreqMixStyleConfig, train.get("freq_mixstyle"), f"{where}: train.freq_mixstyle")
     train["waveform"] = _section(WaveformAugmentConfig, train.get("waveform"), f"{where}: train.waveform")
+    train["distill"] = _section(DistillConfig, train.get("distill"), f"{where}: train.distill")
     recipe = Recipe(
         data=_section(DataConfig, raw.get("data"), f"{where}: data"),
         frontend=dict(frontend),
@@ -321,6 +339,8 @@ def _validate(recipe: Recipe, where: str) -> None:
         (recipe.train.warmup_epochs <= recipe.train.epochs, "train.warmup_epochs must be in [0, train.epochs]"),
         (recipe.train.select == "last" or recipe.data.val_fraction > 0,
          "train.select best-val needs data.val_fraction > 0"),
+        (not recipe.train.distill.teachers or recipe.train.mixup == 0,
+         "train.distill does not combine with train.mixup (the teachers' targets are for unmixed images)"),
     ]
     wave = recipe.train.waveform
     checks += [

@@ -32,6 +32,7 @@ from audiocnn.training.cache import augmented_images
 from audiocnn.training.calibration import expected_calibration_error
 from audiocnn.training.fit import FitResult, SplitData, fit_split
 from audiocnn.training.reports import TIMING, write_summary
+from audiocnn.training.teachers import teacher_targets
 
 #: Bumped when training changes what the same recipe produces, so run folders never mix two
 #: trainings: 2 = timm's optimizer (no weight decay on biases and norm parameters) and mixup
@@ -99,7 +100,7 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
             continue  # finished earlier: resume with the next fold
         if prepared is None:
             prepared = prepare_images(recipe, dataset, cache_dir, progress)
-        result = fit_split(recipe, create_frontend(recipe.frontend), split_data(split, prepared),
+        result = fit_split(recipe, create_frontend(recipe.frontend), fold_data(recipe, split, prepared, cache_dir, progress),
                            len(dataset.classes), fold_dir, progress=progress)
         if not result.is_global_zero:
             return {}  # under DDP, rank 0 writes the results
@@ -156,7 +157,7 @@ def train_bundle(recipe: Recipe, data_root: Path, out: Path, *, test_fold: int |
         train, val = holdout(dataset.clips, recipe.data.val_fraction, recipe.data.seed)
         split = Split("all-data", train, val, [])
     work = out / "training"
-    result = fit_split(recipe, create_frontend(recipe.frontend), split_data(split, prepared),
+    result = fit_split(recipe, create_frontend(recipe.frontend), fold_data(recipe, split, prepared, cache_dir, progress),
                        len(dataset.classes), work, progress=progress)
     if not result.is_global_zero:
         return {}  # under DDP, rank 0 writes the bundle
@@ -177,6 +178,14 @@ def split_data(split: Split, prepared: Prepared) -> SplitData:
     copies = prepared.copies[:, picks(split.train)] if prepared.copies is not None else None
     return SplitData(part(split.train), part(split.val) if split.val else None, part(split.test) if split.test else None,
                      train_copies=copies)
+
+
+def fold_data(recipe: Recipe, split: Split, prepared: Prepared, cache_dir: Path | None, progress: bool) -> SplitData:
+    """The split's images, with the distillation teachers' targets when the recipe names teachers."""
+    data = split_data(split, prepared)
+    if recipe.train.distill.teachers:
+        data.train_targets = teacher_targets(recipe, split, prepared, cache_dir, progress)
+    return data
 
 
 def write_fold(fold_dir: Path, split: Split, classes: list[str], result: FitResult) -> dict[str, Any]:

@@ -71,22 +71,27 @@ class SplitData:
     val: tuple[Tensor, Tensor] | None
     test: tuple[Tensor, Tensor] | None
     train_copies: Tensor | None = None  # (copies, n_train, ...): waveform-augmented images of the train clips
+    # (1 + copies, n_train, classes): the distillation teachers' probabilities for each train image
+    train_targets: Tensor | None = None
 
 
 class RandomCopy(Dataset):
-    """Each item is its original image or one of its augmented copies, drawn anew every epoch."""
+    """Each item is its original image or one of its augmented copies, drawn anew every epoch;
+    with `targets` (one per version), the item also carries that version's teacher probabilities."""
 
-    def __init__(self, originals: Tensor, copies: Tensor, labels: Tensor) -> None:
+    def __init__(self, originals: Tensor, copies: Tensor, labels: Tensor, targets: Tensor | None = None) -> None:
         self.originals, self.copies = originals, copies  # (n, ...), (copies, n, ...): not concatenated, to save memory
-        self.labels = labels
+        self.labels, self.targets = labels, targets
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, index: int) -> tuple[Tensor, ...]:
         version = int(torch.randint(1 + len(self.copies), ()))
         image = self.originals[index] if version == 0 else self.copies[version - 1, index]
-        return image, self.labels[index]
+        if self.targets is None:
+            return image, self.labels[index]
+        return image, self.labels[index], self.targets[version, index]
 
 
 @dataclass
@@ -143,7 +148,8 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
     classifier = AudioClassifier(frontend, create(recipe.model.backbone, n_classes, frontend.out_channels,
                                                   recipe.model.weights, drop_rate=recipe.model.drop_rate), mean, std)
     lit = LitClassifier(classifier.backbone, cfg, n_classes)
-    train_loader = _loader(data.train, classifier, cfg, shuffle=True, copies=data.train_copies)
+    train_loader = _loader(data.train, classifier, cfg, shuffle=True, copies=data.train_copies,
+                           targets=data.train_targets)
     val_loader = _loader(data.val, classifier, cfg) if data.val is not None and len(data.val[1]) else None
     # Two checkpoints: `last.ckpt` after every epoch (what a killed run resumes from, and the
     # model `select: last` keeps) and `best.ckpt` at the best validation accuracy. One callback
@@ -212,10 +218,15 @@ def predict_images(classifier: AudioClassifier, images: Tensor, batch_size: int 
 
 
 def _loader(part: tuple[Tensor, Tensor], classifier: AudioClassifier, cfg: TrainConfig, shuffle: bool = False,
-            copies: Tensor | None = None) -> DataLoader:
+            copies: Tensor | None = None, targets: Tensor | None = None) -> DataLoader:
     images, labels = part
-    dataset: Dataset = (TensorDataset(classifier.normalise(images), labels) if copies is None
-                        else RandomCopy(classifier.normalise(images), classifier.normalise(copies), labels))
+    dataset: Dataset
+    if copies is not None:
+        dataset = RandomCopy(classifier.normalise(images), classifier.normalise(copies), labels, targets)
+    elif targets is not None:
+        dataset = TensorDataset(classifier.normalise(images), labels, targets[0])
+    else:
+        dataset = TensorDataset(classifier.normalise(images), labels)
     return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=shuffle, num_workers=cfg.num_workers,
                       drop_last=shuffle and len(dataset) > cfg.batch_size,
                       persistent_workers=cfg.num_workers > 0)

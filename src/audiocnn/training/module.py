@@ -19,6 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from audiocnn.config import TrainConfig
 from audiocnn.errors import TrainingError
 from audiocnn.training.augment import freq_mixstyle, mixup, spec_augment
+from audiocnn.training.distill import distillation_loss
 
 
 class LitClassifier(L.LightningModule):
@@ -34,14 +35,18 @@ class LitClassifier(L.LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         return self.backbone(images.contiguous(memory_format=torch.channels_last))
 
-    def training_step(self, batch: tuple[Tensor, Tensor], _: int) -> Tensor:
-        images, labels = batch
+    def training_step(self, batch: tuple[Tensor, ...], _: int) -> Tensor:
+        images, labels, *teachers = batch  # a third part: the distillation teachers' probabilities
         images = spec_augment(images, self.cfg.specaugment)
         images = freq_mixstyle(images, self.cfg.freq_mixstyle)
         images, labels_a, labels_b, lam = mixup(images, labels, self.cfg.mixup)
         logits = self(images)
         smoothing = self.cfg.label_smoothing
-        loss = lam * F.cross_entropy(logits, labels_a, label_smoothing=smoothing)
+        if teachers:  # no mixup with teachers (the recipe refuses it): lam is 1
+            distill = self.cfg.distill
+            loss = distillation_loss(logits, labels, teachers[0], distill.weight, distill.temperature, smoothing)
+        else:
+            loss = lam * F.cross_entropy(logits, labels_a, label_smoothing=smoothing)
         if lam < 1:
             loss = loss + (1 - lam) * F.cross_entropy(logits, labels_b, label_smoothing=smoothing)
         if not torch.isfinite(loss):  # every later step would be NaN too, and the model useless
