@@ -17,7 +17,11 @@ are compared paired by clip without running them again:
     .venv/bin/python benchmarks/ood_score.py --compare benchmarks/results/ood/A.csv benchmarks/results/ood/B.csv
 
 A run folder (`cv` or a study variant) stands for its fold models: each is scored, and the
-figures are given per fold model and as their mean.
+figures are given per fold model and as their mean. `--ensemble NAME` scores the given models'
+mean probabilities instead, one ensemble per fold of the same fold's models (NAME-fold1, ...):
+
+    .venv/bin/python benchmarks/ood_score.py --set runs/ood runs/A runs/B --ensemble A+B \
+        --predictions benchmarks/results/ood
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import os
 import platform
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,24 +53,52 @@ def read_manifest(folder: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def predict_set(model_dir: Path, folder: Path, rows: list[dict[str, str]]) -> tuple[list[dict[str, object]], float]:
-    """One row per recording: its class, the model's top labels and probabilities, p(true class);
-    and the model's `unknown` threshold."""
+@dataclass
+class SetOutputs:
+    """One model's (or ensemble's) view of the set: per recording, the clip-level probabilities and
+    the mean logits over windows; the labels they index, and the `unknown` threshold (0: none)."""
+
+    labels: list[str]
+    probabilities: np.ndarray  # (recordings, classes)
+    logits: np.ndarray  # (recordings, classes)
+    threshold: float
+
+
+def model_outputs(model_dir: Path, folder: Path, rows: list[dict[str, str]]) -> SetOutputs:
+    """Every recording classified as `audiocnn predict` does (windows, then the mean)."""
     model = bundle.load(model_dir)
     predictor = Predictor(model, runtime="torch")
-    out = []
+    probabilities, logits = [], []
     for row in tqdm(rows, desc=model_dir.parent.name + "/" + model_dir.name, unit="file", leave=False):
         prediction = predictor.predict(folder / row["file"])
-        summary, logits = prediction.summary, prediction.logits.mean(axis=0)
+        probabilities.append(prediction.summary)
+        logits.append(prediction.logits.mean(axis=0))
+    return SetOutputs(model.labels, np.array(probabilities), np.array(logits), model.unknown_below)
+
+
+def ensemble_outputs(members: list[SetOutputs]) -> SetOutputs:
+    """The members' mean probabilities (the ensemble's prediction, as `training.distill` averages
+    teachers) and mean logits; an ensemble has no calibrated threshold."""
+    if any(member.labels != members[0].labels for member in members):
+        raise SystemExit("the ensemble's models predict different classes")
+    return SetOutputs(members[0].labels, np.mean([m.probabilities for m in members], axis=0),
+                      np.mean([m.logits for m in members], axis=0), 0.0)
+
+
+def prediction_rows(outputs: SetOutputs, rows: list[dict[str, str]]) -> list[dict[str, object]]:
+    """One row per recording: its class, the top labels and probabilities, p(true class), and
+    the open-set scores of the mean logits (the largest, and the log-sum-exp: "energy")."""
+    out = []
+    labels = outputs.labels
+    for row, summary, logits in zip(rows, outputs.probabilities, outputs.logits):
         order = np.argsort(-summary, kind="stable")[:TOP]
-        truth = model.labels.index(row["class"]) if row["class"] in model.labels else None
+        truth = labels.index(row["class"]) if row["class"] in labels else None
         out.append({"file": row["file"], "class": row["class"], "package": row["package"],
-                    **{f"label_{k + 1}": model.labels[i] for k, i in enumerate(order)},
+                    **{f"label_{k + 1}": labels[i] for k, i in enumerate(order)},
                     **{f"p_{k + 1}": f"{summary[i]:.5f}" for k, i in enumerate(order)},
                     "p_true": "" if truth is None else f"{summary[truth]:.5f}",
-                    # open-set scores of the mean logits: the largest, and the log-sum-exp ("energy")
                     "max_logit": f"{logits.max():.4f}", "energy": f"{np.logaddexp.reduce(logits):.4f}"})
-    return out, model.unknown_below
+    return out
 
 
 def bootstrap_interval(hits: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -180,6 +213,9 @@ def main() -> None:
     parser.add_argument("--predictions", type=Path, help="keep each model's per-recording predictions here")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--plot", type=Path, help="draw accuracy against coverage of every model to this PNG")
+    parser.add_argument("--ensemble", metavar="NAME",
+                        help="score the models' mean probabilities as one model NAME (run folders: one per fold, "
+                             "of the same fold's models)")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A.csv", "B.csv"),
                         help="paired comparison of two saved prediction files")
     args = parser.parse_args()
@@ -192,11 +228,23 @@ def main() -> None:
     record: dict[str, object] = {"set": str(args.set), "recordings": len(rows), "date": time.strftime("%Y-%m-%d"),
                                  "machine": f"{platform.machine()}, {os.cpu_count()} cores", "models": {}}
     curves = {}
+    outputs: dict[str, dict[str, SetOutputs]] = {}  # run or bundle -> model name -> outputs
     for path in args.models:
-        scores = {}
+        outputs[str(path)] = {}
         for model_dir in models_of(path):
             name = model_dir.name if model_dir == path else f"{path.name}-{model_dir.parent.name}"
-            predictions, threshold = predict_set(model_dir, args.set, rows)
+            outputs[str(path)][name] = model_outputs(model_dir, args.set, rows)
+    if args.ensemble:  # one ensemble per fold (the same fold's model of every run), or of all bundles
+        members: dict[str, list[SetOutputs]] = defaultdict(list)
+        for path in args.models:
+            for name, out in outputs[str(path)].items():
+                fold = name.rpartition("-")[2] if name.rpartition("-")[2].startswith("fold") else ""
+                members[f"{args.ensemble}-{fold}" if fold else args.ensemble].append(out)
+        outputs = {args.ensemble: {name: ensemble_outputs(group) for name, group in members.items()}}
+    for path, named in outputs.items():
+        scores = {}
+        for name, out in named.items():
+            predictions, threshold = prediction_rows(out, rows), out.threshold
             curves[name] = predictions
             if args.predictions:
                 args.predictions.mkdir(parents=True, exist_ok=True)
@@ -217,7 +265,7 @@ def main() -> None:
                 print(f"  unknown below {threshold:.2f}: {100 * held['none_labelled_unknown']:.0f}% of none-of-the-50 "
                       f"caught, {100 * held['in_class_answered']:.0f}% of in-class answered, "
                       f"{100 * held['answered_right']:.0f}% of those right", flush=True)
-        record["models"][str(path)] = scores
+        record["models"][path] = scores
     if args.json:
         args.json.write_text(json.dumps(record, indent=2) + "\n")
     if args.plot:

