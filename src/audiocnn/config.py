@@ -89,6 +89,22 @@ class DistillConfig:
 
 
 @dataclass(frozen=True, config=STRICT)
+class OutlierConfig:
+    """Outlier exposure (Hendrycks et al. 2019): recordings of none of the classes, which the model
+    learns to be unsure about, so that `unknown` can catch sounds it was never taught.
+
+    Each training step adds `per_batch` windows drawn from `folder` (any audio files, cut into
+    windows of the clip length, at most `max_windows_per_file` per file) and adds `weight` ×
+    their cross-entropy to the uniform distribution to the loss. No folder = off.
+    """
+
+    folder: str | None = None
+    weight: Annotated[Float, Field(ge=0, le=10)] = 0.5
+    per_batch: Annotated[int, Field(ge=1, le=1024)] = 8
+    max_windows_per_file: Annotated[int, Field(ge=1, le=1000)] = 12
+
+
+@dataclass(frozen=True, config=STRICT)
 class WaveformAugmentConfig:
     """Waveform augmentation (audiomentations) of training clips, made real under feature caching.
 
@@ -154,6 +170,7 @@ class TrainConfig:
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     freq_mixstyle: FreqMixStyleConfig = field(default_factory=FreqMixStyleConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    outliers: OutlierConfig = field(default_factory=OutlierConfig)
     waveform: WaveformAugmentConfig = field(default_factory=WaveformAugmentConfig)
     # auto: bf16 only where it is native
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed", "64-true"] = "auto"
@@ -292,6 +309,7 @@ def recipe_from_dict(raw: dict[str, Any], where: str = "recipe") -> Recipe:
     train["freq_mixstyle"] = _section(FreqMixStyleConfig, train.get("freq_mixstyle"), f"{where}: train.freq_mixstyle")
     train["waveform"] = _section(WaveformAugmentConfig, train.get("waveform"), f"{where}: train.waveform")
     train["distill"] = _section(DistillConfig, train.get("distill"), f"{where}: train.distill")
+    train["outliers"] = _section(OutlierConfig, train.get("outliers"), f"{where}: train.outliers")
     recipe = Recipe(
         data=_section(DataConfig, raw.get("data"), f"{where}: data"),
         frontend=dict(frontend),

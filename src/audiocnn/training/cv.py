@@ -31,6 +31,7 @@ from audiocnn.training import robustness
 from audiocnn.training.cache import augmented_images
 from audiocnn.training.calibration import expected_calibration_error
 from audiocnn.training.fit import FitResult, SplitData, fit_split
+from audiocnn.training.outliers import outlier_images
 from audiocnn.training.reports import TIMING, write_summary
 from audiocnn.training.teachers import teacher_targets
 
@@ -48,6 +49,7 @@ class Prepared:
     images: torch.Tensor  # (clips, channels, rows, frames)
     copies: torch.Tensor | None  # (copies, clips, channels, rows, frames)
     rows: dict[Path, int]  # each clip's row in `images`
+    outliers: torch.Tensor | None = None  # (windows, channels, rows, frames): train.outliers' recordings
 
 
 def prepare(recipe: Recipe, data_root: Path, cache_dir: Path | None, progress: bool = True, *,
@@ -66,7 +68,9 @@ def prepare_images(recipe: Recipe, dataset: Dataset, cache_dir: Path | None, pro
     # only the training clips' copies are ever shown to a model.
     copies = (augmented_images(dataset.clips, frontend, recipe.data.clip_seconds, augment, cache_dir,
                                seed=recipe.train.seed, progress=progress) if augment.copies else None)
-    return Prepared(dataset, images, copies, {clip.path: i for i, clip in enumerate(dataset.clips)})
+    outliers = (outlier_images(recipe.train.outliers, frontend, recipe.data.clip_seconds, cache_dir, progress)
+                if recipe.train.outliers.folder else None)
+    return Prepared(dataset, images, copies, {clip.path: i for i, clip in enumerate(dataset.clips)}, outliers)
 
 
 def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | None = None,
@@ -177,7 +181,7 @@ def split_data(split: Split, prepared: Prepared) -> SplitData:
 
     copies = prepared.copies[:, picks(split.train)] if prepared.copies is not None else None
     return SplitData(part(split.train), part(split.val) if split.val else None, part(split.test) if split.test else None,
-                     train_copies=copies)
+                     train_copies=copies, outliers=prepared.outliers)
 
 
 def fold_data(recipe: Recipe, split: Split, prepared: Prepared, cache_dir: Path | None, progress: bool) -> SplitData:

@@ -73,6 +73,7 @@ class SplitData:
     train_copies: Tensor | None = None  # (copies, n_train, ...): waveform-augmented images of the train clips
     # (1 + copies, n_train, classes): the distillation teachers' probabilities for each train image
     train_targets: Tensor | None = None
+    outliers: Tensor | None = None  # (windows, ...): images of none of the classes (outlier exposure)
 
 
 class RandomCopy(Dataset):
@@ -147,7 +148,8 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
     mean, std = normalisation(data.train[0])
     classifier = AudioClassifier(frontend, create(recipe.model.backbone, n_classes, frontend.out_channels,
                                                   recipe.model.weights, drop_rate=recipe.model.drop_rate), mean, std)
-    lit = LitClassifier(classifier.backbone, cfg, n_classes)
+    lit = LitClassifier(classifier.backbone, cfg, n_classes,
+                        outliers=classifier.normalise(data.outliers) if data.outliers is not None else None)
     train_loader = _loader(data.train, classifier, cfg, shuffle=True, copies=data.train_copies,
                            targets=data.train_targets)
     val_loader = _loader(data.val, classifier, cfg) if data.val is not None and len(data.val[1]) else None

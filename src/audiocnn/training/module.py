@@ -20,15 +20,17 @@ from audiocnn.config import TrainConfig
 from audiocnn.errors import TrainingError
 from audiocnn.training.augment import freq_mixstyle, mixup, spec_augment
 from audiocnn.training.distill import distillation_loss
+from audiocnn.training.outliers import outlier_loss
 
 
 class LitClassifier(L.LightningModule):
     """Cross-entropy training of a backbone on normalised spectrogram images."""
 
-    def __init__(self, backbone: torch.nn.Module, cfg: TrainConfig, n_classes: int) -> None:
+    def __init__(self, backbone: torch.nn.Module, cfg: TrainConfig, n_classes: int, outliers: Tensor | None = None) -> None:
         super().__init__()
         self.backbone = backbone.to(memory_format=torch.channels_last)
         self.cfg = cfg
+        self.outliers = outliers  # normalised images of none of the classes; not saved in checkpoints
         self.train_accuracy = MulticlassAccuracy(n_classes, average="micro")
         self.val_accuracy = MulticlassAccuracy(n_classes, average="micro")
 
@@ -40,7 +42,12 @@ class LitClassifier(L.LightningModule):
         images = spec_augment(images, self.cfg.specaugment)
         images = freq_mixstyle(images, self.cfg.freq_mixstyle)
         images, labels_a, labels_b, lam = mixup(images, labels, self.cfg.mixup)
-        logits = self(images)
+        if self.outliers is not None:  # outlier exposure: a few windows of none of the classes join the batch
+            pick = torch.randint(len(self.outliers), (self.cfg.outliers.per_batch,))
+            everything = self(torch.cat([images, self.outliers[pick].to(images.device, images.dtype)]))
+            logits, outlier_logits = everything[: len(images)], everything[len(images):]
+        else:
+            logits = self(images)
         smoothing = self.cfg.label_smoothing
         if teachers:  # no mixup with teachers (the recipe refuses it): lam is 1
             distill = self.cfg.distill
@@ -49,6 +56,10 @@ class LitClassifier(L.LightningModule):
             loss = lam * F.cross_entropy(logits, labels_a, label_smoothing=smoothing)
         if lam < 1:
             loss = loss + (1 - lam) * F.cross_entropy(logits, labels_b, label_smoothing=smoothing)
+        if self.outliers is not None:
+            unsure = outlier_loss(outlier_logits)
+            loss = loss + self.cfg.outliers.weight * unsure
+            self.log("outlier_loss", unsure, on_step=False, on_epoch=True)
         if not torch.isfinite(loss):  # every later step would be NaN too, and the model useless
             raise TrainingError(f"training diverged in epoch {self.current_epoch + 1}: the loss is {float(loss.detach())} "
                                 f"(lower train.lr, now {self.cfg.lr:g})")
