@@ -253,6 +253,9 @@ def main() -> None:
             for name, out in outputs[str(path)].items():
                 fold = name.rpartition("-")[2] if name.rpartition("-")[2].startswith("fold") else ""
                 members[f"{args.ensemble}-{fold}" if fold else args.ensemble].append(out)
+        partial = [name for name, group in members.items() if len(group) != len(args.models)]
+        if partial:
+            raise SystemExit(f"--ensemble: {', '.join(partial)} would not have a model from every run given")
         outputs = {args.ensemble: {name: ensemble_outputs(group) for name, group in members.items()}}
     for path, named in outputs.items():
         scores = {}

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from audiocnn import audio, bundle
 from audiocnn.datasets import load_dataset
 from audiocnn.datasets.images import clip_waves
+from audiocnn.inference.predictor import Predictor
 from audiocnn.inference.windows import windows
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -71,11 +72,10 @@ def window_probabilities(model: bundle.Bundle, windows_: np.ndarray) -> tuple[np
     return plain, tta, plain_seconds, time.perf_counter() - started
 
 
-def recording_windows(path: Path, model: bundle.Bundle) -> np.ndarray:
-    """The windows `audiocnn predict` scores: the bundle's clip length, hopped by half of it."""
-    window = round(model.clip_seconds * model.sample_rate)
-    wave = audio.load(path, model.sample_rate)
-    return np.stack([w for _, w in windows([wave], window, window // 2)])
+def recording_windows(path: Path, predictor: Predictor) -> np.ndarray:
+    """The windows `audiocnn predict` scores (the predictor's window and hop)."""
+    wave = audio.load(path, predictor.rate)
+    return np.stack([w for _, w in windows([wave], predictor.window, predictor.hop)])
 
 
 def paired(plain: list[bool], tta: list[bool]) -> dict[str, object]:
@@ -99,6 +99,7 @@ def main() -> None:
     for run in args.runs:
         for model_dir in sorted(run.glob("fold*/model")):
             model, fold = bundle.load(model_dir), int(model_dir.parent.name.removeprefix("fold"))
+            predictor = Predictor(model, runtime="torch")
             clips = [c for c in dataset.clips if c.fold == fold]
             waves = clip_waves(clips, model.sample_rate, model.clip_seconds, progress=False)
             folds_plain, folds_tta, seconds = [], [], [0.0, 0.0]
@@ -111,7 +112,7 @@ def main() -> None:
                 seconds[1] += t_tta
             ood_plain, ood_tta = [], []
             for row in tqdm(rows, desc="out-of-domain", leave=False):
-                plain, tta, _, _ = window_probabilities(model, recording_windows(args.ood / row["file"], model))
+                plain, tta, _, _ = window_probabilities(model, recording_windows(args.ood / row["file"], predictor))
                 ood_plain.append(model.labels[int(plain.argmax())] == row["class"])
                 ood_tta.append(model.labels[int(tta.argmax())] == row["class"])
             name = f"{run.name}-{model_dir.parent.name}"

@@ -94,6 +94,25 @@ def test_a_simulated_room_adds_a_seeded_reverberant_tail_and_keeps_the_energy(es
     assert (wet_db[:first] < -100).all() and abs(int(np.argmax(wet_db)) - int(np.argmax(dry_db))) <= 1
 
 
+def test_simulated_rooms_decay_at_the_drawn_reverberation_time_and_never_fail():
+    import random
+
+    from audiocnn.training.rooms import SimulatedRoom
+
+    click = np.zeros(16_000, dtype=np.float32)
+    click[0] = 1.0
+    for low, high in ((0.2, 0.25), (0.8, 1.0)):  # short ones in large rooms were impossible rooms once
+        room = SimulatedRoom(low, high, p=1.0)
+        for seed in range(40):
+            random.seed(seed)
+            response = room(click, 16_000)
+            rt60 = room.parameters["rt60"]
+            decay = np.cumsum(response[::-1] ** 2)[::-1]
+            minus_30_db = np.argmax(decay < decay[0] * 1e-3) / 16_000  # Schroeder: T30 = RT60 / 2
+            # image sources decay a little faster than Sabine in absorbent rooms: within 20-80%
+            assert low <= rt60 <= max(high, 0.5) and 0.2 * rt60 < minus_30_db < 0.8 * rt60, (seed, rt60, minus_30_db)
+
+
 def test_background_beds_mix_at_the_drawn_snr_and_their_recordings_key_the_cache(esc50_root, tones, tmp_path):
     import shutil
 
@@ -183,8 +202,8 @@ def test_training_uses_the_copies_of_the_training_clips_only(tones, tmp_path, mo
     shown: list[tuple[type, int]] = []
     real_loader = train._loader
 
-    def watching(part, classifier, cfg, shuffle=False, copies=None):
-        loader = real_loader(part, classifier, cfg, shuffle, copies)
+    def watching(part, classifier, cfg, shuffle=False, copies=None, targets=None):
+        loader = real_loader(part, classifier, cfg, shuffle, copies, targets)
         shown.append((type(loader.dataset), len(loader.dataset)))
         return loader
 

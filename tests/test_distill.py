@@ -13,9 +13,10 @@ from audiocnn.config import load_recipe
 from audiocnn.datasets import make_splits
 from audiocnn.datasets.images import clip_images
 from audiocnn.errors import ConfigError
+from audiocnn.training.cache import augmented_images
 from audiocnn.training.cv import prepare, run_cv
 from audiocnn.training.distill import distillation_loss, ensemble_probabilities
-from audiocnn.training.fit import predict_images
+from audiocnn.training.fit import RandomCopy, predict_images
 from audiocnn.training.teachers import teacher_targets
 from conftest import SMOKE, TINY
 
@@ -56,6 +57,23 @@ def test_the_distillation_loss_blends_the_labels_and_the_teachers():
     torch.testing.assert_close(moving.softmax(-1), teacher, atol=2e-3, rtol=0)
 
 
+def test_random_copy_hands_each_version_of_a_clip_its_own_teacher_targets():
+    n, copies = 5, 3
+    originals = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1)  # an image's value: 100 × version + clip
+    versions = torch.stack([originals + 100 * (k + 1) for k in range(copies)])
+    targets = torch.tensor([[[v, i] for i in range(n)] for v in range(copies + 1)], dtype=torch.float32)
+    dataset = RandomCopy(originals, versions, torch.arange(n), targets)
+    torch.manual_seed(0)
+    seen = set()
+    for draw in range(200):
+        clip = draw % n
+        image, label, target = dataset[clip]
+        version, index = divmod(int(image.item()), 100)
+        assert index == clip == int(label) and target.tolist() == [version, clip]
+        seen.add(version)
+    assert seen == {0, 1, 2, 3}
+
+
 def test_distillation_refuses_mixup():
     with pytest.raises(ConfigError, match="train.distill does not combine with train.mixup"):
         load_recipe(SMOKE, [*TINY, "train.mixup=0.2", "train.distill.teachers=[runs/x]"])
@@ -82,7 +100,13 @@ def test_a_student_learns_from_the_same_folds_models_of_its_teacher_runs(tones, 
     teacher = bundle.load(tmp_path / "teacher" / "fold1" / "model")
     own = predict_images(teacher.model, clip_images(fold1.train, teacher.model.frontend, 1.0, None, progress=False))
     torch.testing.assert_close(targets[0], own, atol=1e-5, rtol=1e-4)
-    assert not torch.allclose(targets[1], targets[0])  # the copies are other images
+    # Version 1 is the teacher's prediction of each clip's first augmented copy, heard through
+    # the teacher's own frontend (the same seeded waveform the student's copy was made from).
+    teacher_copies = augmented_images(prepared.dataset.clips, teacher.model.frontend, 1.0, student_recipe.train.waveform,
+                                      cache, progress=False)
+    rows = [prepared.rows[clip.path] for clip in fold1.train]
+    torch.testing.assert_close(targets[1], predict_images(teacher.model, teacher_copies[0][rows]), atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(targets[1], targets[0])
 
     summary = run_cv(student_recipe, tones, tmp_path / "student", folds=[1], cache_dir=cache, progress=False)
     assert [fold["fold"] for fold in summary["folds"]] == [1]

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from audiocnn import audio
 from audiocnn.config import FreqMixStyleConfig, SpecAugmentConfig, WaveformAugmentConfig
-from audiocnn.errors import ConfigError
+from audiocnn.errors import AudioError, ConfigError
 
 WaveformTransform = Callable[[np.ndarray, int], np.ndarray]
 
@@ -65,17 +66,21 @@ def waveform_transform(cfg: WaveformAugmentConfig) -> WaveformTransform:
 def background_files(folder: str | None) -> list[Path]:
     """The audio files under `folder` that background mixing draws from, in a fixed order.
 
-    Raises ConfigError naming the folder when it is missing or holds no audio (audiomentations
-    would stop on a bare assertion).
+    Raises ConfigError naming the setting and the folder or file when the folder is missing,
+    holds no audio, or holds a file that cannot be read (checked once here, not mid-way
+    through making the copies).
     """
-    from audiomentations.core.utils import find_audio_files_in_paths
-
     root = Path(folder or "").expanduser()
     if not folder or not root.is_dir():
         raise ConfigError(f"train.waveform.backgrounds: {root} is not a folder")
-    files = sorted(Path(path) for path in find_audio_files_in_paths(root))
+    files = audio.audio_files(root)
     if not files:
         raise ConfigError(f"train.waveform.backgrounds: {root} holds no audio files")
+    for path in files:
+        try:
+            audio.info(path)
+        except AudioError as err:
+            raise ConfigError(f"train.waveform.backgrounds: {err}") from None
     return files
 
 
@@ -133,6 +138,9 @@ def spec_augment(images: Tensor, cfg: SpecAugmentConfig, generator: torch.Genera
 
 def freq_mixstyle(images: Tensor, cfg: FreqMixStyleConfig, generator: torch.Generator | None = None) -> Tensor:
     """Blend each image's per-frequency mean and standard deviation with another image's.
+
+    `generator` draws whether to mix and the partners; λ comes from torch's global generator
+    (torch's Beta takes none), as in `mixup`: training saves and restores both on resume.
 
     Statistics are taken per image and frequency row over channels and time; the content
     normalised by them is kept, so the sound stays and only its colouring (level per band)

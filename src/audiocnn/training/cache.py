@@ -47,7 +47,10 @@ def augmented_images(clips: list[Clip], frontend: Frontend, clip_seconds: float,
     if "room" in augment.transforms:
         import pyroomacoustics
 
-        settings["pyroomacoustics"] = pyroomacoustics.__version__
+        from audiocnn.training.rooms import MAX_REFLECTION_ORDER, ROOM_SCHEME
+
+        settings["rooms"] = {"pyroomacoustics": pyroomacoustics.__version__, "scheme": ROOM_SCHEME,
+                             "max_order": MAX_REFLECTION_ORDER}
     key = cache_key(clips, frontend.config(), clip_seconds, settings)
 
     def compute() -> torch.Tensor:

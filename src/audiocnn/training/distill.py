@@ -5,8 +5,9 @@ one of them but costs their sum to run. A student trained to match the ensemble'
 as well as the labels keeps part of that gain at one model's speed (Hinton et al. 2015; the
 DCASE / EfficientAT recipe). The teachers' probabilities are computed once per fold for every
 training image, the waveform-augmented copies included, each teacher seeing the clip through
-its own frontend: a copy is the same seeded waveform whatever the frontend, so a teacher with
-another frontend hears the same augmented sound as the student (`training.teachers`).
+its own frontend: a copy is the same seeded waveform whatever the frontend at one sample rate,
+so a teacher with another frontend hears the same augmented sound as the student
+(`training.teachers`, which refuses teachers at another sample rate or trained on other splits).
 """
 
 from __future__ import annotations

@@ -63,6 +63,14 @@ def teacher_targets(recipe: Recipe, split: Split, prepared: Prepared, cache_dir:
         if model.labels != prepared.dataset.classes:
             raise ConfigError(f"train.distill.teachers: {model.path} predicts other classes than "
                               f"{prepared.dataset.name} has (or in another order)")
+        if model.recipe.data != recipe.data:  # another dataset, seed or split: its fold K is not this fold K
+            raise ConfigError(f"train.distill.teachers: {model.path} was trained on other data or splits "
+                              f"(its recipe's data section differs from this one's), so it may have seen "
+                              f"{split.name}'s test or validation clips")
+        if model.sample_rate != create_frontend(recipe.frontend).sample_rate:
+            raise ConfigError(f"train.distill.teachers: {model.path} hears audio at {model.sample_rate} Hz, this "
+                              f"recipe at {create_frontend(recipe.frontend).sample_rate} Hz: the augmented copies "
+                              "would not be the same sounds")
         frontend = model.model.frontend
         if frontend.config() == create_frontend(recipe.frontend).config():
             images, copies = prepared.images, prepared.copies
