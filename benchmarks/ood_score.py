@@ -10,7 +10,8 @@ chance), and of two scores made for open-set detection: the largest logit and th
 the logits (the negative "energy"), both of the mean logits over windows.
 
 Each model's per-recording predictions are kept in `--predictions DIR/<name>.csv`, so two recipes
-are compared paired by clip without running them again:
+are compared paired by clip without running them again (and its probabilities and logits in
+`<name>.npz`, reused while the bundle and the set are unchanged):
 
     .venv/bin/python benchmarks/ood_score.py --set runs/ood src/audiocnn/bundled/esc50-mobilenetv2 \\
         runs/esc50-cpu --predictions benchmarks/results/ood --json benchmarks/results/ood_scores.json
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import platform
@@ -85,6 +87,25 @@ def model_outputs(model_dir: Path, folder: Path, rows: list[dict[str, str]]) -> 
         probabilities.append(prediction.summary)
         logits.append(prediction.logits.mean(axis=0))
     return SetOutputs(model.labels, np.array(probabilities), np.array(logits), model.unknown_below)
+
+
+def saved_outputs(model_dir: Path, folder: Path, rows: list[dict[str, str]], saved: Path | None) -> SetOutputs:
+    """`model_outputs`, kept in `saved` (an .npz) and reused while the bundle's files and the
+    set's recordings are the same: an ensemble of models scored before costs no inference."""
+    fingerprint = hashlib.sha256(b"".join(hashlib.sha256((model_dir / name).read_bytes()).digest()
+                                          for name in ("config.json", "model.safetensors"))
+                                 + "\n".join(r["sha256"] for r in rows).encode()).hexdigest()
+    if saved is not None and saved.is_file():
+        with np.load(saved) as kept:
+            if str(kept["fingerprint"]) == fingerprint:
+                return SetOutputs(kept["labels"].tolist(), kept["probabilities"], kept["logits"], float(kept["threshold"]))
+    outputs = model_outputs(model_dir, folder, rows)
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(saved, fingerprint=fingerprint, labels=np.array(outputs.labels),
+                            probabilities=outputs.probabilities.astype(np.float32), logits=outputs.logits.astype(np.float32),
+                            threshold=outputs.threshold)
+    return outputs
 
 
 def ensemble_outputs(members: list[SetOutputs]) -> SetOutputs:
@@ -246,7 +267,8 @@ def main() -> None:
         outputs[str(path)] = {}
         for model_dir in models_of(path):
             name = model_dir.name if model_dir == path else f"{path.name}-{model_dir.parent.name}"
-            outputs[str(path)][name] = model_outputs(model_dir, args.set, rows)
+            outputs[str(path)][name] = saved_outputs(model_dir, args.set, rows,
+                                                     args.predictions / f"{name}.npz" if args.predictions else None)
     if args.ensemble:  # one ensemble per fold (the same fold's model of every run), or of all bundles
         members: dict[str, list[SetOutputs]] = defaultdict(list)
         for path in args.models:
