@@ -170,19 +170,38 @@ def coverage_curve(predictions: list[dict[str, object]]) -> tuple[np.ndarray, np
     return answered / len(known), hits / answered
 
 
-def save_coverage_plot(curves: dict[str, list[dict[str, object]]], path: Path) -> None:
-    from matplotlib.figure import Figure
+def abstention_curve(predictions: list[dict[str, object]]) -> tuple[np.ndarray, np.ndarray]:
+    """Every threshold on the top-1 probability: (share of in-class recordings answered, share of
+    none-of-the-50 recordings labelled `unknown`), thresholds from high to low."""
+    known = np.array([float(p["p_1"]) for p in predictions if p["class"] != "none"])
+    unknown = np.array([float(p["p_1"]) for p in predictions if p["class"] == "none"])
+    thresholds = np.concatenate([[np.inf], np.sort(np.concatenate([known, unknown]))[::-1], [-np.inf]])
+    return (np.array([(known >= t).mean() for t in thresholds]), np.array([(unknown < t).mean() for t in thresholds]))
 
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-    axes = fig.add_subplot()
+
+def save_coverage_plot(curves: dict[str, list[dict[str, object]]], path: Path) -> None:
+    """Two panels: accuracy against coverage of the in-class recordings, and what an `unknown`
+    threshold trades: in-class recordings answered against none-of-the-50 recordings caught."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    fig = Figure(figsize=(11.5, 4.4), layout="constrained")
+    accuracy_axes, unknown_axes = fig.subplots(1, 2)
     for name, predictions in curves.items():
         coverage, accuracy = coverage_curve(predictions)
-        axes.plot(100 * coverage, 100 * accuracy, label=name)
-    axes.set(xlabel="in-class recordings answered (%), most confident first", ylabel="top-1 of those answered (%)",
-             title="Out-of-domain set: accuracy against coverage", xlim=(0, 100), ylim=(0, 100))
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    fig.savefig(path, dpi=120)
+        accuracy_axes.plot(100 * coverage, 100 * accuracy, label=name)
+        answered, caught = abstention_curve(predictions)
+        unknown_axes.plot(100 * answered, 100 * caught, label=name)
+    accuracy_axes.set(xlabel="in-class recordings answered (%), most confident first", ylabel="top-1 of those answered (%)",
+                      title="Accuracy against coverage", xlim=(0, 100), ylim=(0, 100))
+    unknown_axes.add_patch(Rectangle((60, 70), 40, 30, color="tab:green", alpha=0.12, label="issue 18's goal"))
+    unknown_axes.set(xlabel="in-class recordings answered (%)", ylabel="none-of-the-50 recordings labelled unknown (%)",
+                     title="What an unknown threshold trades", xlim=(0, 100), ylim=(0, 100))
+    for axes in (accuracy_axes, unknown_axes):
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    fig.suptitle("Out-of-domain set")
+    fig.savefig(path, dpi=110)
 
 
 def summarise(predictions: list[dict[str, object]], threshold: float = 0.0) -> dict[str, object]:
