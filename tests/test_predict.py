@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -383,6 +385,17 @@ def test_two_runs_writing_the_same_output_never_mix(tone_model, low_then_high, t
     assert rows[0][:4] == ["path", "window", "start_s", "end_s"] and len({len(row) for row in rows}) == 1
     assert sum(row[1] == "clip" for row in rows) == 6 and len(rows) == 1 + 6 * (1 + 56)  # one run's whole output
     assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_out_into_a_device_writes_into_it_and_leaves_it_a_device(cli, tone_model, low_then_high, tmp_path):
+    """`--out /dev/null` discards the output: renaming a finished file onto it (as regular files are
+    written) would replace the machine's /dev/null with a file. Checked through a link in tmp_path,
+    so a failure replaces the link, never /dev/null itself."""
+    discard = tmp_path / "discard"
+    discard.symlink_to(os.devnull)
+    result = cli("predict", low_then_high, "--model", tone_model, "--format", "csv", "--out", discard, "--no-progress")
+    assert result.code == 0, result.err
+    assert discard.is_symlink() and stat.S_ISCHR(discard.stat().st_mode) and not list(tmp_path.glob(".*.partial"))
 
 
 def test_names_and_labels_cannot_break_a_format_or_act_on_its_reader(cli, tone_model, low_then_high, tmp_path,

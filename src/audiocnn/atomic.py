@@ -18,8 +18,14 @@ from pathlib import Path
 @contextlib.contextmanager
 def replaced(path: str | Path) -> Iterator[Path]:
     """A temporary path to write instead of `path`; renamed onto `path` when the block ends
-    without an error, removed when it raises."""
+    without an error, removed when it raises. A device or pipe is `path` itself: there is no
+    half-written file to hide in a stream, and renaming over it would destroy it."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # A device or a pipe (`--out /dev/null`, a named pipe): written into as it is. Renaming a
+        # file onto it would replace the device itself, for every program on the machine.
+        yield path
+        return
     partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
     try:
         yield partial

@@ -141,7 +141,7 @@ def output_file(path: Path | None, inputs: list[Path], option: str = "--out") ->
         yield sys.stdout
         return
     check_output(path, inputs, option)
-    with atomic.replaced(path) as partial, partial.open("x", newline="") as handle:
+    with atomic.replaced(path) as partial, partial.open("w", newline="") as handle:
         yield handle
 
 
