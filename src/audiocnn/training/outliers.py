@@ -9,8 +9,6 @@ learns to spread its probability over them, which is what the abstain rule looks
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from tqdm import tqdm
 
 from audiocnn import audio
 from audiocnn.config import OutlierConfig
-from audiocnn.datasets.images import cached, images_of
+from audiocnn.datasets.images import cache_key, cached, images_of
 from audiocnn.errors import AudiocnnWarning, AudioError, ConfigError
 from audiocnn.features import Frontend
 from audiocnn.training.cache import folder_digest
@@ -55,9 +53,8 @@ def outlier_images(cfg: OutlierConfig, frontend: Frontend, clip_seconds: float, 
     if not files:
         raise ConfigError(f"train.outliers.folder: {root} " + ("holds no audio files" if root.is_dir()
                                                                   else "is not a folder"))
-    settings = {"outliers": folder_digest(files), "frontend": frontend.config(), "clip_seconds": clip_seconds,
-                "max_windows_per_file": cfg.max_windows_per_file}
-    key = "outliers-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:24]
+    key = "outliers-" + cache_key([], frontend.config(), clip_seconds, {
+        "outliers": folder_digest(files), "max_windows_per_file": cfg.max_windows_per_file})
 
     def compute() -> Tensor:
         window = round(clip_seconds * frontend.sample_rate)

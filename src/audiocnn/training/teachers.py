@@ -57,6 +57,7 @@ def teacher_targets(recipe: Recipe, split: Split, prepared: Prepared, cache_dir:
     """
     rows = torch.tensor([prepared.rows[clip.path] for clip in split.train], dtype=torch.long)
     clips, seconds, augment = prepared.dataset.clips, recipe.data.clip_seconds, recipe.train.waveform
+    own = create_frontend(recipe.frontend)
     members: list[list[Tensor]] = []  # per teacher, per version: (n_train, classes) logits
     for teacher in recipe.train.distill.teachers:
         model = bundle.load(teacher_bundle(teacher, split))
@@ -67,12 +68,12 @@ def teacher_targets(recipe: Recipe, split: Split, prepared: Prepared, cache_dir:
             raise ConfigError(f"train.distill.teachers: {model.path} was trained on other data or splits "
                               f"(its recipe's data section differs from this one's), so it may have seen "
                               f"{split.name}'s test or validation clips")
-        if model.sample_rate != create_frontend(recipe.frontend).sample_rate:
+        if model.sample_rate != own.sample_rate:
             raise ConfigError(f"train.distill.teachers: {model.path} hears audio at {model.sample_rate} Hz, this "
-                              f"recipe at {create_frontend(recipe.frontend).sample_rate} Hz: the augmented copies "
+                              f"recipe at {own.sample_rate} Hz: the augmented copies "
                               "would not be the same sounds")
         frontend = model.model.frontend
-        if frontend.config() == create_frontend(recipe.frontend).config():
+        if frontend.config() == own.config():
             images, copies = prepared.images, prepared.copies
         else:
             images = clip_images(clips, frontend, seconds, cache_dir, progress=progress)
