@@ -11,8 +11,11 @@ nothing a model trains on comes from a source it is judged on:
   Quake-engine games; their sounds are kept in .pk3 zip files): 10 files, 1.5-12 s.
 - **outliers** (`train.outliers`): sounds that are none of the 50, which the model learns to
   be unsure about (outlier exposure): 600 spoken words in 12 languages from KTuberling
-  (ktuberling-data, GPL-2+, the objects' names read by people) and 12 minutes of game music
-  (xmoto-data, chromium-bsu-data).
+  (ktuberling-data, GPL-2+, the objects' names read by people), 12 minutes of game music
+  (xmoto-data, chromium-bsu-data), and, from the Quake-engine games (nexuiz-data,
+  openarena-data; none of their files is also a bed), 70 pain and death cries of 8 player
+  voices, 46 tuba notes, 13 gunshots and 15 machinery, hum, steam and static sounds.
+  Outlier exposure teaches doubt only for the kinds of sound it is shown.
 
 The packages are downloaded with `apt-get download` (kept in --debs) and the files extracted:
 
