@@ -1,6 +1,6 @@
 """The `audiocnn` command: parses arguments, calls the library, prints results.
 
-One module per command group (`data`, `features`, `training`, `predict`, `explain`), their
+One module per command group (`data`, `features`, `training`, `predict`, `explain`, `serve`), their
 shared options in `common`. Every failure the user can fix (bad file, bad option, broken
 dataset) is an `AudiocnnError`; `main` prints its message on one line and exits non-zero,
 never a traceback. Commands that work on many files report each bad one and carry on with
@@ -15,13 +15,13 @@ import warnings
 from collections.abc import Sequence
 
 from audiocnn import __version__
-from audiocnn.cli import data, explain, features, predict, training
+from audiocnn.cli import data, explain, features, predict, serve, training
 from audiocnn.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, expand_paths, parse_overrides, printable, report
 from audiocnn.datasets.images import default_cache_dir
 from audiocnn.errors import AudiocnnError, AudiocnnWarning
 
 #: Command groups in the order `audiocnn --help` lists them.
-GROUPS = (data, features, training, predict, explain)
+GROUPS = (data, features, training, predict, explain, serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

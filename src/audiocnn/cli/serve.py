@@ -1,0 +1,51 @@
+"""`audiocnn serve`: the REST API and the web page, on the same library the other commands use."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from audiocnn.cli import common
+
+
+def add_commands(commands: common.Commands) -> None:
+    serve = commands.add_parser(
+        "serve", parents=[common.model_option()],
+        help="a web page and a REST API to classify and explain recordings",
+        description="Start an HTTP server: the page at / (upload or record a sound, see its labels over time, "
+        "click a window to see why), and the API under /v1 (POST /v1/predict, POST /v1/explain, GET /v1/model; "
+        "GET /healthz, GET /metrics; OpenAPI at /docs). Binds to 127.0.0.1 only unless --host says otherwise.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
+                       "only; 0.0.0.0 for every interface, then use --api-key or a reverse proxy)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--runtime", choices=("auto", "onnx", "torch", "int8"), default="auto",
+                       help="inference engine, as for `predict` (int8: fastest on CPUs, 5 s windows only)")
+    serve.add_argument("--max-upload-mb", type=float, default=200.0,
+                       help="largest request body in MiB, all files together (default 200): beyond it, 413")
+    serve.add_argument("--max-seconds", type=float, default=3600.0,
+                       help="longest recording accepted, in seconds (default 3600): beyond it, 422")
+    serve.add_argument("--concurrency", type=int, default=2,
+                       help="requests classified at once (default 2, one per core is a good start)")
+    serve.add_argument("--queue", type=int, default=8,
+                       help="requests that may wait for a worker (default 8); beyond them, 503 with Retry-After")
+    serve.add_argument("--timeout", type=float, default=600.0,
+                       help="seconds a request may take before it is answered 504 (default 600)")
+    serve.add_argument("--api-key", default=os.environ.get("AUDIOCNN_API_KEY") or None,
+                       help="require this key (header X-API-Key or Authorization: Bearer) on /v1 and /metrics "
+                       "(default: $AUDIOCNN_API_KEY; none: open)")
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from audiocnn.errors import ConfigError
+    from audiocnn.serve.server import run
+    from audiocnn.serve.settings import ServeSettings
+
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be 1-65535 (got {args.port})")
+    settings = ServeSettings(model=args.model, runtime=args.runtime, max_upload_mb=args.max_upload_mb,
+                             max_seconds=args.max_seconds, concurrency=args.concurrency, queue=args.queue,
+                             timeout_s=args.timeout, api_key=args.api_key)
+    run(settings, host=args.host, port=args.port)
+    return common.EXIT_OK

@@ -1,0 +1,210 @@
+"""The model a server shares between requests, and the jobs its workers run.
+
+The bundle is loaded once. `Predictor`s are made per set of window options and kept (a few):
+one serves any number of threads at once (see `audiocnn.inference.predictor`). Explanations
+hook into the shared backbone (Grad-CAM registers hooks on its last layer), so they run one at
+a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audiocnn import audio, bundle
+from audiocnn.bundled import default_model
+from audiocnn.errors import AudiocnnError, AudioError, ConfigError
+from audiocnn.inference.formats import FORMATS, PredictionWriter
+from audiocnn.inference.overview import SpectrogramCollector
+from audiocnn.inference.predictor import FilePrediction, Predictor
+from audiocnn.serve.settings import ServeSettings
+from audiocnn.serve.uploads import Upload
+
+#: Predictors (one per set of window options) kept at once; each holds an exported backbone.
+MAX_PREDICTORS = 8
+#: Integrated-gradients steps a request may ask for (the CLI's default is far below).
+MAX_STEPS = 256
+MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8",
+               "raven": "text/tab-separated-values; charset=utf-8", "table": "text/plain; charset=utf-8"}
+
+
+class TooLong(AudiocnnError):
+    """A recording longer than the server's --max-seconds."""
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """`audiocnn predict`'s options, as a request gives them."""
+
+    window: float | None = None
+    hop: float | None = None
+    top_k: int = 3
+    min_confidence: float = 0.0
+    unknown_below: float | None = None
+    denoise: float = 0.0
+    format: str = "json"
+    timeline: bool = False  # json only: each file gets its timeline picture (PNG, base64)
+
+    def check(self) -> None:
+        if self.format not in FORMATS:
+            raise ConfigError(f"format must be one of {', '.join(FORMATS)} (got {self.format!r})")
+        if not 1 <= self.top_k <= 1000:
+            raise ConfigError(f"top_k must be 1-1000 (got {self.top_k})")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError(f"min_confidence must be between 0 and 1 (got {self.min_confidence:g})")
+        if self.timeline and self.format != "json":
+            raise ConfigError("timeline pictures come with format=json only")
+
+
+@dataclass
+class PredictAnswer:
+    body: Any  # the JSON document, or the text of another format
+    media_type: str
+    ok: int
+    failed: list[dict[str, str]]
+    audio_seconds: float
+
+
+class ModelService:
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.path = Path(settings.model) if settings.model is not None else default_model()
+        self.bundle = bundle.load(self.path)
+        self._predictors: OrderedDict[tuple, Predictor] = OrderedDict()
+        self._predictors_lock = threading.Lock()
+        self._explain_lock = threading.Lock()
+        self.predictor(PredictOptions())  # the default one is built (and checked) before the first request
+
+    def predictor(self, options: PredictOptions) -> Predictor:
+        key = (options.window, options.hop, options.denoise, options.unknown_below)
+        with self._predictors_lock:
+            if key in self._predictors:
+                self._predictors.move_to_end(key)
+                return self._predictors[key]
+        made = Predictor(self.bundle, window_seconds=options.window, hop_seconds=options.hop, denoise=options.denoise,
+                         runtime=self.settings.runtime, unknown_below=options.unknown_below)
+        with self._predictors_lock:
+            self._predictors[key] = made
+            while len(self._predictors) > MAX_PREDICTORS:
+                self._predictors.popitem(last=False)
+        return made
+
+    def check_length(self, upload: Upload) -> float:
+        """The recording's length from its header; refused beyond --max-seconds (before it is decoded)."""
+        seconds = audio.info(upload.path).duration
+        if seconds > self.settings.max_seconds:
+            raise TooLong(f"{upload.name}: {seconds:.0f} s long, over this server's limit of "
+                          f"{self.settings.max_seconds:g} s (--max-seconds)")
+        return seconds
+
+    def predict(self, uploads: list[Upload], options: PredictOptions) -> PredictAnswer:
+        """Every upload classified in turn; a bad one is listed as failed and the rest go on."""
+        predictor = self.predictor(options)
+        stream = io.StringIO()
+        writer = PredictionWriter(stream, options.format, top_k=options.top_k, min_confidence=options.min_confidence,
+                                  high_freq_hz=self.bundle.sample_rate / 2, can_abstain=predictor.unknown_below > 0)
+        failed: list[dict[str, str]] = []
+        pictures: list[str] = []
+        seconds = 0.0
+        for upload in uploads:
+            try:
+                self.check_length(upload)
+                collector = SpectrogramCollector(predictor.rate, audio.info(upload.path).duration) \
+                    if options.timeline else None
+                result = replace(predictor.predict(upload.path, on_block=collector), path=Path(upload.name))
+            except AudiocnnError as err:
+                message = shown_message(err, upload)
+                failed.append({"path": upload.name, "error": message, "kind": _kind(err)})
+                writer.add_failure(Path(upload.name), message)
+                continue
+            writer.add(result)
+            seconds += result.duration
+            if collector is not None:
+                pictures.append(_timeline_png(result, collector, options.denoise > 0))
+        writer.close()
+        if options.format == "json":
+            import json
+
+            document = json.loads(stream.getvalue())
+            for entry, picture in zip(document["files"], pictures):
+                entry["timeline_png"] = picture
+            body: Any = document
+        else:
+            body = stream.getvalue()
+        return PredictAnswer(body, MEDIA_TYPES[options.format], len(uploads) - len(failed), failed, seconds)
+
+    def explain(self, upload: Upload, *, method: str, target: str | None, start: float | None, steps: int,
+                baseline: str, output: str) -> tuple[bytes, str, dict[str, str]]:
+        """The explanation picture (PNG) or the attribution arrays (.npz) of one window of `upload`."""
+        from audiocnn.explain import METHODS, explain
+        from audiocnn.viz.explanations import save_explanation
+
+        if not 2 <= steps <= MAX_STEPS:
+            raise ConfigError(f"steps must be 2-{MAX_STEPS} (got {steps})")
+        if output not in ("png", "npz"):
+            raise ConfigError(f"output must be png or npz (got {output!r})")
+        methods = METHODS if method == "both" else (method,)
+        try:
+            self.check_length(upload)
+            with self._explain_lock:
+                result = explain(self.bundle, upload.path, methods=methods, target=target, start=start, steps=steps,
+                                 baseline=baseline)
+        except AudiocnnError as err:
+            raise type(err)(shown_message(err, upload)) from None
+        headers = {"X-Audiocnn-Label": _ascii(result.target_label),
+                   "X-Audiocnn-Probability": f"{result.probabilities[result.target]:.4f}",
+                   "X-Audiocnn-Start": f"{result.start:g}"}
+        if output == "npz":
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, image=result.image, **result.maps)
+            return buffer.getvalue(), "application/octet-stream", headers
+        where = f" at {result.start:g}–{result.start + result.n_samples / self.bundle.sample_rate:g} s" \
+            if result.start else ""
+        title = f"{upload.name}{where}: why “{result.target_label}” ({result.probabilities[result.target]:.0%})"
+        picture = save_explanation(result, self.bundle.model.frontend, upload.path.with_suffix(".explain.png"), title)
+        return picture.read_bytes(), "image/png", headers
+
+    def describe(self) -> dict[str, Any]:
+        """GET /v1/model: what a client needs to know about the model."""
+        recipe = self.bundle.recipe
+        card = self.path / "MODEL_CARD.md"
+        return {
+            "name": self.path.name, "labels": self.bundle.labels, "sample_rate": self.bundle.sample_rate,
+            "window_seconds": self.bundle.clip_seconds, "runtime": self.settings.runtime,
+            "recipe": {"dataset": recipe.data.dataset, "backbone": recipe.model.backbone,
+                       "frontend": recipe.frontend, "epochs": recipe.train.epochs},
+            "metrics": self.bundle.metrics, "calibration": self.bundle.calibration,
+            "limits": {"max_upload_mb": self.settings.max_upload_mb, "max_seconds": self.settings.max_seconds,
+                       "max_files": self.settings.max_files},
+            "model_card": card.read_text(encoding="utf-8") if card.is_file() else None,
+        }
+
+
+def shown_message(err: AudiocnnError, upload: Upload) -> str:
+    """The error's one line, naming the upload as the client named it, never by its path on this server."""
+    message = str(err).replace(str(upload.path), upload.name)
+    return message if message.startswith(upload.name) else f"{upload.name}: {message}"
+
+
+def _timeline_png(result: FilePrediction, collector: SpectrogramCollector, denoised: bool) -> str:
+    from audiocnn.viz.timeline import timeline_figure
+
+    buffer = io.BytesIO()
+    timeline_figure(result, collector, denoised=denoised).savefig(buffer, format="png", dpi=80)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _kind(err: AudiocnnError) -> str:
+    return "too_long" if isinstance(err, TooLong) else "bad_audio" if isinstance(err, AudioError) else "bad_option"
+
+
+def _ascii(text: str) -> str:
+    """A header value: HTTP headers are Latin-1, labels may not be."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")

@@ -1,0 +1,331 @@
+"""`audiocnn serve`: the real app on the real bundled model, through HTTP (Starlette's TestClient).
+
+Every answer is checked against what the CLI gives for the same file and options; every bad
+input the CLI tests is refused with a 4xx and one line naming the file; limits, the full pool,
+the API key and the metrics are exercised on the real code paths.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from starlette.testclient import TestClient
+
+from audiocnn.bundled import default_model
+from audiocnn.serve import ServeSettings, create_app
+from audiocnn.serve.service import ModelService
+from conftest import REPO
+from test_audio import BAD_FILES
+
+EXAMPLES = REPO / "examples"
+DOG = EXAMPLES / "dog-bark.wav"
+ROOSTER = EXAMPLES / "rooster-crow.ogg"
+THUNDER = EXAMPLES / "thunderstorm-thunder.flac"  # 10 s: several windows
+
+
+@pytest.fixture(scope="module")
+def service() -> ModelService:
+    """The bundled model, loaded once for every app of this module (as one server loads it once)."""
+    return ModelService(ServeSettings(runtime="torch"))
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    with TestClient(create_app(service.settings, service=service)) as client:
+        yield client
+
+
+def files(*paths: Path) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [("file", (path.name, path.read_bytes(), "application/octet-stream")) for path in paths]
+
+
+def cli_json(cli, *args) -> dict:
+    result = cli("predict", *args, "--format", "json", "--runtime", "torch", "--no-progress")
+    assert result.code == 0, result.err
+    return json.loads(result.out)
+
+
+def test_predict_answers_the_clis_json_document(client, cli):
+    answer = client.post("/v1/predict", files=files(DOG, ROOSTER))
+    assert answer.status_code == 200 and answer.headers["x-audiocnn-failed"] == "0"
+    served = answer.json()
+    expected = cli_json(cli, DOG, ROOSTER)
+    assert [f["path"] for f in served["files"]] == ["dog-bark.wav", "rooster-crow.ogg"]  # the names sent, no path
+    for got, want in zip(served["files"], expected["files"]):
+        assert got["duration_s"] == pytest.approx(want["duration_s"])
+        assert [e["label"] for e in got["summary"]] == [e["label"] for e in want["summary"]]
+        assert [e["probability"] for e in got["summary"]] == pytest.approx(
+            [e["probability"] for e in want["summary"]], abs=1e-4)
+        assert len(got["windows"]) == len(want["windows"])
+    assert served["files"][0]["summary"][0]["label"] == "dog"
+    assert served["failed"] == []
+
+
+def test_options_are_predicts_options(client, cli):
+    args = {"top_k": 2, "window": 2.0, "hop": 1.0, "unknown_below": 0}
+    served = client.post("/v1/predict", params=args, files=files(THUNDER)).json()["files"][0]
+    expected = cli_json(cli, THUNDER, "--top-k", "2", "--window", "2", "--hop", "1", "--unknown-below", "0")["files"][0]
+    assert [[e["label"] for e in w["top"]] for w in served["windows"]] == [
+        [e["label"] for e in w["top"]] for w in expected["windows"]]
+    assert all(len(w["top"]) == 2 for w in served["windows"])
+    assert len(served["windows"]) == len(expected["windows"]) > 3
+
+
+@pytest.mark.parametrize("fmt, media, first_line", [
+    ("csv", "text/csv", "path,window,start_s,end_s,label_1,probability_1"),
+    ("raven", "text/tab-separated-values", "Selection\tView\tChannel\tBegin Time (s)"),
+    ("table", "text/plain", "dog-bark.wav  ("),
+])
+def test_other_formats(client, fmt, media, first_line):
+    answer = client.post("/v1/predict", params={"format": fmt}, files=files(DOG))
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith(media)
+    assert answer.text.splitlines()[0].startswith(first_line)
+
+
+def test_a_raw_body_is_one_recording(client):
+    answer = client.post("/v1/predict", params={"name": "field/site-3.wav"}, content=DOG.read_bytes(),
+                         headers={"content-type": "audio/wav"})
+    assert answer.status_code == 200
+    document = answer.json()["files"][0]
+    assert document["path"] == "site-3.wav" and document["summary"][0]["label"] == "dog"
+
+
+def test_timeline_pictures_come_with_json(client):
+    document = client.post("/v1/predict", params={"timeline": "true"}, files=files(DOG)).json()["files"][0]
+    assert base64.b64decode(document["timeline_png"]).startswith(b"\x89PNG")
+    refused = client.post("/v1/predict", params={"timeline": "true", "format": "csv"}, files=files(DOG))
+    assert refused.status_code == 422 and "format=json" in refused.json()["error"]
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("kind", [k for k in BAD_FILES if k != "missing"])
+def test_every_bad_file_is_a_4xx_naming_it(client, tmp_path, kind):
+    make, problem = BAD_FILES[kind]
+    path = make(tmp_path)
+    answer = client.post("/v1/predict", files=files(path))
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["file"] == path.name and problem in body["error"] and body["error"].startswith(path.name)
+    assert "audiocnn-serve-" not in answer.text and "Traceback" not in answer.text  # nothing of the server
+
+
+def test_one_bad_file_does_not_lose_the_good_ones(client, tmp_path):
+    empty = tmp_path / "broken.wav"
+    empty.write_bytes(b"")
+    answer = client.post("/v1/predict", files=files(DOG, empty, ROOSTER))
+    assert answer.status_code == 200 and answer.headers["x-audiocnn-failed"] == "1"
+    body = answer.json()
+    assert [f["path"] for f in body["files"]] == ["dog-bark.wav", "rooster-crow.ogg"]
+    assert body["failed"][0]["path"] == "broken.wav" and "file is empty" in body["failed"][0]["error"]
+
+
+@pytest.mark.parametrize("params, problem", [
+    ({"top_k": 0}, "top_k: Input should be greater than or equal to 1"),
+    ({"format": "xml"}, "format: String should match pattern"),
+    ({"hop": -1}, "hop: Input should be greater than 0"),
+    ({"min_confidence": 2}, "min_confidence: Input should be less than or equal to 1"),
+])
+def test_bad_options_are_one_line_422s(client, params, problem):
+    answer = client.post("/v1/predict", params=params, files=files(DOG))
+    assert answer.status_code == 422 and problem in answer.json()["error"]
+
+
+def test_no_audio_at_all_is_a_422(client):
+    answer = client.post("/v1/predict", content=b"", headers={"content-type": "audio/wav"})
+    assert answer.status_code == 422 and "holds no audio" in answer.json()["error"]
+
+
+def test_uploads_never_stay_on_the_server(client, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all" * 10)
+    client.post("/v1/predict", files=files(DOG, bad))
+    client.post("/v1/explain", files=files(DOG), params={"method": "gradcam"})
+    client.post("/v1/predict", params={"format": "xml"}, files=files(DOG))
+    assert not list(tmp_path.glob("audiocnn-serve-*"))
+
+
+# ----------------------------------------------------------------------------- limits, pool, key
+
+
+def test_size_and_length_limits(service, tmp_path):
+    small = ServeSettings(runtime="torch", max_upload_mb=0.05, max_seconds=3.0)
+    with TestClient(create_app(small, service=_sharing(service, small))) as client:
+        too_big = client.post("/v1/predict", files=files(DOG))  # 0.16 MB
+        assert too_big.status_code == 413 and "--max-upload-mb" in too_big.json()["error"]
+
+        def chunks():  # no Content-Length: counted while it streams
+            for _ in range(20):
+                yield b"\0" * 8192
+
+        streamed = client.post("/v1/predict", content=chunks(), headers={"content-type": "audio/wav"})
+        assert streamed.status_code == 413
+    clip = tmp_path / "long.wav"
+    sf.write(clip, np.random.default_rng(0).normal(0, 0.01, 16_000 * 4).astype(np.float32), 16_000)  # 4 s
+    roomy = ServeSettings(runtime="torch", max_seconds=3.0)
+    with TestClient(create_app(roomy, service=_sharing(service, roomy))) as client:
+        too_long = client.post("/v1/predict", files=files(clip))
+        assert too_long.status_code == 422 and "over this server's limit of 3 s" in too_long.json()["error"]
+        assert too_long.json()["file"] == "long.wav"
+
+
+def _sharing(service: ModelService, settings: ServeSettings) -> ModelService:
+    """The loaded model under other limits (a server with those options, without loading it again)."""
+    shared = ModelService.__new__(ModelService)
+    shared.__dict__.update(service.__dict__)
+    shared.settings = settings
+    return shared
+
+
+def test_a_full_pool_answers_503_with_retry_after(service, tmp_path):
+    long = tmp_path / "hour.flac"
+    sf.write(long, np.random.default_rng(1).normal(0, 0.05, 16_000 * 600).astype(np.float32), 16_000)
+    settings = ServeSettings(runtime="torch", concurrency=1, queue=0)
+    with TestClient(create_app(settings, service=_sharing(service, settings))) as client:
+        first: dict = {}
+        worker = threading.Thread(target=lambda: first.update(answer=client.post("/v1/predict", files=files(long))))
+        worker.start()
+        deadline = time.monotonic() + 60
+        while client.get("/healthz").json()["jobs"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        busy = client.post("/v1/predict", files=files(DOG))
+        worker.join(120)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "2"
+        assert "workers are busy" in busy.json()["error"]
+        assert first["answer"].status_code == 200
+        assert client.post("/v1/predict", files=files(DOG)).status_code == 200  # the slot came back
+
+
+def test_the_api_key(service):
+    settings = ServeSettings(runtime="torch", api_key="s3cret-key")
+    with TestClient(create_app(settings, service=_sharing(service, settings))) as client:
+        assert client.post("/v1/predict", files=files(DOG)).status_code == 401
+        assert client.get("/v1/model", headers={"X-API-Key": "wrong-key!"}).status_code == 401
+        assert client.get("/metrics").status_code == 401
+        assert client.post("/v1/predict", files=files(DOG), headers={"X-API-Key": "s3cret-key"}).status_code == 200
+        assert client.get("/v1/model", headers={"Authorization": "Bearer s3cret-key"}).status_code == 200
+        assert client.get("/healthz").status_code == 200 and client.get("/").status_code == 200
+
+
+# ----------------------------------------------------------------------------- explain, model, metrics, page
+
+
+def test_explain_draws_the_picture_or_gives_the_arrays(client):
+    picture = client.post("/v1/explain", params={"method": "gradcam"}, files=files(DOG))
+    assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
+    assert picture.headers["x-audiocnn-label"] == "dog"
+    arrays = client.post("/v1/explain", params={"method": "ig", "steps": 4, "output": "npz", "start": 0},
+                         files=files(DOG))
+    with np.load(io.BytesIO(arrays.content)) as saved:
+        assert set(saved.files) == {"image", "ig"} and saved["ig"].shape == saved["image"].shape
+    unknown = client.post("/v1/explain", params={"target": "dragon"}, files=files(DOG))
+    assert unknown.status_code == 422 and "dragon" in unknown.json()["error"]
+    two = client.post("/v1/explain", files=files(DOG, ROOSTER))
+    assert two.status_code == 422 and "one file" in two.json()["error"]
+
+
+def test_model_description_health_and_openapi(client):
+    model = client.get("/v1/model").json()
+    assert len(model["labels"]) == 50 and model["window_seconds"] == 5.0 and model["sample_rate"] == 16_000
+    assert model["model_card"].startswith("# Model card") and model["name"] == default_model().name
+    assert client.get("/healthz").json()["status"] == "ok"
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/predict", "/v1/explain", "/v1/model", "/healthz", "/metrics"} <= set(paths)
+
+
+def test_metrics_count_requests_errors_and_audio(client, tmp_path):
+    before = _metric(client, "audiocnn_audio_seconds_total")
+    client.post("/v1/predict", files=files(DOG))
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    client.post("/v1/predict", files=files(empty))
+    text = client.get("/metrics").text
+    assert _metric(client, "audiocnn_audio_seconds_total") == pytest.approx(before + sf.info(DOG).duration, abs=0.01)
+    assert 'audiocnn_errors_total{kind="bad_audio"}' in text
+    assert 'audiocnn_requests_total{route="/v1/predict",status="200"}' in text
+    assert 'audiocnn_request_seconds_bucket{le="0.25",route="/v1/predict"}' in text
+
+
+def _metric(client, name: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_the_page_and_its_assets_are_served_with_nothing_from_elsewhere(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<title>audiocnn" in page.text
+    for asset in ("/page/app.js", "/page/app.css"):
+        assert client.get(asset).status_code == 200
+    for text in (page.text, client.get("/page/app.js").text, client.get("/page/app.css").text):
+        assert "http://" not in text and "https://" not in text  # no CDN: it works offline
+
+
+def test_the_package_ships_the_page():
+    import importlib.resources
+
+    page = importlib.resources.files("audiocnn.serve") / "page"
+    assert {"index.html", "app.js", "app.css"} <= {p.name for p in page.iterdir()}
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_audiocnn_serve_starts_answers_and_stops(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "audiocnn", "serve", "--port", str(port), "--runtime", "int8"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "AUDIOCNN_API_KEY": ""})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                    assert json.load(answer)["status"] == "ok"
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
+                time.sleep(0.25)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict?format=csv&name=dog.wav",
+                                         data=DOG.read_bytes(), headers={"Content-Type": "audio/wav"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert answer.read().decode().splitlines()[1].startswith("dog.wav,clip,")
+    finally:
+        server.send_signal(signal.SIGINT)
+        output = server.communicate(timeout=30)[0]
+    assert server.returncode == 0, output
+    assert f"serving audiocnn on http://127.0.0.1:{port}/" in output
+
+
+def test_serve_refuses_bad_settings_in_one_line(cli):
+    result = cli("serve", "--concurrency", "0")
+    assert result.code == 1 and "--concurrency must be 1-256" in result.err
+    short_key = cli("serve", "--api-key", "abc")
+    assert short_key.code == 1 and "--api-key must be at least 8 characters" in short_key.err
