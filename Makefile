@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP_VERSION := 26.3
 
-.PHONY: run features test test-fast lint venv clean
+.PHONY: run features test test-fast lint venv clean browser
 
 venv: $(STAMP)
 
@@ -33,8 +33,16 @@ run: $(STAMP)
 features: $(STAMP)
 	$(BIN)/audiocnn features examples/ --kind all --out out/features/
 
+# The page's browser tests drive Debian's chromium (Playwright, with the system browser): installed
+# once here, as root or through sudo without a password; nothing happens when it is there already.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  echo "installing Debian's chromium for the page's browser tests"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
 # Everything: lint, the layering contracts (tests/test_architecture.py) and every test.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 

@@ -9,7 +9,6 @@ classes differ only in one frequency band.
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -23,9 +22,8 @@ from audiocnn import bundle
 from audiocnn.bundled import default_model
 from audiocnn.explain import explain, grad_cam, integrated_gradients, last_feature_layer
 from audiocnn.explain.dataset import class_attributions
-from conftest import TONE_HZ
+from conftest import REPO, TONE_HZ
 
-REPO = Path(__file__).resolve().parents[1]
 RATE = 16_000
 
 
@@ -164,3 +162,18 @@ def test_explain_dataset_finds_each_tone_where_its_energy_is(cli, tones, tone_bu
     seen = cli("explain-dataset", "--model", str(default_model()), "--data-root", str(tones), "--fold", "1",
                "--out", str(out))  # trained on all folds: its fold-1 picture would show what it memorised
     assert seen.code == 1 and "split 'all-data'" in seen.err and "not held out" in seen.err
+
+
+def test_explain_gives_the_same_calibrated_probabilities_as_predict():
+    """The page shows a window's label from predict beside its explanation: both must say the same figure."""
+    from audiocnn import bundle
+    from audiocnn.bundled import default_model
+    from audiocnn.explain import explain
+    from audiocnn.inference.predictor import Predictor
+
+    shipped = bundle.load(default_model())
+    assert shipped.temperature != 1.0  # a calibrated model, or this test shows nothing
+    clip = REPO / "examples" / "dog-bark.wav"
+    predicted = Predictor(shipped, runtime="torch").predict(clip).probabilities[0]
+    explained = explain(shipped, clip, methods=("gradcam",)).probabilities
+    assert explained == pytest.approx(predicted, abs=1e-4)

@@ -44,7 +44,7 @@ class Attribution:
 
     labels: list[str]
     image: np.ndarray  # (channels, rows, frames) in the frontend's units (dB), not normalised
-    probabilities: np.ndarray  # (classes,)
+    probabilities: np.ndarray  # (classes,), calibrated (the bundle's temperature applied), as predict gives them
     target: int  # the class explained
     maps: dict[str, np.ndarray]  # method -> (channels, rows, frames)
     start: float = 0.0  # where the window starts in its recording, seconds
@@ -97,7 +97,8 @@ def explain(bundle: Bundle, source: str | Path | np.ndarray, *, methods: tuple[s
     model = bundle.model.eval()
     with torch.inference_mode():
         raw = model.frontend(torch.from_numpy(samples)[None])
-        probabilities = model.backbone(model.normalise(raw)).softmax(-1)[0].numpy()
+        # calibrated as `predict` shows them (logits / the bundle's temperature), so both name the same figure
+        probabilities = (model.backbone(model.normalise(raw)) / bundle.temperature).softmax(-1)[0].numpy()
     index = _target_index(bundle.labels, target, probabilities)
     image = model.normalise(raw).detach().clone()
     result = Attribution(bundle.labels, raw[0].numpy(), probabilities, index, {}, start, len(samples))

@@ -1,0 +1,193 @@
+"""The web page of `audiocnn serve`, end to end in a real headless browser.
+
+Debian's Chromium, driven by Playwright, against a real `audiocnn serve` on 127.0.0.1 with the
+bundled model: upload a recording, see its labels and timeline, open a window's explanation
+(with the mouse and with the keyboard), a bad file's one-line error, a phone-sized screen, and
+the microphone (Chromium's fake capture device playing a WAV file). Screenshots are kept in
+out/screenshots/ to be looked at. Under CI=true a missing browser fails instead of skipping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+SHOTS = REPO / "out" / "screenshots"
+DOG = REPO / "examples" / "dog-bark.wav"
+THUNDER = REPO / "examples" / "thunderstorm-thunder.flac"
+#: The flags that keep Chromium offline, quiet and unprivileged-container friendly.
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+def _browser() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Debian's chromium is not installed: `make test` installs it (see the Makefile)")
+        pytest.skip("no chromium here: `make test` installs it")
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "AUDIOCNN_API_KEY"}
+    process = subprocess.Popen([sys.executable, "-m", "audiocnn", "serve", "--port", str(port), "--runtime", "int8"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
+                assert json.load(answer)["status"] == "ok"
+            break
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+            time.sleep(0.25)
+    yield url
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+
+
+def _context(playwright, tmp_path: Path, extra: list[str] = (), **options):
+    """A fresh profile in tmp_path, headless, offline-friendly flags."""
+    return playwright.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=_browser(), headless=True, args=[*CHROMIUM_FLAGS, *extra],
+        **options)
+
+
+@pytest.fixture
+def page(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = _context(playwright, tmp_path, viewport={"width": 1100, "height": 900})
+        page = context.new_page()
+        page.goto(server)
+        yield page
+        context.close()
+
+
+def test_upload_see_labels_and_timeline_then_explain_a_window(page):
+    from playwright.sync_api import expect
+
+    expect(page.locator("#model")).to_contain_text("50 classes")
+    page.set_input_files("#files", [str(DOG), str(THUNDER)])
+    cards = page.locator("article.file")
+    expect(cards).to_have_count(2, timeout=60_000)
+    dog = cards.nth(0)
+    expect(dog.locator("h2")).to_contain_text("dog-bark.wav")
+    expect(dog.locator(".summary li").first).to_contain_text("dog")
+    assert dog.locator("img.timeline").evaluate("img => img.complete && img.naturalWidth > 500")
+    thunder = cards.nth(1)
+    assert thunder.locator(".windows button").count() >= 3  # 10 s in 5 s windows, half a window apart
+    thunder.locator(".windows button").nth(1).click()
+    picture = thunder.locator(".explanation img")
+    expect(picture).to_be_visible(timeout=60_000)
+    assert picture.evaluate("img => img.naturalWidth > 500")
+    expect(page.locator("#status")).to_contain_text("explained")
+    expect(page.locator("#downloads")).to_be_visible()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "page-results.png"), full_page=True)
+
+
+def test_the_keyboard_reaches_a_window_and_its_explanation(page):
+    from playwright.sync_api import expect
+
+    page.set_input_files("#files", str(DOG))
+    first = page.locator(".windows button").first
+    expect(first).to_be_visible(timeout=60_000)
+    first.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".explanation img")).to_be_visible(timeout=60_000)
+    assert first.get_attribute("aria-current") == "true"
+
+
+def test_downloads_are_the_clis_formats(page):
+    from playwright.sync_api import expect
+
+    page.set_input_files("#files", str(DOG))
+    expect(page.locator("#downloads")).to_be_visible(timeout=60_000)
+    with page.expect_download() as info:
+        page.click("#downloads button[data-format=csv]")
+    text = Path(info.value.path()).read_text()
+    assert text.splitlines()[0].startswith("path,window,start_s,end_s,label_1")
+    assert text.splitlines()[1].startswith("dog-bark.wav,clip,")
+
+
+def test_a_bad_file_shows_the_clis_one_line_error(page, tmp_path):
+    from playwright.sync_api import expect
+
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    page.set_input_files("#files", str(empty))
+    expect(page.locator("#error")).to_have_text("empty.wav: file is empty (0 bytes)", timeout=30_000)
+
+
+def test_phone_sized_screen_has_no_sideways_scrolling(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        context = _context(playwright, tmp_path, viewport={"width": 390, "height": 844}, is_mobile=True,
+                           device_scale_factor=2)
+        page = context.new_page()
+        page.goto(server)
+        page.set_input_files("#files", str(THUNDER))
+        expect(page.locator("article.file")).to_have_count(1, timeout=60_000)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "page-phone.png"), full_page=True)
+        context.close()
+
+
+def test_the_microphone_is_recorded_and_classified(server, tmp_path):
+    """Chromium's fake capture device plays a WAV file as the microphone."""
+    from playwright.sync_api import expect, sync_playwright
+
+    rate = 48_000
+    wave, source_rate = sf.read(DOG, dtype="float32")
+    loop = np.tile(np.interp(np.arange(0, len(wave), source_rate / rate), np.arange(len(wave)), wave), 4)
+    fed = tmp_path / "microphone.wav"
+    sf.write(fed, loop, rate, subtype="PCM_16")
+    with sync_playwright() as playwright:
+        context = _context(playwright, tmp_path, extra=["--use-fake-device-for-media-stream",
+                                                        "--use-fake-ui-for-media-stream",
+                                                        f"--use-file-for-fake-audio-capture={fed}"],
+                           viewport={"width": 1100, "height": 900})
+        context.grant_permissions(["microphone"], origin=server)
+        page = context.new_page()
+        page.goto(server)
+        page.click("#record")
+        expect(page.locator("#record-time")).to_contain_text("recording", timeout=10_000)
+        page.wait_for_timeout(3_000)
+        page.click("#record")
+        card = page.locator("article.file")
+        expect(card).to_have_count(1, timeout=60_000)
+        expect(card.locator("h2")).to_contain_text("recording-")
+        seconds = float(card.locator("h2").inner_text().split("(")[1].split(" s")[0])
+        assert 2.0 <= seconds <= 10.0
+        assert card.locator(".summary li").count() >= 3
+        expect(card.locator(".summary li").first).to_contain_text("dog")  # what the fake microphone played
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "page-microphone.png"), full_page=True)
+        context.close()
