@@ -61,7 +61,7 @@ async function classify(files) {
   status(`uploading ${files.length} file${files.length > 1 ? "s" : ""}…`);
   const q = options("json"); q.set("timeline", "true");
   try {
-    const r = await send(`/v1/predict?${q}`, formOf(lastFiles), "json", (share) => {
+    const r = await send(`v1/predict?${q}`, formOf(lastFiles), "json", (share) => {
       bar.value = share;
       status(share < 1 ? `uploading… ${Math.round(share * 100)}%` : "classifying…");
       if (share >= 1) bar.removeAttribute("value");
@@ -153,7 +153,7 @@ async function explain(file, w, button, windows, target) {
   status(`explaining ${w.start_s.toFixed(1)}–${w.end_s.toFixed(1)} s of ${file.name}…`);
   const q = new URLSearchParams({ start: String(w.start_s), method: "both" });
   try {
-    const r = await send(`/v1/explain?${q}`, formOf([file]), "blob");
+    const r = await send(`v1/explain?${q}`, formOf([file]), "blob");
     if (r.status !== 200) { showError(await errorText(r)); status(""); return; }
     const img = document.createElement("img");
     img.src = URL.createObjectURL(r.body);
@@ -166,7 +166,7 @@ async function explain(file, w, button, windows, target) {
 async function download(format) {
   if (!lastFiles.length) return;
   status(`preparing ${format}…`);
-  const r = await send(`/v1/predict?${options(format)}`, formOf(lastFiles), "blob");
+  const r = await send(`v1/predict?${options(format)}`, formOf(lastFiles), "blob");
   if (r.status !== 200) { showError(await errorText(r)); status(""); return; }
   const ext = { csv: "csv", raven: "txt", json: "json" }[format];
   const a = document.createElement("a");
@@ -233,7 +233,7 @@ function wav(chunks, rate) {
 
 // ---- wiring
 async function loadModel() {
-  const r = await fetch("/v1/model", { headers: headers() });
+  const r = await fetch("v1/model", { headers: headers() });
   if (r.status === 401) {
     $("key-row").hidden = false;
     $("model").textContent = "this server needs an API key (Options)";
