@@ -6,7 +6,15 @@ user's clone without it they skip with a reason; under CI=true a missing dataset
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,3 +183,37 @@ def uncalibrated_copy(model: Path, folder: Path) -> Path:
     config.pop("calibration", None)
     (copy / "config.json").write_text(json.dumps(config, indent=2))
     return copy
+
+
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen[str]
+    output: str = ""
+
+
+@contextlib.contextmanager
+def served(*options: str):
+    """A real `audiocnn serve` process on a free 127.0.0.1 port, up (its /healthz answers) when entered;
+    stopped with SIGINT (as Ctrl-C) when left, its output kept in `.output`."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "AUDIOCNN_API_KEY"}
+    process = subprocess.Popen([sys.executable, "-m", "audiocnn", "serve", "--port", str(port), *options],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    server = Served(f"http://127.0.0.1:{port}", process)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{server.url}/healthz", timeout=2) as answer:
+                    assert json.load(answer)["status"] == "ok"
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+                time.sleep(0.25)
+        yield server
+    finally:
+        process.send_signal(signal.SIGINT)
+        server.output = process.communicate(timeout=30)[0]

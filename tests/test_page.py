@@ -9,21 +9,15 @@ out/screenshots/ to be looked at. Under CI=true a missing browser fails instead 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO
+from conftest import REPO, served
 
 pytestmark = pytest.mark.slow
 
@@ -45,28 +39,9 @@ def _browser() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k != "AUDIOCNN_API_KEY"}
-    process = subprocess.Popen([sys.executable, "-m", "audiocnn", "serve", "--port", str(port), "--runtime", "int8"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
-                assert json.load(answer)["status"] == "ok"
-            break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
-            time.sleep(0.25)
-    yield url
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=30)
+def server():
+    with served("--runtime", "int8") as running:
+        yield running.url
 
 
 def _context(playwright, tmp_path: Path, extra: list[str] = (), **options):

@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 from audiocnn.bundled import default_model
 from audiocnn.serve import ServeSettings, create_app
 from audiocnn.serve.service import ModelService
-from conftest import REPO
+from conftest import REPO, served
 from test_audio import BAD_FILES
 
 EXAMPLES = REPO / "examples"
@@ -283,45 +283,17 @@ def test_the_package_ships_the_page():
 # ----------------------------------------------------------------------------- the command
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_audiocnn_serve_starts_answers_and_stops(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
+def test_audiocnn_serve_starts_answers_and_stops():
     import urllib.request
 
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "audiocnn", "serve", "--port", str(port), "--runtime", "int8"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**os.environ, "AUDIOCNN_API_KEY": ""})
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
-                    assert json.load(answer)["status"] == "ok"
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
-                time.sleep(0.25)
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict?format=csv&name=dog.wav",
+    with served("--runtime", "int8") as server:
+        request = urllib.request.Request(f"{server.url}/v1/predict?format=csv&name=dog.wav",
                                          data=DOG.read_bytes(), headers={"Content-Type": "audio/wav"})
         with urllib.request.urlopen(request, timeout=60) as answer:
             assert answer.read().decode().splitlines()[1].startswith("dog.wav,clip,")
-    finally:
-        server.send_signal(signal.SIGINT)
-        output = server.communicate(timeout=30)[0]
-    assert server.returncode == 0, output
-    assert f"serving audiocnn on http://127.0.0.1:{port}/" in output
+    assert server.process.returncode == 0, server.output
+    assert f"serving audiocnn on {server.url}/" in server.output
 
 
 def test_serve_refuses_bad_settings_in_one_line(cli):
