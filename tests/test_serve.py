@@ -293,7 +293,7 @@ def test_audiocnn_serve_starts_answers_and_stops():
         with urllib.request.urlopen(request, timeout=60) as answer:
             assert answer.read().decode().splitlines()[1].startswith("dog.wav,clip,")
     assert server.process.returncode == 0, server.output
-    assert f"serving audiocnn on {server.url}/" in server.output
+    assert f"serving {default_model().name} on {server.url}/" in server.output
 
 
 def test_serve_refuses_bad_settings_in_one_line(cli):

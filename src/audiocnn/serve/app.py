@@ -58,6 +58,7 @@ def create_app(settings: ServeSettings | None = None, *, service: ModelService |
     app = FastAPI(title="audiocnn", version=__version__, lifespan=lifespan,
                   description=f"Classify and explain recordings with the model `{service.path.name}`. "
                   "The same results as the `audiocnn predict` and `audiocnn explain` commands.")
+    app.state.model_name = service.path.name
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
 
     def refusal(status: int, kind: str, message: str, file: str | None = None,

@@ -19,7 +19,7 @@ def run(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, log_
     if not _loopback(host) and settings.api_key is None:
         print(f"audiocnn: warning: serving on {host} without --api-key: anyone who reaches this port can use it",
               file=sys.stderr)
-    print(f"audiocnn: serving {app.title} on http://{_url_host(host)}:{port}/ (API documents at /docs)",
+    print(f"audiocnn: serving {app.state.model_name} on http://{_url_host(host)}:{port}/ (API documents at /docs)",
           file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=KEEP_ALIVE_S,
                 server_header=False, proxy_headers=False)
