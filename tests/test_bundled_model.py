@@ -40,23 +40,31 @@ def test_timm_reads_the_bundled_cnn_from_its_folder(shipped):
         torch.testing.assert_close(cnn(image), shipped.model.backbone(image))
 
 
-def test_the_bundled_model_names_the_example_sounds(shipped):
-    """Each example is named `<ESC-50 class>-<what>.ext`; its whole-file top-1 should be that class.
+def test_the_bundled_model_names_the_example_sounds_or_says_unknown(shipped):
+    """Each example is named `<ESC-50 class>-<what>.ext`. What a user reads is the answer: the class,
+    or `unknown` (the guesses after it) where the model abstains.
 
-    Issue 5 wants all 8 right. The bundled model gets 6: the crackling fire is heard as
-    footsteps and the cat as a crying baby (recordings unlike ESC-50's; the cross-validation
-    models miss these two most often too). This guards the 6 until a model gets the rest.
+    Issue 5 wants all 8 right. The model trained with outlier exposure (issue 18) answers 4 right
+    (chainsaw, dog, rooster, thunderstorm), says `unknown` to 3 (the cow, whose first guess is
+    cow; the crackling fire, second guess crackling_fire; the hen, third guess hen) and answers
+    one wrong: the cat, heard as a crying baby, which is also ESC-50's own most frequent
+    confusion. The model before it answered the fire wrong too (footsteps). This guards that no
+    other example is answered wrong, and that the best guess stays right on the 5 it gets.
     """
     predictor = Predictor(shipped)
-    wrong = {}
+    answered_wrong, top1_wrong = {}, {}
     for path in EXAMPLES:
         expected = path.stem.split("-")[0]
         assert expected in shipped.labels, f"{path.name}: not named after an ESC-50 class"
         prediction = predictor.predict(path)
-        top = prediction.labels[int(prediction.summary.argmax())]
-        if top != expected:
-            wrong[path.name] = top
-    assert set(wrong) <= {"crackling_fire-burning.ogg", "cat-meow.flac"}, wrong
+        answer = prediction.top(prediction.summary, 1)[0][0]
+        best = prediction.labels[int(prediction.summary.argmax())]
+        if answer not in (expected, "unknown"):
+            answered_wrong[path.name] = answer
+        if best != expected:
+            top1_wrong[path.name] = best
+    assert set(answered_wrong) <= {"cat-meow.flac"}, answered_wrong
+    assert set(top1_wrong) <= {"crackling_fire-burning.ogg", "cat-meow.flac", "hen-clucking.ogg"}, top1_wrong
 
 
 def test_predict_without_model_uses_the_bundled_one(cli):
@@ -69,8 +77,7 @@ def test_predict_without_model_uses_the_bundled_one(cli):
 def test_the_bundled_8_bit_model_belongs_to_its_weights_and_names_the_examples_alike(shipped):
     """`predict --runtime int8` on the bundled model: the same whole-file top-1 as the float model.
 
-    8 bits move probabilities by a few hundredths, so a near tie may flip: the hen is a tie in
-    float (hen 0.14, chirping_birds 0.12), and int8 says chirping_birds. Where the float model
+    8 bits move probabilities by a few hundredths, so a near tie may flip. Where the float model
     leads by 0.05 or more the labels must agree; in a near tie, int8 must pick one of the two.
     """
     from audiocnn.inference.quantize import int8_graph
