@@ -22,10 +22,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audiocnn import __version__
-from audiocnn.errors import AudiocnnError, AudioError
+from audiocnn.errors import AudiocnnError
 from audiocnn.serve.metrics import ServerMetrics
 from audiocnn.serve.pool import PoolFull, WorkerPool, WorkTimeout
-from audiocnn.serve.service import ModelService, PredictOptions, TooLong
+from audiocnn.serve.service import ModelService, PredictOptions, error_kind
 from audiocnn.serve.settings import ServeSettings
 from audiocnn.serve.uploads import BodyLimit, UploadFolder, UploadTooLarge
 
@@ -121,6 +121,20 @@ def create_app(settings: ServeSettings | None = None, *, service: ModelService |
             raise Refused(422, "bad_audio", "the request holds no audio: send files as multipart/form-data "
                           "(field `file`) or the recording itself as the body", file=name)
 
+    async def uploaded(request: Request, name: str | None, one_file: bool = False) -> UploadFolder:
+        """A worker slot taken and the request's audio in a new folder; on any failure both are given back."""
+        admitted()
+        folder = UploadFolder()
+        try:
+            await received(request, folder, name)
+            if one_file and len(folder.uploads) != 1:
+                raise Refused(422, "bad_option", f"explain takes one file (got {len(folder.uploads)})")
+        except BaseException:
+            pool.release()
+            folder.close()
+            raise
+        return folder
+
     async def in_worker(job, folder: UploadFolder):  # noqa: ANN001, ANN202
         """`job` on the pool (a slot taken already); the folder is deleted when the job ends."""
         def owned():  # noqa: ANN202
@@ -165,14 +179,7 @@ def create_app(settings: ServeSettings | None = None, *, service: ModelService |
         strength = denoise_strength if denoise_strength is not None else DEFAULT_STRENGTH if denoise else 0.0
         options = PredictOptions(window, hop, top_k, min_confidence, unknown_below, strength, format, timeline)
         _checked(options.check)
-        admitted()
-        folder = UploadFolder()
-        try:
-            await received(request, folder, name)
-        except BaseException:
-            pool.release()
-            folder.close()
-            raise
+        folder = await uploaded(request, name)
         answer = await in_worker(lambda: _checked(lambda: service.predict(folder.uploads, options)), folder)
         metrics.audio_seconds.inc(answer.audio_seconds)
         metrics.files.labels("classified").inc(answer.ok)
@@ -181,9 +188,8 @@ def create_app(settings: ServeSettings | None = None, *, service: ModelService |
             metrics.errors.labels(failure["kind"]).inc()
         if answer.ok == 0:  # nothing to show: the first file's problem is the answer
             first = answer.failed[0]
-            status = 422
             return JSONResponse({"error": first["error"], "file": first["path"], "failed": answer.failed},
-                                status_code=status)
+                                status_code=422)
         headers = {"X-Audiocnn-Failed": str(len(answer.failed))}
         if format == "json":
             return JSONResponse(answer.body, headers=headers)
@@ -202,16 +208,7 @@ def create_app(settings: ServeSettings | None = None, *, service: ModelService |
         name: Annotated[str | None, Query(max_length=255, description="a raw body's file name")] = None,
     ) -> Response:
         authorised(request)
-        admitted()
-        folder = UploadFolder()
-        try:
-            await received(request, folder, name)
-            if len(folder.uploads) != 1:
-                raise Refused(422, "bad_option", f"explain takes one file (got {len(folder.uploads)})")
-        except BaseException:
-            pool.release()
-            folder.close()
-            raise
+        folder = await uploaded(request, name, one_file=True)
         upload = folder.uploads[0]
 
         def job():  # noqa: ANN202
@@ -247,12 +244,8 @@ def create_app(settings: ServeSettings | None = None, *, service: ModelService |
 
 
 def _checked(call, file: str | None = None):  # noqa: ANN001, ANN202
-    """`call()`, its AudiocnnErrors turned into 4xx refusals naming the file."""
+    """`call()`, its AudiocnnErrors turned into 422 refusals naming the file."""
     try:
         return call()
-    except TooLong as err:
-        raise Refused(422, "too_long", str(err), file) from None
-    except AudioError as err:
-        raise Refused(422, "bad_audio", str(err), file) from None
     except AudiocnnError as err:
-        raise Refused(422, "bad_option", str(err), file) from None
+        raise Refused(422, error_kind(err), str(err), file) from None

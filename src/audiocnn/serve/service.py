@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -115,13 +116,12 @@ class ModelService:
         seconds = 0.0
         for upload in uploads:
             try:
-                self.check_length(upload)
-                collector = SpectrogramCollector(predictor.rate, audio.info(upload.path).duration) \
-                    if options.timeline else None
+                seconds_long = self.check_length(upload)
+                collector = SpectrogramCollector(predictor.rate, seconds_long) if options.timeline else None
                 result = replace(predictor.predict(upload.path, on_block=collector), path=Path(upload.name))
             except AudiocnnError as err:
                 message = shown_message(err, upload)
-                failed.append({"path": upload.name, "error": message, "kind": _kind(err)})
+                failed.append({"path": upload.name, "error": message, "kind": error_kind(err)})
                 writer.add_failure(Path(upload.name), message)
                 continue
             writer.add(result)
@@ -130,8 +130,6 @@ class ModelService:
                 pictures.append(_timeline_png(result, collector, options.denoise > 0))
         writer.close()
         if options.format == "json":
-            import json
-
             document = json.loads(stream.getvalue())
             for entry, picture in zip(document["files"], pictures):
                 entry["timeline_png"] = picture
@@ -201,7 +199,8 @@ def _timeline_png(result: FilePrediction, collector: SpectrogramCollector, denoi
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _kind(err: AudiocnnError) -> str:
+def error_kind(err: AudiocnnError) -> str:
+    """How a refusal is counted in the metrics: too_long, bad_audio or bad_option."""
     return "too_long" if isinstance(err, TooLong) else "bad_audio" if isinstance(err, AudioError) else "bad_option"
 
 
