@@ -34,6 +34,34 @@ def replaced(path: str | Path) -> Iterator[Path]:
         partial.unlink(missing_ok=True)
 
 
+def remove_stale_partials(path: str | Path) -> int:
+    """Remove the temporary files a killed process left beside `path` (a SIGKILL runs no cleanup),
+    and none that a live process on this machine is still writing; returns how many went."""
+    path = Path(path)
+    removed = 0
+    for partial in path.parent.glob(f".{glob_escape(path.name)}.*.partial"):
+        pid = partial.name[len(path.name) + 2 :].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            partial.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """`name` matched literally by `Path.glob` (a recording may be called `take[1].wav`)."""
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def write_text(path: str | Path, text: str) -> None:
     """`path` holds `text`, whole, or is left as it was."""
     with replaced(path) as partial:

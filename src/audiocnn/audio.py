@@ -132,35 +132,35 @@ def load(
     `offset` and `duration` (seconds) read only part of the file. Raises `AudioError` for
     empty, non-audio, truncated or corrupt files and for NaN/inf samples.
     """
-    if offset < 0:
-        raise AudioError(f"{path}: offset must not be negative (got {offset:g} s)")
-    if duration is not None and duration <= 0:
-        raise AudioError(f"{path}: duration must be positive (got {duration:g} s)")
     meta = info(path)
-    start = int(round(offset * meta.sample_rate))
-    if start >= meta.frames and not meta.is_mpeg:  # an MPEG header's length is an estimate: decoding tells
-        raise AudioError(f"{path}: offset {offset:.3f} s is past the end ({meta.duration:.3f} s)")
-    stop = None if duration is None else start + max(1, int(round(duration * meta.sample_rate)))
+    start, stop = _frame_range(meta, offset, duration)
     return resample(_read_mono(meta, start, stop), meta.sample_rate, sample_rate or meta.sample_rate)
 
 
 def stream(
-    path: str | Path, sample_rate: int | None = None, *, block_seconds: float = 60.0
+    path: str | Path, sample_rate: int | None = None, *, block_seconds: float = 60.0,
+    offset: float = 0.0, duration: float | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield consecutive mono float32 blocks of `path` at `sample_rate`, ~`block_seconds` each.
 
     Memory stays flat for hour-long recordings. Resampling carries its filter state across
     blocks (soxr's stream), so concatenating the blocks matches `load` up to resampler rounding.
+    `offset` and `duration` (seconds) stream only that part: libsndfile seeks to it, so the
+    hours before it are not decoded (MPEG audio is decoded from its start and skipped).
     """
     meta = info(path)
+    start, stop = _frame_range(meta, offset, duration)
     target_rate = sample_rate or meta.sample_rate
     block_frames = max(1, int(block_seconds * meta.sample_rate))
     resampler = None
     if target_rate != meta.sample_rate:
         resampler = soxr.ResampleStream(meta.sample_rate, target_rate, 1, dtype="float32", quality="HQ")
-    read = 0
-    blocks = _mpeg_blocks(meta, block_frames) if meta.is_mpeg else _libsndfile_blocks(meta, block_frames)
+    read = start
+    blocks = (_mpeg_blocks(meta, block_frames, start, stop) if meta.is_mpeg
+              else _libsndfile_blocks(meta, block_frames, start, stop))
     pending = next(blocks, None)
+    if pending is None and start:
+        raise AudioError(f"{path}: offset {offset:.3f} s is past the end of the audio")
     while pending is not None:
         block, pending = pending, next(blocks, None)
         read += len(block)
@@ -168,7 +168,21 @@ def stream(
         out = mono if resampler is None else resampler.resample_chunk(mono, last=pending is None)
         if len(out):
             yield out
-    _check_complete(meta, read)
+    if stop is None:
+        _check_complete(meta, read)
+
+
+def _frame_range(meta: AudioInfo, offset: float, duration: float | None) -> tuple[int, int | None]:
+    """Frames [start, stop) of the part `offset`/`duration` (seconds) name; stop None: to the end."""
+    if offset < 0:
+        raise AudioError(f"{meta.path}: offset must not be negative (got {offset:g} s)")
+    if duration is not None and duration <= 0:
+        raise AudioError(f"{meta.path}: duration must be positive (got {duration:g} s)")
+    start = int(round(offset * meta.sample_rate))
+    if start >= meta.frames and not meta.is_mpeg:  # an MPEG header's length is an estimate: decoding tells
+        raise AudioError(f"{meta.path}: offset {offset:.3f} s is past the end ({meta.duration:.3f} s)")
+    stop = None if duration is None else start + max(1, int(round(duration * meta.sample_rate)))
+    return start, stop
 
 
 def _libsndfile_blocks(meta: AudioInfo, block_frames: int, start: int = 0, stop: int | None = None
@@ -194,7 +208,21 @@ def _libsndfile_blocks(meta: AudioInfo, block_frames: int, start: int = 0, stop:
         raise AudioError(f"{meta.path}: corrupt audio data ({_libsndfile_reason(err)})") from None
 
 
-def _mpeg_blocks(meta: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
+def _mpeg_blocks(meta: AudioInfo, block_frames: int, start: int = 0, stop: int | None = None
+                 ) -> Iterator[np.ndarray]:
+    """(frames, channels) float32 blocks of frames [start, stop) of MPEG audio, decoded by FFmpeg
+    from the file's start (frame-accurate, unlike a seek) to its real end or `stop`."""
+    position = 0
+    for block in _mpeg_decoded(meta, block_frames):
+        first, position = position, position + len(block)
+        if position <= start:
+            continue
+        if stop is not None and first >= stop:
+            return
+        yield block[max(0, start - first): None if stop is None else stop - first]
+
+
+def _mpeg_decoded(meta: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
     """(frames, channels) float32 blocks of MPEG audio, decoded by FFmpeg to the file's real end."""
     import av
 

@@ -106,20 +106,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def expand_paths(paths: list[Path]) -> list[Path]:
     """Files as given, folders expanded to the audio files inside; a missing path is an error."""
-    from audiocnn.audio import audio_files
+    from audiocnn.inference.inputs import collect
 
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = audio_files(path)
-            if not found:
-                raise ConfigError(f"{path}: folder holds no audio files")
-            files += found
-        elif path.exists():
-            files.append(path)
-        else:
-            raise ConfigError(f"{path}: no such file or folder")
-    return files
+    return [item.path for item in collect(paths)]
 
 
 def check_output(path: Path, inputs: list[Path], option: str = "--out") -> None:

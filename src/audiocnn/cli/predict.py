@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TextIO
 
 from audiocnn.cli import common
 from audiocnn.errors import ConfigError
@@ -11,6 +12,7 @@ from audiocnn.errors import ConfigError
 
 def add_commands(commands: common.Commands) -> None:
     from audiocnn.inference.formats import FORMATS
+    from audiocnn.inference.snippets import DEFAULT_PER_LABEL
 
     predict = commands.add_parser(
         "predict", parents=[common.model_option(), common.progress_option()],
@@ -30,8 +32,32 @@ def add_commands(commands: common.Commands) -> None:
                          help="answer `unknown` (its guesses after it) where the top calibrated probability is below "
                          "P; default: the threshold stored in the model (see its model card), 0 turns it off")
     predict.add_argument("--format", default="table", choices=FORMATS,
-                         help="table (default), csv, json, or raven (a Raven Pro selection table)")
+                         help="table (default), csv, json, raven (Raven Pro selection table), audacity (label track), "
+                         "kaleidoscope (Kaleidoscope's CSV), or scores (every class's probability per window, as "
+                         "OpenSoundscape's score tables)")
     predict.add_argument("--out", type=Path, help="write the results to this file (default: standard output)")
+    predict.add_argument("--out-dir", type=Path, metavar="DIR",
+                         help="one result file per recording, mirroring the input folders (rec.wav -> "
+                         "DIR/rec.audiocnn.selections.txt for raven, ...); each is written when its recording is done")
+    predict.add_argument("--skip-existing", action=argparse.BooleanOptionalAction, default=True,
+                         help="with --out-dir, skip recordings whose result file exists, so a killed run resumes where "
+                         "it stopped (default: on)")
+    predict.add_argument("--merge-consecutive", action="store_true",
+                         help="raven, audacity, kaleidoscope: join a label's detections in consecutive windows into one")
+    predict.add_argument("--snippets", type=Path, metavar="DIR",
+                         help="write the audio of each detection (a window's top label, not `unknown`, at least "
+                         "--min-confidence) for review: DIR/<label>/<recording>__<start>-<end>s__<confidence>.wav")
+    predict.add_argument("--snippets-per-label", type=int, default=DEFAULT_PER_LABEL, metavar="N",
+                         help=f"at most N snippets per label, the first in input order (default {DEFAULT_PER_LABEL})")
+    predict.add_argument("--offset", type=float, default=0.0, metavar="S",
+                         help="classify each recording from S seconds on (times in the results stay times in the file)")
+    predict.add_argument("--duration", type=float, metavar="S", help="classify only S seconds of each recording")
+    predict.add_argument("--workers", type=int, default=1, metavar="N",
+                         help="classify N files at once in N processes, the CPU threads divided between them; results "
+                         "are the same as with one (default 1)")
+    predict.add_argument("--shard", metavar="K/N",
+                         help="classify only the K-th of N deterministic shares of the recordings (for job arrays: "
+                         "each machine runs one share; join their tables with `audiocnn merge`)")
     predict.add_argument("--timeline", type=Path, metavar="PNG",
                          help="draw labels over time on the spectrogram: a .png for one file, else a folder")
     predict.add_argument("--denoise", action="store_true",
@@ -45,6 +71,17 @@ def add_commands(commands: common.Commands) -> None:
                          "once and cached), onnx, torch, or int8 (the bundle's 8-bit graph from `audiocnn quantize`: "
                          "about 2.5x faster on the CNN, top-1 agreement in BENCHMARKS.md)")
     predict.set_defaults(handler=_predict)
+
+    merge = commands.add_parser(
+        "merge", help="join result tables (shards of a job array, or --out-dir's per-file tables) into one",
+        description="Join the tables of `audiocnn predict --shard K/N` runs, or the per-recording tables of "
+        "`audiocnn predict --out-dir`, "
+        "into one table: the header once, recordings in path order, Raven selections numbered again. Two shards "
+        "merged give the same table as one run over the whole folder. Formats: csv, scores, raven, kaleidoscope, json.",
+    )
+    merge.add_argument("tables", nargs="+", type=Path, help="result tables, or folders holding them (searched below)")
+    merge.add_argument("--out", type=Path, required=True, help="the joined table (written atomically)")
+    merge.set_defaults(handler=_merge)
 
     quantize = commands.add_parser(
         "quantize",
@@ -81,31 +118,102 @@ def _bundle_tool_options() -> list[argparse.ArgumentParser]:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from audiocnn.bundled import default_model
     from audiocnn.inference.denoise import DEFAULT_STRENGTH
-    from audiocnn.inference.files import classify_files
-    from audiocnn.inference.formats import PredictionWriter
+    from audiocnn.inference.files import FolderSink, StreamSink, classify_files
+    from audiocnn.inference.formats import ONE_RECORDING_FORMATS, SUFFIXES, PredictionWriter
+    from audiocnn.inference.inputs import check_result_paths, collect, parse_shard, shard
     from audiocnn.inference.predictor import Predictor
+    from audiocnn.inference.workers import Part, PredictorSpec
 
-    if args.top_k < 1:
-        raise ConfigError(f"--top-k must be at least 1 (got {args.top_k})")
-    if not 0.0 <= args.min_confidence <= 1.0:
-        raise ConfigError(f"--min-confidence must be between 0 and 1 (got {args.min_confidence:g})")
-    files = common.expand_paths(args.audio)
+    _check_predict_options(args)
+    inputs = collect(args.audio)
+    if args.shard:
+        inputs = shard(inputs, *parse_shard(args.shard))
+        if not inputs:
+            print(f"audiocnn: shard {args.shard} holds none of the recordings; nothing to do")
+            return common.EXIT_OK
+    files = [item.path for item in inputs]
     if args.out is not None:
         common.check_output(args.out, files)  # before the model loads: a refusal should be quick
+    if args.out_dir is not None:
+        check_result_paths(inputs, args.out_dir, SUFFIXES[args.format])
+    elif args.format in ONE_RECORDING_FORMATS and len(inputs) > 1:
+        raise ConfigError(f"--format {args.format} describes one recording per file: give --out-dir for "
+                          f"{len(inputs)} recordings")
     if args.timeline is not None and len(files) > 1 and args.timeline.suffix.lower() == ".png":
         raise ConfigError(f"--timeline {args.timeline} names one picture, but there are {len(files)} files: "
                           "give a folder instead (each file gets FOLDER/NAME.timeline.png)")
     model = common.load_model(args.model, backbone=args.runtime != "int8")  # int8: its own graph
     strength = args.denoise_strength if args.denoise_strength is not None else DEFAULT_STRENGTH if args.denoise else 0.0
-    predictor = Predictor(model, window_seconds=args.window, hop_seconds=args.hop, batch_size=args.batch_size,
-                          denoise=strength, runtime=args.runtime, unknown_below=args.unknown_below)
-    with common.output_file(args.out, files) as out:
-        writer = PredictionWriter(out, args.format, top_k=args.top_k, min_confidence=args.min_confidence,
-                                  high_freq_hz=model.sample_rate / 2, can_abstain=predictor.unknown_below > 0)
-        result = classify_files(predictor, files, writer, on_file=_timeline_drawer(args.timeline, len(files), strength),
-                                overview=args.timeline is not None, progress=False if args.no_progress else None)
+    options = {"window_seconds": args.window, "hop_seconds": args.hop, "batch_size": args.batch_size,
+               "denoise": strength, "runtime": args.runtime, "unknown_below": args.unknown_below}
+    predictor = Predictor(model, **options)
+
+    def writer_for(stream: TextIO) -> PredictionWriter:
+        return PredictionWriter(stream, args.format, top_k=args.top_k, min_confidence=args.min_confidence,
+                                high_freq_hz=model.sample_rate / 2, can_abstain=predictor.unknown_below > 0,
+                                merge_consecutive=args.merge_consecutive, labels=model.labels)
+
+    run = {"on_file": _file_done(args, len(files), strength), "overview": args.timeline is not None,
+           "part": Part(args.offset, args.duration), "workers": args.workers,
+           "spec": PredictorSpec(args.model or default_model(), options),
+           "progress": False if args.no_progress else None}
+    if args.out_dir is not None:
+        sink = FolderSink(args.out_dir, args.format, writer_for, skip_existing=args.skip_existing)
+        result = classify_files(predictor, inputs, sink, **run)
+    else:
+        with common.output_file(args.out, files) as out:
+            result = classify_files(predictor, inputs, StreamSink(writer_for(out)), **run)
     return common.EXIT_ERROR if result.failed else common.EXIT_OK
+
+
+def _check_predict_options(args: argparse.Namespace) -> None:
+    """Option values and combinations that cannot work, refused before anything is loaded."""
+    from audiocnn.inference.formats import DETECTION_FORMATS
+
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1 (got {args.top_k})")
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise ConfigError(f"--min-confidence must be between 0 and 1 (got {args.min_confidence:g})")
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1 (got {args.workers})")
+    if args.snippets_per_label < 1:
+        raise ConfigError(f"--snippets-per-label must be at least 1 (got {args.snippets_per_label})")
+    if args.offset < 0 or (args.duration is not None and args.duration <= 0):
+        raise ConfigError("--offset must not be negative and --duration must be positive")
+    if args.out is not None and args.out_dir is not None:
+        raise ConfigError("give --out (one table) or --out-dir (a table per recording), not both")
+    if args.merge_consecutive and args.format not in DETECTION_FORMATS:
+        raise ConfigError(f"--merge-consecutive joins detections, which {', '.join(DETECTION_FORMATS)} list; "
+                          f"--format {args.format} lists windows")
+    if args.timeline is not None and (args.offset or args.duration is not None):
+        raise ConfigError("--timeline draws whole recordings; leave out --offset and --duration")
+
+
+def _file_done(args: argparse.Namespace, n_files: int, denoise: float):  # noqa: ANN202 - a FileDone or None
+    """What happens to each classified recording besides its result: its timeline, its snippets."""
+    timeline = _timeline_drawer(args.timeline, n_files, denoise)
+    snippets = None
+    if args.snippets is not None:
+        from audiocnn.inference.detections import detections
+        from audiocnn.inference.snippets import SnippetWriter
+
+        writer = SnippetWriter(args.snippets, args.snippets_per_label, args.min_confidence)
+
+        def snippets(item, prediction) -> None:  # noqa: ANN001
+            found = detections(prediction, 1, args.min_confidence, merge_consecutive=args.merge_consecutive)
+            writer.add(item, [d for d in found if d.rank == 1])
+    if timeline is None and snippets is None:
+        return None
+
+    def done(item, prediction, overview) -> None:  # noqa: ANN001
+        if timeline is not None:
+            timeline(prediction, overview)
+        if snippets is not None:
+            snippets(item, prediction)
+
+    return done
 
 
 def _timeline_drawer(target: Path | None, n_files: int, denoise: float):  # noqa: ANN202 - a FileDone or None
@@ -116,6 +224,16 @@ def _timeline_drawer(target: Path | None, n_files: int, denoise: float):  # noqa
 
     return lambda result, overview: save_timeline(result, overview, timeline_path(target, result.path, n_files),
                                                   denoised=denoise > 0)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from audiocnn.inference.tables import merge, result_tables
+
+    tables = result_tables(args.tables)
+    common.check_output(args.out, tables)
+    fmt, rows = merge([t for t in tables if t.resolve() != args.out.resolve()], args.out)
+    print(f"{args.out}: {len(tables)} {fmt} table(s) joined, {rows} {'file' if fmt == 'json' else 'row'}(s)")
+    return common.EXIT_OK
 
 
 def _quantize(args: argparse.Namespace) -> int:

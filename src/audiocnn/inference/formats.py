@@ -1,15 +1,24 @@
-"""Write predictions as a terminal table, CSV, JSON or a Raven Pro selection table.
+"""Write predictions in the formats people and their audio tools read.
 
-Every format has one row (or object) per window with its start and end in seconds and the
-top-k labels with probabilities, and one clip-level summary per file (the mean of its window
-probabilities). `--min-confidence` drops labels below it; a window left with none is not
-written (the summary always is). Rows are written as files finish, so a long batch that is
-interrupted keeps what it has done — except JSON, which is one document written at the end.
+- `table`: for the terminal; `csv`: one row per window with its top-k labels, and one
+  clip-level row per file (the mean of its window probabilities); `json`: the same as one
+  document (written at the end, so a killed run leaves none);
+- `raven`: a Raven Pro selection table (Cornell's bioacoustics viewer): one selection per
+  detection with the standard columns below, plus our `Begin Path`, `Label`, `Confidence`
+  and `Rank`; times are seconds within the file named in `Begin Path`;
+- `audacity`: a label track (`start<TAB>end<TAB>label confidence`), which Audacity imports
+  over the recording (File > Import > Labels); one recording per file, so use `--out-dir`
+  for several;
+- `kaleidoscope`: the CSV that Wildlife Acoustics' Kaleidoscope reads and writes (`INDIR`,
+  `FOLDER`, `IN FILE`, `CHANNEL`, `OFFSET`, `DURATION`, `AUTO ID*`, an empty `MANUAL ID` for
+  the reviewer, then `CONFIDENCE` and `RANK`): one row per detection;
+- `scores`: one row per window and one column per class holding every probability
+  (`file,start_time,end_time,<class>...`, as OpenSoundscape's score tables), for users who
+  set their own thresholds.
 
-Raven Pro (Cornell's bioacoustics tool) reads a tab-separated "selection table": one row per
-selection with the standard columns below, plus our `Begin Path`, `Label`, `Confidence` and
-`Rank`; times are seconds within the file named in `Begin Path`, and each listed label of a
-window is its own selection so Raven can browse them by label.
+`raven`, `audacity` and `kaleidoscope` list detections (`inference.detections`), so
+`--merge-consecutive` applies to them. Rows are written as files finish, so a long batch
+that is interrupted keeps what it has done (except JSON).
 
 File names and labels are text from outside (a recording's name, a downloaded bundle's
 labels), so every format keeps them from breaking the file or acting on the reader:
@@ -17,8 +26,9 @@ labels), so every format keeps them from breaking the file or acting on the read
   its cell. A cell starting with `=`, `+`, `-`, `@`, a tab, a carriage return or `'` gets one
   `'` in front: spreadsheets then show it as text instead of running it as a formula. To get
   the exact text back, drop the first character of a cell that starts with `'`.
-- Raven tables have no quoting, so a tab, line break or backslash in a name is written as
-  `\t`, `\n`, `\r` or `\\`; cells get the same `'` as in CSV (they are opened in spreadsheets too).
+- Raven tables and Audacity labels have no quoting, so a tab, line break or backslash in a
+  name is written as `\t`, `\n`, `\r` or `\\`; cells get the same `'` as in CSV (they are
+  opened in spreadsheets too). `inference.tables` reads every format back.
 - The terminal table shows control characters escaped (`\x1b`), so a name cannot move the
   cursor, retitle the window or hide text.
 - JSON holds every name exactly.
@@ -35,9 +45,18 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
+from audiocnn.inference.detections import Detection, detections, window_labels
 from audiocnn.inference.predictor import FilePrediction
 
-FORMATS = ("table", "csv", "json", "raven")
+FORMATS = ("table", "csv", "json", "raven", "audacity", "kaleidoscope", "scores")
+#: Formats that list detections, which `--merge-consecutive` joins.
+DETECTION_FORMATS = ("raven", "audacity", "kaleidoscope")
+#: Formats that describe one recording per file (no file name inside): `--out-dir` for several.
+ONE_RECORDING_FORMATS = ("audacity",)
+#: The result file's name ending for each format, after the recording's name (`--out-dir`).
+SUFFIXES = {"table": ".audiocnn.txt", "csv": ".audiocnn.csv", "json": ".audiocnn.json",
+            "raven": ".audiocnn.selections.txt", "audacity": ".audiocnn.labels.txt",
+            "kaleidoscope": ".audiocnn.kaleidoscope.csv", "scores": ".audiocnn.scores.csv"}
 #: First characters that make a spreadsheet read a cell as a formula (and `'`, so the rule inverts).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 _RAVEN_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -50,33 +69,44 @@ def spreadsheet_text(text: object) -> str:
 
 
 def raven_text(text: object) -> str:
-    """`text` for a Raven cell: no tab or line break can split it, and no formula runs."""
+    """`text` for a Raven or Audacity cell: no tab or line break can split it, and no formula runs."""
     return spreadsheet_text(str(text).translate(_RAVEN_ESCAPES))
 
 
 def printable(text: object) -> str:
     """`text` for a terminal: control characters shown as escapes (`\x1b`), everything else as it is."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)",
                  "High Freq (Hz)", "Begin Path", "Label", "Confidence", "Rank"]
+KALEIDOSCOPE_COLUMNS = ["INDIR", "FOLDER", "IN FILE", "CHANNEL", "OFFSET", "DURATION", "AUTO ID*", "MANUAL ID",
+                        "CONFIDENCE", "RANK"]
+SCORE_INDEX = ["file", "start_time", "end_time"]
 
 
 class PredictionWriter:
-    """Writes each file's prediction to `stream` in `fmt` as soon as it is added."""
+    """Writes each file's prediction to `stream` in `fmt` as soon as it is added.
+
+    `labels`: the model's classes (the `scores` format's header names them all before the first file).
+    """
 
     def __init__(self, stream: TextIO, fmt: str, *, top_k: int = 3, min_confidence: float = 0.0,
-                 high_freq_hz: float = 8000.0, can_abstain: bool = False) -> None:
+                 high_freq_hz: float = 8000.0, can_abstain: bool = False, merge_consecutive: bool = False,
+                 labels: list[str] | None = None) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}")
+        if fmt == "scores" and not labels:
+            raise ValueError("the scores format needs the model's labels for its header")
         self.stream, self.fmt, self.top_k, self.min_confidence = stream, fmt, top_k, min_confidence
-        self.high_freq_hz = high_freq_hz
+        self.high_freq_hz, self.merge_consecutive = high_freq_hz, merge_consecutive
         self._documents: list[dict[str, Any]] = []
         self._failures: list[dict[str, str]] = []
         self._selection = 0
         # CSV: the csv module's defaults (quoted where needed, CRLF rows, as RFC 4180 has them);
-        # Raven: tabs, no quoting (Raven reads none), so its text cells are escaped instead.
+        # Raven and Audacity: tabs, no quoting (neither reads any), so their text cells are escaped instead.
         self._csv = (csv.writer(stream, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None, lineterminator="\n")
-                     if fmt == "raven" else csv.writer(stream))
+                     if fmt in ("raven", "audacity") else csv.writer(stream))
         # A model that can answer `unknown` lists it first, then its k guesses: one more label.
         self.columns = top_k + int(can_abstain)
         if fmt == "csv":
@@ -86,9 +116,15 @@ class PredictionWriter:
             self._csv.writerow(columns)
         elif fmt == "raven":
             self._csv.writerow(RAVEN_COLUMNS)
+        elif fmt == "kaleidoscope":
+            self._csv.writerow(KALEIDOSCOPE_COLUMNS)
+        elif fmt == "scores":
+            self._csv.writerow([*SCORE_INDEX, *map(spreadsheet_text, labels or [])])
 
-    def add(self, prediction: FilePrediction) -> None:
-        getattr(self, f"_add_{self.fmt}")(prediction)
+    def add(self, prediction: FilePrediction, root: Path | None = None) -> None:
+        """Write `prediction`; `root`: the folder its file was found in (Kaleidoscope's INDIR;
+        default: the file's own folder)."""
+        getattr(self, f"_add_{self.fmt}")(prediction, root)
         self.stream.flush()
 
     def add_failure(self, path: Path, message: str) -> None:
@@ -103,13 +139,10 @@ class PredictionWriter:
 
     # ------------------------------------------------------------------ formats
 
-    def _windows(self, prediction: FilePrediction):
-        for index, (start, end, row) in enumerate(zip(prediction.starts, prediction.ends, prediction.probabilities)):
-            top = prediction.top(row, self.top_k, self.min_confidence)
-            if top:
-                yield index, float(start), float(end), top
+    def _detections(self, prediction: FilePrediction) -> list[Detection]:
+        return detections(prediction, self.top_k, self.min_confidence, merge_consecutive=self.merge_consecutive)
 
-    def _add_table(self, p: FilePrediction) -> None:
+    def _add_table(self, p: FilePrediction, _root: Path | None) -> None:
         def labels(top: list[tuple[str, float | None]]) -> str:
             return "  ".join(printable(label) if prob is None else f"{printable(label)} {prob:.2f}"
                              for label, prob in top) or "-"
@@ -117,11 +150,11 @@ class PredictionWriter:
         write = self.stream.write
         write(f"{printable(p.path)}  ({p.duration:.1f} s, {len(p.starts)} window{'s' if len(p.starts) != 1 else ''})\n")
         write(f"  {'whole file':>17}  {labels(p.top(p.summary, self.top_k))}\n")
-        for _, start, end, top in self._windows(p):
+        for _, start, end, top in window_labels(p, self.top_k, self.min_confidence):
             write(f"  {start:8.1f}–{end:<8.1f}  {labels(top)}\n")
         write("\n")
 
-    def _add_csv(self, p: FilePrediction) -> None:
+    def _add_csv(self, p: FilePrediction, _root: Path | None) -> None:
         def cells(top: list[tuple[str, float | None]]) -> list[Any]:
             flat: list[Any] = []
             for label, prob in top:
@@ -129,25 +162,48 @@ class PredictionWriter:
             return flat + [""] * (2 * self.columns - len(flat))
 
         path = spreadsheet_text(p.path)
-        self._csv.writerow([path, "clip", "0.000", f"{p.duration:.3f}", *cells(p.top(p.summary, self.top_k))])
-        for index, start, end, top in self._windows(p):
+        self._csv.writerow([path, "clip", f"{p.offset:.3f}", f"{p.offset + p.duration:.3f}",
+                            *cells(p.top(p.summary, self.top_k))])
+        for index, start, end, top in window_labels(p, self.top_k, self.min_confidence):
             self._csv.writerow([path, index, f"{start:.3f}", f"{end:.3f}", *cells(top)])
 
-    def _add_json(self, p: FilePrediction) -> None:
+    def _add_json(self, p: FilePrediction, _root: Path | None) -> None:
         def labelled(top: list[tuple[str, float | None]]) -> list[dict[str, Any]]:
             return [{"label": label, "probability": None if prob is None else round(prob, 6)} for label, prob in top]
 
         self._documents.append({
-            "path": str(p.path), "duration_s": round(p.duration, 6),
+            "path": str(p.path), "offset_s": round(p.offset, 6), "duration_s": round(p.duration, 6),
             "summary": labelled(p.top(p.summary, self.top_k)),
             "windows": [{"index": i, "start_s": round(s, 6), "end_s": round(e, 6), "top": labelled(top)}
-                        for i, s, e, top in self._windows(p)],
+                        for i, s, e, top in window_labels(p, self.top_k, self.min_confidence)],
         })
 
-    def _add_raven(self, p: FilePrediction) -> None:
-        for _, start, end, top in self._windows(p):
-            for rank, (label, prob) in enumerate(top, 1):
-                self._selection += 1
-                self._csv.writerow([self._selection, "Spectrogram 1", 1, f"{start:.3f}", f"{end:.3f}", "0.0",
-                                    f"{self.high_freq_hz:.1f}", raven_text(p.path), raven_text(label),
-                                    "" if prob is None else f"{prob:.4f}", rank])
+    def _add_raven(self, p: FilePrediction, _root: Path | None) -> None:
+        for d in self._detections(p):
+            self._selection += 1
+            self._csv.writerow([self._selection, "Spectrogram 1", 1, f"{d.start:.3f}", f"{d.end:.3f}", "0.0",
+                                f"{self.high_freq_hz:.1f}", raven_text(p.path), raven_text(d.label),
+                                _probability(d.confidence), d.rank])
+
+    def _add_audacity(self, p: FilePrediction, _root: Path | None) -> None:
+        for d in self._detections(p):
+            text = d.label if d.confidence is None else f"{d.label} {d.confidence:.4f}"
+            self._csv.writerow([f"{d.start:.6f}", f"{d.end:.6f}", raven_text(text)])
+
+    def _add_kaleidoscope(self, p: FilePrediction, root: Path | None) -> None:
+        root = p.path.parent if root is None else root
+        folder = p.path.parent.relative_to(root) if p.path.parent.is_relative_to(root) else p.path.parent
+        where = [spreadsheet_text(root), spreadsheet_text("" if folder == Path() else folder.as_posix()),
+                 spreadsheet_text(p.path.name), 0]
+        for d in self._detections(p):
+            self._csv.writerow([*where, f"{d.start:.3f}", f"{d.end - d.start:.3f}", spreadsheet_text(d.label), "",
+                                _probability(d.confidence), d.rank])
+
+    def _add_scores(self, p: FilePrediction, _root: Path | None) -> None:
+        path = spreadsheet_text(p.path)
+        for start, end, row in zip(p.starts, p.ends, p.probabilities):
+            self._csv.writerow([path, f"{start:.3f}", f"{end:.3f}", *(f"{v:.6f}" for v in row)])
+
+
+def _probability(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"

@@ -40,13 +40,14 @@ class FilePrediction:
     """Window-level class probabilities for one recording, and its clip-level summary."""
 
     path: Path
-    duration: float
+    duration: float  # seconds classified (the part from `offset` on, or the whole recording)
     labels: list[str]
     starts: np.ndarray  # (windows,) seconds
     ends: np.ndarray  # (windows,) seconds, capped at the recording's end
     probabilities: np.ndarray  # (windows, classes), calibrated (the bundle's temperature applied)
     logits: np.ndarray | None = None  # (windows, classes), before softmax: for open-set scores
     unknown_below: float = 0.0  # a row whose top probability is below this is answered `unknown`
+    offset: float = 0.0  # where in the recording the classified part starts (`--offset`); times include it
 
     @property
     def summary(self) -> np.ndarray:
@@ -110,11 +111,13 @@ class Predictor:
         return window_count(round(seconds * self.rate), self.window, self.hop)
 
     def predict(self, path: str | Path, *, on_window: Callable[[], None] | None = None,
-                on_block: BlockObserver | None = None) -> FilePrediction:
-        """Class probabilities for every window of `path`; bad audio raises AudioError."""
+                on_block: BlockObserver | None = None, offset: float = 0.0,
+                duration: float | None = None) -> FilePrediction:
+        """Class probabilities for every window of `path` (or of its part from `offset` seconds,
+        `duration` long; window times stay times in the recording); bad audio raises AudioError."""
         path = Path(path)
         seen = [0]  # samples read so far: this call's own, so calls from several threads never mix
-        blocks = self._blocks(path, on_block, seen)
+        blocks = self._blocks(path, on_block, seen, offset, duration)
         starts: list[int] = []
         batches: list[np.ndarray] = []  # logits
         pending: list[np.ndarray] = []
@@ -133,15 +136,17 @@ class Predictor:
         logits = np.concatenate(batches)
         return FilePrediction(
             path=path, duration=n_samples / self.rate, labels=self.bundle.labels,
-            starts=first / self.rate, ends=np.minimum(first + self.window, n_samples) / self.rate,
+            starts=offset + first / self.rate, ends=offset + np.minimum(first + self.window, n_samples) / self.rate,
             probabilities=torch.from_numpy(logits / self.temperature).softmax(dim=1).numpy(), logits=logits,
-            unknown_below=self.unknown_below,
+            unknown_below=self.unknown_below, offset=offset,
         )
 
-    def _blocks(self, path: Path, on_block: BlockObserver | None, seen: list[int]) -> Iterator[np.ndarray]:
+    def _blocks(self, path: Path, on_block: BlockObserver | None, seen: list[int], offset: float = 0.0,
+                duration: float | None = None) -> Iterator[np.ndarray]:
         from audiocnn.inference.denoise import reduce_noise
 
-        for block in audio.stream(path, self.rate, block_seconds=self.block_seconds):
+        for block in audio.stream(path, self.rate, block_seconds=self.block_seconds, offset=offset,
+                                  duration=duration):
             if next(self._blocks_read) % TRIM_EVERY_BLOCKS == 0:
                 release_freed_memory()  # keeps RSS flat over hours of audio (see runtimes.release_freed_memory)
             if self.denoise:

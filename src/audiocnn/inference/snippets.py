@@ -1,0 +1,79 @@
+"""The audio of each detection, cut out for a reviewer to listen to (`predict --snippets DIR`).
+
+One folder per label; each snippet is a WAV at the recording's own rate (mono, as the model
+heard it), named so it leads back to its source: `<recording>__<start>-<end>s__<confidence>.wav`,
+where `<recording>` is the recording's path below the folder it was found in, with `/`
+written as `__`. Times are seconds in the recording, so the same moment can be found in
+Raven or Audacity.
+
+A cap per label (`--snippets-per-label`) keeps a common sound from filling the disk; the
+first detections in input order are kept. Snippets already in DIR count towards the cap,
+and one that exists is not written again, so a batch killed and run again ends with the
+same snippets as one run straight through. `unknown` is never cut: there is nothing to
+review under a label the model did not give.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from audiocnn import atomic, audio
+from audiocnn.inference.detections import Detection
+from audiocnn.inference.inputs import InputFile
+
+#: Snippets per label unless told otherwise.
+DEFAULT_PER_LABEL = 100
+#: Characters a label may not bring into a folder name (a path separator, or nothing at all).
+_UNSAFE = str.maketrans({"/": "_", "\\": "_", "\0": "_"})
+
+
+def label_folder(label: str) -> str:
+    """A label as a folder name: separators replaced; `.` and `..` cannot climb out of DIR."""
+    name = label.translate(_UNSAFE).strip() or "_"
+    return f"_{name}" if name in (".", "..") else name
+
+
+def snippet_name(item: InputFile, detection: Detection) -> str:
+    """`site1__rec.wav__12.50-17.50s__0.873.wav`: the recording, where, and how sure."""
+    source = "__".join(item.relative.parts).translate(_UNSAFE)
+    return f"{source}__{detection.start:.2f}-{detection.end:.2f}s__{detection.confidence:.3f}.wav"
+
+
+class SnippetWriter:
+    """Writes the snippets of each classified recording into `folder`, up to `per_label` a label."""
+
+    def __init__(self, folder: Path, per_label: int = DEFAULT_PER_LABEL, min_confidence: float = 0.0) -> None:
+        self.folder, self.per_label, self.min_confidence = Path(folder), per_label, min_confidence
+        self._kept: dict[str, set[str]] = {}
+
+    def kept(self, label: str) -> set[str]:
+        """The snippet names of `label` so far (those already on disk included)."""
+        if label not in self._kept:
+            where = self.folder / label_folder(label)
+            self._kept[label] = {p.name for p in where.glob("*.wav")} if where.is_dir() else set()
+        return self._kept[label]
+
+    def add(self, item: InputFile, detections: list[Detection]) -> int:
+        """Cut `detections` of `item` (those with a probability of at least `min_confidence`); returns
+        how many were written. A recording that can no longer be read raises AudioError."""
+        written = 0
+        for detection in detections:
+            if detection.is_unknown or detection.confidence is None or detection.confidence < self.min_confidence:
+                continue
+            names = self.kept(detection.label)
+            name = snippet_name(item, detection)
+            if name in names or len(names) >= self.per_label:
+                continue
+            target = self.folder / label_folder(detection.label) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            rate = audio.info(item.path).sample_rate
+            samples = audio.load(item.path, offset=detection.start, duration=detection.end - detection.start)
+            with atomic.replaced(target) as partial:
+                sf.write(str(partial), np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
+            names.add(name)
+            written += 1
+        return written
+

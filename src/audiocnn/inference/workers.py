@@ -1,0 +1,136 @@
+"""Classify recordings in this process or in N worker processes, with the same results.
+
+Each worker is a separate process (started fresh, `spawn`: a forked copy of a process that
+has started OpenMP threads can hang) that loads the bundle once and classifies whole files;
+the CPU threads are divided between workers, so two workers on 2 cores run one thread each.
+A model's outputs do not depend on how its work is split into threads, so the results are
+the same as one worker's (a test checks it). Outcomes come back in input order, so writers
+see files in the order a single worker would have written them; at most a few files per
+worker are in flight, so a collection of a million files does not queue a million results.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from audiocnn import audio
+from audiocnn.errors import AudiocnnError
+from audiocnn.inference.inputs import InputFile
+from audiocnn.inference.overview import SpectrogramCollector
+from audiocnn.inference.predictor import FilePrediction, Predictor
+
+#: Files queued per worker beyond the one it is classifying (keeps workers busy, memory bounded).
+QUEUED_PER_WORKER = 2
+
+
+@dataclass(frozen=True)
+class Part:
+    """The part of each recording to classify (`--offset`, `--duration`); the whole by default."""
+
+    offset: float = 0.0
+    duration: float | None = None
+
+    def seconds_of(self, total: float) -> float:
+        """Seconds classified of a recording `total` seconds long."""
+        left = max(0.0, total - self.offset)
+        return left if self.duration is None else min(left, self.duration)
+
+
+#: Every recording whole (no `--offset` or `--duration`).
+WHOLE = Part()
+
+
+@dataclass
+class Outcome:
+    """One recording's prediction (and its overview when asked for), or why it failed."""
+
+    item: InputFile
+    prediction: FilePrediction | None = None
+    overview: SpectrogramCollector | None = None
+    error: str | None = None
+    windows: int = 0  # windows classified (for a progress bar that counts them)
+
+
+@dataclass(frozen=True)
+class PredictorSpec:
+    """How a worker builds its own `Predictor`: the bundle folder and the predictor's options."""
+
+    model: Path
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> Predictor:
+        from audiocnn import bundle
+
+        return Predictor(bundle.load(self.model, backbone=self.options.get("runtime") != "int8"), **self.options)
+
+
+def classify(predictor: Predictor, item: InputFile, part: Part, overview: bool,
+             on_window: Callable[[], None] | None = None) -> Outcome:
+    """One recording classified; a problem with its audio is returned as the outcome's error."""
+    try:
+        collector = (SpectrogramCollector(predictor.rate, part.seconds_of(audio.info(item.path).duration))
+                     if overview else None)
+        result = predictor.predict(item.path, on_window=on_window, on_block=collector, offset=part.offset,
+                                   duration=part.duration)
+    except AudiocnnError as err:
+        message = str(err) if str(item.path) in str(err) else f"{item.path}: {err}"
+        return Outcome(item, error=message)
+    return Outcome(item, result, collector, windows=len(result.starts))
+
+
+def outcomes(predictor: Predictor, items: list[InputFile], *, part: Part = WHOLE, overview: bool = False,
+             workers: int = 1, spec: PredictorSpec | None = None,
+             on_window: Callable[[], None] | None = None) -> Iterator[Outcome]:
+    """Outcomes of `items` in order: classified here (`workers` 1) or by `workers` processes, each
+    building its predictor from `spec` (`on_window` is then not called: count `Outcome.windows`)."""
+    if workers <= 1 or len(items) <= 1 or spec is None:
+        for item in items:
+            yield classify(predictor, item, part, overview, on_window)
+        return
+    workers = min(workers, len(items))
+    threads = max(1, _cores() // workers)
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
+                             initargs=(spec, threads)) as pool:
+        pending: deque[Future[Outcome]] = deque()
+        queue = iter(items)
+        try:
+            for item in queue:
+                pending.append(pool.submit(_classify_in_worker, item, part, overview))
+                if len(pending) >= workers * (1 + QUEUED_PER_WORKER):
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _cores() -> int:
+    """CPU cores this process may use (a job scheduler's limit, not the machine's size)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_worker_predictor: Predictor | None = None
+
+
+def _start_worker(spec: PredictorSpec, threads: int) -> None:
+    import torch
+
+    global _worker_predictor  # noqa: PLW0603 - one predictor per worker process, built once
+    torch.set_num_threads(threads)
+    _worker_predictor = spec.build()
+
+
+def _classify_in_worker(item: InputFile, part: Part, overview: bool) -> Outcome:
+    assert _worker_predictor is not None, "worker started without its predictor"
+    return classify(_worker_predictor, item, part, overview)
