@@ -48,6 +48,9 @@ class DataConfig:
     splits_dir: str | None = None  # gtzan filtered: folder with *_filtered.txt (default ROOT/splits)
     seed: Seed = 0
     limit_per_class: Annotated[int, Field(ge=1)] | None = None  # keep at most N clips per class and fold (smoke tests)
+    label_column: str | None = None  # annotations: the Raven column holding labels (default: found by its name)
+    negatives: Annotated[int, Field(ge=0)] | None = None  # annotations: clips per recording drawn from unannotated time
+    negative_label: str | None = None  # annotations: those clips' label (default "background")
 
 
 @dataclass(frozen=True, config=STRICT)

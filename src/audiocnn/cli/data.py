@@ -25,11 +25,19 @@ def add_commands(commands: Commands) -> None:
         "files, unknown labels, duplicates, source recordings that span folds. Exits 1 if any problem is found.",
     )
     info.add_argument("name", choices=list(LOADERS), help="dataset kind")
-    info.add_argument("--root", required=True, type=Path, help="dataset folder (for csv: the CSV file)")
-    info.add_argument("--folds", type=int, help="folds to assign when the dataset has none (gtzan: 10, folder/csv: 5)")
+    info.add_argument("--root", required=True, type=Path,
+                      help="dataset folder (for csv: the CSV file; for annotations: recordings with their tables)")
+    info.add_argument("--folds", type=int,
+                      help="folds to assign when the dataset has none (gtzan: 10, folder/csv/annotations: 5)")
     info.add_argument("--seed", type=int, help="seed for assigned folds (default 0)")
     info.add_argument("--split", choices=["kfold", "filtered"], help="gtzan only: k-fold or the artist-filtered split")
     info.add_argument("--splits-dir", type=Path, help="gtzan only: folder with *_filtered.txt (default ROOT/splits)")
+    info.add_argument("--clip-seconds", type=float, help="annotations only: clip length cut from selections "
+                      "(default 5; give the recipe's data.clip_seconds)")
+    info.add_argument("--label-column", help="annotations only: the Raven column holding labels "
+                      "(default: Annotation, Label, Species, Class or Sound Type)")
+    info.add_argument("--negatives", type=int, help="annotations only: clips per recording drawn from unannotated time")
+    info.add_argument("--negative-label", help="annotations only: the label of those clips (default background)")
     info.add_argument("--quick", action="store_true", help="skip opening and hashing every audio file")
     info.set_defaults(handler=_info)
 
@@ -51,7 +59,9 @@ def _info(args: argparse.Namespace) -> int:
     from audiocnn.datasets import load_dataset
     from audiocnn.datasets.report import check, format_report
 
-    options = {"n_folds": args.folds, "seed": args.seed, "split": args.split, "splits_dir": args.splits_dir}
+    options = {"n_folds": args.folds, "seed": args.seed, "split": args.split, "splits_dir": args.splits_dir,
+               "clip_seconds": args.clip_seconds, "label_column": args.label_column, "negatives": args.negatives,
+               "negative_label": args.negative_label}
     report = check(load_dataset(args.name, args.root, **options), check_audio=not args.quick)
     print(format_report(report))
     return EXIT_OK if report.ok else EXIT_ERROR

@@ -10,7 +10,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from audiocnn.datasets import csvlist, esc50, folder, gtzan, urbansound8k
+from audiocnn.datasets import annotated, csvlist, esc50, folder, gtzan, urbansound8k
 from audiocnn.datasets.base import (
     Clip,
     Dataset,
@@ -28,6 +28,7 @@ LOADERS = {
     "gtzan": gtzan.load,
     "folder": folder.load,
     "csv": csvlist.load,
+    "annotations": annotated.load,
 }
 
 
@@ -41,7 +42,8 @@ def loader_options(name: str) -> set[str]:
 def load_dataset(name: str, root: str | Path, **options: Any) -> Dataset:
     """Load dataset `name` from `root` (for "csv", root is the CSV file).
 
-    Options go to the loader (e.g. `n_folds`, `seed`, GTZAN's `split` and `splits_dir`);
+    Options go to the loader (e.g. `n_folds`, `seed`, GTZAN's `split` and `splits_dir`, the
+    annotations' `clip_seconds`, `label_column`, `negatives` and `negative_label`);
     options a loader does not take are an error, not silently ignored.
     """
     accepted = loader_options(name)

@@ -20,12 +20,32 @@ from audiocnn.errors import DatasetError
 
 @dataclass(frozen=True)
 class Clip:
-    """One labelled recording."""
+    """One labelled recording, or one labelled part of a recording (`start_s`, `duration_s`).
+
+    Annotated long recordings give many clips of one file, so wherever clips are keyed (rows
+    of the image tensor, the feature cache, duplicate checks, seeds) the key is `key`: the
+    file alone for a whole-file clip, as it always was (existing caches stay valid), and the
+    file with its `segment` for a part.
+    """
 
     path: Path
     label: str
     fold: int | None = None  # official (or assigned) cross-validation fold, 1-based
     group: str | None = None  # clips of one group (same source recording/artist) stay together
+    start_s: float | None = None  # the part of the file: from here (None: the whole file)
+    duration_s: float | None = None  # for this long (None: to the file's end)
+
+    @property
+    def segment(self) -> str:
+        """'' for a whole file, else '@START s+DURATION s' (as in `rec.wav@12.5s+5.0s`), to follow the file's name."""
+        if self.start_s is None and self.duration_s is None:
+            return ""
+        return f"@{self.start_s or 0.0!r}s" + (f"+{self.duration_s!r}s" if self.duration_s is not None else "")
+
+    @property
+    def key(self) -> Path | tuple[Path, str]:
+        """What tells this clip's audio apart from other clips': its file (plus the segment for a part)."""
+        return (self.path, self.segment) if self.segment else self.path
 
 
 @dataclass(frozen=True)

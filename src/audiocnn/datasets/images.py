@@ -4,8 +4,10 @@ On a CPU, decoding and the STFT cost as much as a small CNN's forward pass, so t
 computes the images of all clips once (fixed length, no augmentation) and reuses them for
 every epoch and every fold; quantization and dataset explanations read the same images.
 A cache file is keyed by everything that changes an image (frontend config, clip length,
-each file's path, size and mtime, and any `extra` settings, such as augmentation): a stale
-cache cannot be read, and a cached run gives the same numbers as an uncached one.
+each file's path, size and mtime, the part of it a clip is cut from, and any `extra`
+settings, such as augmentation): a stale cache cannot be read, and a cached run gives the same
+numbers as an uncached one. A whole-file clip's entry is keyed as before parts existed, so
+existing caches stay valid.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def cache_key(clips: list[Clip], frontend: dict[str, Any], clip_seconds: float,
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for clip in clips:
         stat = clip.path.stat()
-        digest.update(f"{clip.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{clip.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}{clip.segment}\n".encode())
     return digest.hexdigest()[:24]
 
 
@@ -75,13 +77,15 @@ def cached(cache_dir: Path | None, key: str, compute: Callable[[], torch.Tensor]
 
 
 def clip_waves(clips: list[Clip], rate: int, clip_seconds: float, progress: bool) -> np.ndarray:
-    """Every clip decoded at `rate` and cut or zero-padded to `clip_seconds`; bad clips are one DatasetError."""
+    """Every clip (its part of the file, if it names one) decoded at `rate` and cut or zero-padded to
+    `clip_seconds`; bad clips are one DatasetError."""
     n_samples = int(round(clip_seconds * rate))
     waves = np.zeros((len(clips), n_samples), dtype=np.float32)
     bad: list[str] = []
     for i, clip in enumerate(tqdm(clips, desc="reading audio", unit="clip", disable=not progress, leave=False)):
         try:
-            waves[i] = audio.fix_length(audio.load(clip.path, rate), n_samples)
+            wave = audio.load(clip.path, rate, offset=clip.start_s or 0.0, duration=clip.duration_s)
+            waves[i] = audio.fix_length(wave, n_samples)
         except AudioError as err:
             bad.append(str(err))
     if bad:

@@ -22,9 +22,13 @@ def recipe_dataset(recipe: Recipe, data_root: Path) -> Dataset:
     d = recipe.data
     # Options the user set go through (a loader that cannot use one refuses it); the default
     # seed only matters to datasets whose folds are assigned.
-    options = {"n_folds": d.folds, "split": d.split, "splits_dir": Path(d.splits_dir) if d.splits_dir else None}
-    if "seed" in loader_options(d.dataset):
+    options = {"n_folds": d.folds, "split": d.split, "splits_dir": Path(d.splits_dir) if d.splits_dir else None,
+               "label_column": d.label_column, "negatives": d.negatives, "negative_label": d.negative_label}
+    accepted = loader_options(d.dataset)
+    if "seed" in accepted:
         options["seed"] = d.seed
+    if "clip_seconds" in accepted:  # annotations cut clips of the recipe's length from long recordings
+        options["clip_seconds"] = d.clip_seconds
     return load_dataset(d.dataset, data_root, **options)
 
 

@@ -2,7 +2,9 @@
 
 Checks the things that silently spoil a cross-validation: missing or unreadable files,
 unknown labels, the same file (or the same audio content) listed twice, and one source
-recording (group) spread over several folds, which leaks test audio into training.
+recording (group) spread over several folds, which leaks test audio into training. Clips cut
+from one long recording (annotations) share a file by design: a clip is a duplicate only when
+the same part of the same file is listed twice, and each file is opened and hashed once.
 """
 
 from __future__ import annotations
@@ -71,10 +73,15 @@ def _split_clips(dataset: Dataset) -> list[Clip]:
 
 
 def _duplicate_paths(clips: list[Clip]) -> list[str]:
-    seen: dict[Path, int] = defaultdict(int)
+    seen: dict[tuple[Path, str], int] = defaultdict(int)
     for clip in clips:
-        seen[clip.path.resolve()] += 1
-    return [f"{path}: listed {n} times" for path, n in seen.items() if n > 1]
+        seen[clip.path.resolve(), clip.segment] += 1
+    return [f"{path}{segment}: listed {n} times" for (path, segment), n in seen.items() if n > 1]
+
+
+def _files(clips: list[Clip]) -> list[Path]:
+    """Each clip's file once, in order (many clips may be parts of one recording)."""
+    return list(dict.fromkeys(clip.path for clip in clips))
 
 
 def _groups_across_folds(clips: list[Clip]) -> list[str]:
@@ -94,9 +101,9 @@ def _groups_across_folds(clips: list[Clip]) -> list[str]:
 
 def _unreadable(clips: list[Clip]) -> list[str]:
     problems = []
-    for clip in clips:
+    for path in _files(clips):
         try:
-            audio.info(clip.path)
+            audio.info(path)
         except AudioError as err:
             problems.append(str(err))
     return problems
@@ -104,9 +111,9 @@ def _unreadable(clips: list[Clip]) -> list[str]:
 
 def _duplicate_content(clips: list[Clip]) -> list[str]:
     by_hash: dict[str, list[Path]] = defaultdict(list)
-    for clip in clips:
-        if clip.path.is_file():
-            by_hash[hash_file(clip.path, "sha1").hexdigest()].append(clip.path)
+    for path in _files(clips):
+        if path.is_file():
+            by_hash[hash_file(path, "sha1").hexdigest()].append(path)
     return [
         f"identical audio in {len(paths)} files: {', '.join(str(p) for p in sorted(set(paths)))}"
         for paths in by_hash.values()

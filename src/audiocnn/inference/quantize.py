@@ -58,15 +58,15 @@ def calibration_clips(bundle: Bundle, data_root: Path, n_clips: int, seed: int =
     data = recipe_dataset(bundle.recipe, data_root)
     split, fold = bundle.metrics.get("split"), split_fold(bundle.metrics)
     if fold is not None and fold in data.folds:
-        held_out = {clip.path for clip in data.clips if clip.fold == fold}
+        held_out = {clip.key for clip in data.clips if clip.fold == fold}  # key: a file, or a part of one
     elif data.fixed_split is not None and split == data.fixed_split.name:
-        held_out = {clip.path for clip in data.fixed_split.test}
+        held_out = {clip.key for clip in data.fixed_split.test}
     elif split in (None, "all-data"):
         held_out = set()
     else:
         raise ConfigError(f"{bundle.path}: trained for split {split!r}, which {data.name} at {data_root} does not "
                           f"have (folds {data.folds}); calibrate with the dataset it was trained on")
-    clips = [c for c in data.clips if c.path not in held_out]
+    clips = [c for c in data.clips if c.key not in held_out]
     unknown = sorted({c.label for c in clips} - set(bundle.labels))
     if unknown:
         raise ConfigError(f"{data_root}: labels {', '.join(unknown[:5])} are not among the model's labels")

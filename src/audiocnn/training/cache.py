@@ -33,7 +33,7 @@ def augmented_images(clips: list[Clip], frontend: Frontend, clip_seconds: float,
                      cache_dir: Path | None = None, *, seed: int = 0, progress: bool = True) -> torch.Tensor:
     """(augment.copies, len(clips), channels, rows, frames): images of seeded augmented copies.
 
-    Copy k of a clip is drawn with the seed (seed, k, the clip's file name), so it does not
+    Copy k of a clip is drawn with the seed (seed, k, the clip's file name and part), so it does not
     depend on which other clips are in the list or in what order; the cache key holds the
     augmentation settings, the seed, and the audiomentations version (an upgrade may draw
     other copies from the same seed).
@@ -62,7 +62,7 @@ def augmented_images(clips: list[Clip], frontend: Frontend, clip_seconds: float,
         for k in range(augment.copies):
             copy = np.empty_like(waves)
             for i, (clip, wave) in enumerate(zip(clips, waves)):
-                drawn = augmented_waveform(transform, wave, frontend.sample_rate, copy_seed(seed, k, clip.path))
+                drawn = augmented_waveform(transform, wave, frontend.sample_rate, copy_seed(seed, k, clip.path, clip.segment))
                 copy[i] = audio.fix_length(drawn, waves.shape[1])
                 bar.update()
             copies.append(images_of(copy, frontend))
@@ -82,6 +82,9 @@ def folder_digest(files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def copy_seed(seed: int, copy: int, path: Path) -> int:
-    """The seed of one augmented copy of one clip: independent of every other clip."""
-    return int(np.random.SeedSequence([seed, copy, zlib.crc32(path.name.encode())]).generate_state(1)[0])
+def copy_seed(seed: int, copy: int, path: Path, segment: str = "") -> int:
+    """The seed of one augmented copy of one clip: independent of every other clip.
+
+    `segment` (`Clip.segment`) tells apart the clips cut from one recording; a whole file's
+    is '', so its copies are the ones it always had."""
+    return int(np.random.SeedSequence([seed, copy, zlib.crc32((path.name + segment).encode())]).generate_state(1)[0])

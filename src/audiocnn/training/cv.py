@@ -48,7 +48,7 @@ class Prepared:
     dataset: Dataset
     images: torch.Tensor  # (clips, channels, rows, frames)
     copies: torch.Tensor | None  # (copies, clips, channels, rows, frames)
-    rows: dict[Path, int]  # each clip's row in `images`
+    rows: dict[Path | tuple[Path, str], int]  # each clip's row in `images`, by `Clip.key` (a file and its part)
     outliers: torch.Tensor | None = None  # (windows, channels, rows, frames): train.outliers' recordings
 
 
@@ -70,7 +70,7 @@ def prepare_images(recipe: Recipe, dataset: Dataset, cache_dir: Path | None, pro
                                seed=recipe.train.seed, progress=progress) if augment.copies else None)
     outliers = (outlier_images(recipe.train.outliers, frontend, recipe.data.clip_seconds, cache_dir, progress)
                 if recipe.train.outliers.folder else None)
-    return Prepared(dataset, images, copies, {clip.path: i for i, clip in enumerate(dataset.clips)}, outliers)
+    return Prepared(dataset, images, copies, {clip.key: i for i, clip in enumerate(dataset.clips)}, outliers)
 
 
 def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | None = None,
@@ -174,7 +174,7 @@ def split_data(split: Split, prepared: Prepared) -> SplitData:
     index = prepared.dataset.label_index()
 
     def picks(clips: list) -> torch.Tensor:
-        return torch.tensor([prepared.rows[c.path] for c in clips], dtype=torch.long)
+        return torch.tensor([prepared.rows[c.key] for c in clips], dtype=torch.long)
 
     def part(clips: list) -> tuple[torch.Tensor, torch.Tensor]:
         return prepared.images[picks(clips)], torch.tensor([index[c.label] for c in clips], dtype=torch.long)
@@ -212,7 +212,10 @@ def mark_finished(fold_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
 
 def score_fold(fold_dir: Path, split: Split, classes: list[str], result: FitResult) -> dict[str, Any]:
     """predictions.csv (one row per test clip, every class probability, written atomically) and
-    the fold's metrics, returned for `mark_finished` to write once the fold's other files exist."""
+    the fold's metrics, returned for `mark_finished` to write once the fold's other files exist.
+
+    Clips cut from long recordings (annotations) also get `start_s` and `duration_s` columns;
+    a dataset of whole files writes the columns it always did."""
     assert result.test_probabilities is not None
     probabilities = result.test_probabilities.numpy()
     truth = np.array([classes.index(c.label) for c in split.test])
@@ -220,10 +223,13 @@ def score_fold(fold_dir: Path, split: Split, classes: list[str], result: FitResu
     fold_dir.mkdir(parents=True, exist_ok=True)
     with atomic.replaced(fold_dir / "predictions.csv") as partial, partial.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "label", "predicted", "confidence", "correct", *classes])
+        parts = any(clip.segment for clip in split.test)
+        writer.writerow(["path", *(["start_s", "duration_s"] if parts else []), "label", "predicted", "confidence",
+                         "correct", *classes])
         for clip, p, k in zip(split.test, probabilities, predicted):
-            writer.writerow([str(clip.path), clip.label, classes[k], f"{p[k]:.4f}", int(clip.label == classes[k]),
-                             *(f"{v:.4f}" for v in p)])
+            where = [clip.start_s if clip.start_s is not None else "", clip.duration_s or ""] if parts else []
+            writer.writerow([str(clip.path), *where, clip.label, classes[k], f"{p[k]:.4f}",
+                             int(clip.label == classes[k]), *(f"{v:.4f}" for v in p)])
     calibrated = {}
     if result.calibration is not None and result.test_logits is not None:
         scaled = (result.test_logits / result.calibration.temperature).softmax(-1).numpy()

@@ -77,9 +77,10 @@ def degrade(clip: np.ndarray, condition: str, noise: np.ndarray, rate: int) -> n
     raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
 
 
-def clip_noise(path: Path, n: int, rate: int) -> np.ndarray:
-    """The noise of one clip, the same for every model: seeded by the file's name."""
-    return recorded_like_noise(n, rate, np.random.default_rng(zlib.crc32(path.name.encode())))
+def clip_noise(path: Path, n: int, rate: int, segment: str = "") -> np.ndarray:
+    """The noise of one clip, the same for every model: seeded by the file's name (and `Clip.segment`,
+    so clips cut from one recording get their own noise; a whole file's noise is unchanged)."""
+    return recorded_like_noise(n, rate, np.random.default_rng(zlib.crc32((path.name + segment).encode())))
 
 
 def evaluate(model: AudioClassifier, clips: list[Clip], labels: list[str], clip_seconds: float,
@@ -88,7 +89,7 @@ def evaluate(model: AudioClassifier, clips: list[Clip], labels: list[str], clip_
     rate = model.frontend.sample_rate
     waves = clip_waves(clips, rate, clip_seconds, progress=False)
     truth = np.array([labels.index(clip.label) for clip in clips])
-    noises = [clip_noise(clip.path, waves.shape[1], rate) for clip in clips]
+    noises = [clip_noise(clip.path, waves.shape[1], rate, clip.segment) for clip in clips]
     model = model.eval()
     accuracy = {}
     for condition in conditions:

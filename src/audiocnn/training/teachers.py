@@ -55,7 +55,7 @@ def teacher_targets(recipe: Recipe, split: Split, prepared: Prepared, cache_dir:
     `split.train`. A teacher whose frontend differs from the recipe's gets its own images of
     the same clips and copies, from the feature cache where they are.
     """
-    rows = torch.tensor([prepared.rows[clip.path] for clip in split.train], dtype=torch.long)
+    rows = torch.tensor([prepared.rows[clip.key] for clip in split.train], dtype=torch.long)
     clips, seconds, augment = prepared.dataset.clips, recipe.data.clip_seconds, recipe.train.waveform
     own = create_frontend(recipe.frontend)
     members: list[list[Tensor]] = []  # per teacher, per version: (n_train, classes) logits
