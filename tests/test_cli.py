@@ -53,7 +53,7 @@ def test_every_command_has_help_that_names_only_real_commands_and_options(capsys
     named = [_parser_of(tuple(w.split())) for w in re.findall(r"`audiocnn ([a-z-]+(?: [a-z]+)?)", text)
              if tuple(w.split()) in COMMANDS]
     known = {o for p in [parser, *named] for a in p._actions for o in a.option_strings}
-    mentioned = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", text))
+    mentioned = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text))
     assert mentioned <= known, f"{' '.join(command)} help mentions {sorted(mentioned - known)}"
 
 

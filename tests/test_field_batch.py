@@ -262,3 +262,26 @@ def test_inputs_keep_the_folder_they_were_found_in(collection):
     assert found[0].root == collection and found[-1].root == collection / "site-a"
     assert str(found[0].relative).startswith("site-a/")
     assert len(found) == 11
+
+
+def test_a_reviewed_audacity_track_of_ours_trains_as_the_labels_it_shows(cli, tone_model, low_then_high, tmp_path):
+    from audiocnn.datasets import load_dataset
+
+    field = tmp_path / "field"
+    field.mkdir()
+    recording = field / "dawn.wav"
+    recording.write_bytes(low_then_high.read_bytes())
+    result = cli("predict", recording, "--model", tone_model, "--runtime", "torch", "--format", "audacity",
+                 "--top-k", 1, "--merge-consecutive", "--out", field / "dawn.txt", "--no-progress")
+    assert result.code == 0, result.err
+    assert [text.split()[0] for _, _, text in read_audacity(field / "dawn.txt")] == ["low", "high"]
+    dataset = load_dataset("annotations", field, clip_seconds=1.0, n_folds=1)
+    assert sorted({clip.label for clip in dataset.clips}) == ["high", "low"]  # not "low 0.9731"
+    assert not dataset.problems
+
+
+def test_a_model_the_workers_cannot_run_is_one_clear_error(cli, tone_model, collection):
+    result = cli("predict", collection, "--model", tone_model, "--runtime", "int8", "--workers", 2, "--format", "csv",
+                 "--no-progress")
+    assert result.code == 1 and result.err.count("audiocnn: error:") == 1, result.err
+    assert "quantize" in result.err and "Traceback" not in result.err

@@ -144,11 +144,13 @@ def _predict(args: argparse.Namespace) -> int:
     if args.timeline is not None and len(files) > 1 and args.timeline.suffix.lower() == ".png":
         raise ConfigError(f"--timeline {args.timeline} names one picture, but there are {len(files)} files: "
                           "give a folder instead (each file gets FOLDER/NAME.timeline.png)")
-    model = common.load_model(args.model, backbone=args.runtime != "int8")  # int8: its own graph
+    # With workers, each builds its own runtime; this process only plans and writes (a GB less).
+    here = args.workers == 1 or len(inputs) == 1
+    model = common.load_model(args.model, backbone=here and args.runtime != "int8")  # int8: its own graph
     strength = args.denoise_strength if args.denoise_strength is not None else DEFAULT_STRENGTH if args.denoise else 0.0
     options = {"window_seconds": args.window, "hop_seconds": args.hop, "batch_size": args.batch_size,
                "denoise": strength, "runtime": args.runtime, "unknown_below": args.unknown_below}
-    predictor = Predictor(model, **options)
+    predictor = Predictor(model, **options, build=here)
 
     def writer_for(stream: TextIO) -> PredictionWriter:
         return PredictionWriter(stream, args.format, top_k=args.top_k, min_confidence=args.min_confidence,

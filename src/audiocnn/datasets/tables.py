@@ -12,7 +12,9 @@ must not hide the other 1999, and `audiocnn data info` lists every one.
   within that file. Raven lists a selection once per view (Waveform 1, Spectrogram 1): rows
   repeating a `Selection` number are those copies and are read once.
 - **Audacity** label files hold `start<TAB>end<TAB>label` lines; lines starting with a
-  backslash carry a label's frequency range and are skipped.
+  backslash carry a label's frequency range and are skipped. `audiocnn predict --format
+  audacity` writes the probability after the label (`dog 0.9166`); that number is dropped, so
+  a reviewed track of our own trains as the labels it shows.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ LABEL_COLUMNS = ("Annotation", "Label", "Species", "Class", "Sound Type")
 #: Columns naming a selection's recording: a full path (often the annotator's), or a file name.
 RECORDING_COLUMNS = ("Begin Path", "Begin File")
 FILE_OFFSET = "File Offset (s)"
+#: The probability `predict --format audacity` writes after a label: four decimals, 0 to 1.
+_OWN_CONFIDENCE = re.compile(r" (?:0\.\d{4}|1\.0000)$")
 #: What `table_kind` reads of a text file to tell a table from notes (a log may be large).
 SNIFF_BYTES = 1 << 16
 
@@ -150,7 +154,7 @@ def _audacity(path: Path, lines: list[str], beside: Path | None) -> tuple[list[S
         times = _times(fields[0], fields[1], where, problems)
         if times is None:
             continue
-        label = fields[2].strip() if len(fields) > 2 else ""
+        label = _OWN_CONFIDENCE.sub("", fields[2].strip()) if len(fields) > 2 else ""
         if not label:
             problems.append(f"{where}: empty label")
             continue

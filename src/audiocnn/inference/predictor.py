@@ -74,7 +74,9 @@ class Predictor:
 
     def __init__(self, bundle: Bundle, *, window_seconds: float | None = None, hop_seconds: float | None = None,
                  batch_size: int = 32, denoise: float = 0.0, block_seconds: float = BLOCK_SECONDS,
-                 runtime: str = "auto", unknown_below: float | None = None) -> None:
+                 runtime: str = "auto", unknown_below: float | None = None, build: bool = True) -> None:
+        """`build=False`: windows, rate and calibration only, no runtime (a run whose files are
+        classified by worker processes plans and writes with it; `predict` then refuses)."""
         window_seconds = bundle.clip_seconds if window_seconds is None else window_seconds
         hop_seconds = window_seconds / 2 if hop_seconds is None else hop_seconds
         if window_seconds <= 0 or hop_seconds <= 0:
@@ -91,20 +93,24 @@ class Predictor:
         self.bundle = bundle
         self.rate = bundle.sample_rate
         self.window = max(1, round(window_seconds * self.rate))
-        trained = bundle.model.eval()
-        example = trained.images(0.1 * torch.randn(2, self.window, generator=torch.Generator().manual_seed(0)))
-        if runtime == "int8":  # the bundle's own 8-bit graph (`audiocnn quantize`), checked against its weights
-            backbone: torch.nn.Module = _int8_backbone(bundle, example, window_seconds)
-        else:
-            backbone = for_inference(trained.backbone, example, runtime=runtime)
-        self.model = AudioClassifier(trained.frontend, backbone, trained.mean.flatten().tolist(),
-                                     trained.std.flatten().tolist()).eval()
+        self.model = self._runtime(bundle, runtime, window_seconds) if build else None
         self.hop = max(1, round(hop_seconds * self.rate))
         self.batch_size = batch_size
         self.denoise = denoise  # share of the background removed before windowing; 0 = off
         self.block_seconds = block_seconds
         # Blocks read over all files (a batch of short files trims too); next() on a count is atomic.
         self._blocks_read = itertools.count(1)
+
+    def _runtime(self, bundle: Bundle, runtime: str, window_seconds: float) -> AudioClassifier:
+        """The bundle's model with the fastest backbone `runtime` allows, checked against its weights."""
+        trained = bundle.model.eval()
+        example = trained.images(0.1 * torch.randn(2, self.window, generator=torch.Generator().manual_seed(0)))
+        if runtime == "int8":  # the bundle's own 8-bit graph (`audiocnn quantize`), checked against its weights
+            backbone: torch.nn.Module = _int8_backbone(bundle, example, window_seconds)
+        else:
+            backbone = for_inference(trained.backbone, example, runtime=runtime)
+        return AudioClassifier(trained.frontend, backbone, trained.mean.flatten().tolist(),
+                               trained.std.flatten().tolist()).eval()
 
     def windows_for(self, seconds: float) -> int:
         """Windows a recording of `seconds` gives (progress bars size themselves from file headers)."""
@@ -158,6 +164,8 @@ class Predictor:
 
     def _score(self, pending: list[np.ndarray], on_window: Callable[[], None] | None) -> np.ndarray:
         """The logits of a batch of windows."""
+        if self.model is None:
+            raise RuntimeError("this Predictor was made with build=False: it plans, its workers predict")
         with torch.inference_mode():
             logits = self.model(torch.from_numpy(np.stack(pending))).float().numpy()
         if on_window is not None:

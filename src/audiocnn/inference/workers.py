@@ -15,6 +15,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -90,7 +91,8 @@ def outcomes(predictor: Predictor, items: list[InputFile], *, part: Part = WHOLE
              on_window: Callable[[], None] | None = None) -> Iterator[Outcome]:
     """Outcomes of `items` in order: classified here (`workers` 1) or by `workers` processes, each
     building its predictor from `spec` (`on_window` is then not called: count `Outcome.windows`)."""
-    if workers <= 1 or len(items) <= 1 or spec is None:
+    built_here = predictor.model is not None
+    if spec is None or workers <= 1 or (len(items) <= 1 and built_here):
         for item in items:
             yield classify(predictor, item, part, overview, on_window)
         return
@@ -104,12 +106,21 @@ def outcomes(predictor: Predictor, items: list[InputFile], *, part: Part = WHOLE
             for item in queue:
                 pending.append(pool.submit(_classify_in_worker, item, part, overview))
                 if len(pending) >= workers * (1 + QUEUED_PER_WORKER):
-                    yield pending.popleft().result()
+                    yield _result(pending.popleft())
             while pending:
-                yield pending.popleft().result()
+                yield _result(pending.popleft())
         finally:
             for future in pending:
                 future.cancel()
+
+
+def _result(future: Future[Outcome]) -> Outcome:
+    """A worker's outcome; a worker that could not start, or died, is one clear error for the run."""
+    try:
+        return future.result()
+    except BrokenProcessPool as err:
+        raise AudiocnnError(f"a worker process died ({err}); the files finished so far are written. Out of "
+                            "memory? Each worker holds its own model: try fewer --workers") from None
 
 
 def _cores() -> int:
@@ -121,16 +132,42 @@ def _cores() -> int:
 
 
 _worker_predictor: Predictor | None = None
+_worker_error: AudiocnnError | None = None
 
 
 def _start_worker(spec: PredictorSpec, threads: int) -> None:
+    """Build this worker's predictor; a problem (a bundle that cannot run) is kept and raised by
+    the first task, so the run stops with its message instead of a broken pool."""
     import torch
 
-    global _worker_predictor  # noqa: PLW0603 - one predictor per worker process, built once
+    global _worker_predictor, _worker_error  # noqa: PLW0603 - one predictor per worker process, built once
+    _exit_with_parent()
     torch.set_num_threads(threads)
-    _worker_predictor = spec.build()
+    try:
+        _worker_predictor = spec.build()
+    except AudiocnnError as err:
+        _worker_error = err
+
+
+def _exit_with_parent(every_seconds: float = 1.0) -> None:
+    """End this worker when the run that started it is gone. A parent killed with SIGKILL tells
+    its workers nothing, and they would sit on a gigabyte each (and the parent's output pipes)
+    until the machine restarts; a worker whose parent changed was orphaned, and exits."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _classify_in_worker(item: InputFile, part: Part, overview: bool) -> Outcome:
+    if _worker_error is not None:
+        raise _worker_error
     assert _worker_predictor is not None, "worker started without its predictor"
     return classify(_worker_predictor, item, part, overview)
