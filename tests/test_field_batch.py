@@ -275,7 +275,9 @@ def test_a_reviewed_audacity_track_of_ours_trains_as_the_labels_it_shows(cli, to
                  "--top-k", 1, "--merge-consecutive", "--out", field / "dawn.txt", "--no-progress")
     assert result.code == 0, result.err
     assert [text.split()[0] for _, _, text in read_audacity(field / "dawn.txt")] == ["low", "high"]
-    dataset = load_dataset("annotations", field, clip_seconds=1.0, n_folds=1)
+    (field / "dusk.wav").write_bytes(recording.read_bytes())  # a second recording: two folds need two
+    (field / "dusk.txt").write_bytes((field / "dawn.txt").read_bytes())
+    dataset = load_dataset("annotations", field, clip_seconds=1.0, n_folds=2)
     assert sorted({clip.label for clip in dataset.clips}) == ["high", "low"]  # not "low 0.9731"
     assert not dataset.problems
 

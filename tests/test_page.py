@@ -108,6 +108,10 @@ def test_downloads_are_the_clis_formats(page):
     text = Path(info.value.path()).read_text()
     assert text.splitlines()[0].startswith("path,window,start_s,end_s,label_1")
     assert text.splitlines()[1].startswith("dog-bark.wav,clip,")
+    with page.expect_download() as info:
+        page.click("#downloads button[data-format=kaleidoscope]")
+    assert info.value.suggested_filename == "predictions.kaleidoscope.csv"
+    assert Path(info.value.path()).read_text().startswith("INDIR,FOLDER,IN FILE,CHANNEL,OFFSET,DURATION")
 
 
 def test_a_bad_file_shows_the_clis_one_line_error(page, tmp_path):

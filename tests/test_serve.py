@@ -84,11 +84,25 @@ def test_options_are_predicts_options(client, cli):
     ("csv", "text/csv", "path,window,start_s,end_s,label_1,probability_1"),
     ("raven", "text/tab-separated-values", "Selection\tView\tChannel\tBegin Time (s)"),
     ("table", "text/plain", "dog-bark.wav  ("),
+    ("kaleidoscope", "text/csv", "INDIR,FOLDER,IN FILE,CHANNEL,OFFSET,DURATION,AUTO ID*"),
+    ("scores", "text/csv", "file,start_time,end_time,dog,rooster,pig"),
+    ("audacity", "text/plain", "0.000000\t"),
 ])
 def test_other_formats(client, fmt, media, first_line):
     answer = client.post("/v1/predict", params={"format": fmt}, files=files(DOG))
     assert answer.status_code == 200 and answer.headers["content-type"].startswith(media)
     assert answer.text.splitlines()[0].startswith(first_line)
+
+
+def test_detections_merge_and_a_label_track_is_one_recording(client):
+    merged = client.post("/v1/predict", params={"format": "raven", "merge_consecutive": "true"}, files=files(THUNDER))
+    plain = client.post("/v1/predict", params={"format": "raven"}, files=files(THUNDER))
+    assert merged.status_code == plain.status_code == 200
+    assert len(merged.text.splitlines()) < len(plain.text.splitlines())
+    refused = client.post("/v1/predict", params={"format": "csv", "merge_consecutive": "true"}, files=files(THUNDER))
+    assert refused.status_code == 422 and "lists windows" in refused.json()["error"]
+    two = client.post("/v1/predict", params={"format": "audacity"}, files=files(DOG, THUNDER))
+    assert two.status_code == 422 and "one recording" in two.json()["error"]
 
 
 def test_a_raw_body_is_one_recording(client):

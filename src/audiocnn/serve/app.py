@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audiocnn import __version__
 from audiocnn.errors import AudiocnnError
+from audiocnn.inference.formats import FORMATS
 from audiocnn.serve.metrics import ServerMetrics
 from audiocnn.serve.pool import PoolFull, WorkerPool, WorkTimeout
 from audiocnn.serve.service import ModelService, PredictOptions, error_kind
@@ -169,7 +170,10 @@ def create_app(settings: ServeSettings | None = None, *, service: ModelService |
         denoise: Annotated[bool, Query(description="spectral-gating noise reduction first")] = False,
         denoise_strength: Annotated[float | None, Query(ge=0, le=1, description="share of the background removed "
                                                         "(default 0.5; implies denoise)")] = None,
-        format: Annotated[str, Query(pattern="^(json|csv|raven|table)$", description="json, csv, raven or table")] = "json",
+        format: Annotated[str, Query(pattern=f"^({'|'.join(FORMATS)})$", description=", ".join(FORMATS) + " (audacity: "
+                                     "one recording per request)")] = "json",
+        merge_consecutive: Annotated[bool, Query(description="raven, audacity, kaleidoscope: join a label's "
+                                                 "detections in consecutive windows")] = False,
         timeline: Annotated[bool, Query(description="json: add each file's timeline picture (PNG, base64)")] = False,
         name: Annotated[str | None, Query(max_length=255, description="a raw body's file name, for the results")] = None,
     ) -> Response:
@@ -177,7 +181,8 @@ def create_app(settings: ServeSettings | None = None, *, service: ModelService |
 
         authorised(request)
         strength = denoise_strength if denoise_strength is not None else DEFAULT_STRENGTH if denoise else 0.0
-        options = PredictOptions(window, hop, top_k, min_confidence, unknown_below, strength, format, timeline)
+        options = PredictOptions(window, hop, top_k, min_confidence, unknown_below, strength, format, timeline,
+                                 merge_consecutive)
         _checked(options.check)
         folder = await uploaded(request, name)
         answer = await in_worker(lambda: _checked(lambda: service.predict(folder.uploads, options)), folder)

@@ -22,7 +22,7 @@ import numpy as np
 from audiocnn import audio, bundle
 from audiocnn.bundled import default_model
 from audiocnn.errors import AudiocnnError, AudioError, ConfigError
-from audiocnn.inference.formats import FORMATS, PredictionWriter
+from audiocnn.inference.formats import DETECTION_FORMATS, FORMATS, ONE_RECORDING_FORMATS, PredictionWriter
 from audiocnn.inference.overview import SpectrogramCollector
 from audiocnn.inference.predictor import FilePrediction, Predictor
 from audiocnn.serve.settings import ServeSettings
@@ -33,7 +33,9 @@ MAX_PREDICTORS = 8
 #: Integrated-gradients steps a request may ask for (the CLI's default is far below).
 MAX_STEPS = 256
 MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8",
-               "raven": "text/tab-separated-values; charset=utf-8", "table": "text/plain; charset=utf-8"}
+               "raven": "text/tab-separated-values; charset=utf-8", "table": "text/plain; charset=utf-8",
+               "audacity": "text/plain; charset=utf-8", "kaleidoscope": "text/csv; charset=utf-8",
+               "scores": "text/csv; charset=utf-8"}
 
 
 class TooLong(AudiocnnError):
@@ -52,10 +54,14 @@ class PredictOptions:
     denoise: float = 0.0
     format: str = "json"
     timeline: bool = False  # json only: each file gets its timeline picture (PNG, base64)
+    merge_consecutive: bool = False  # raven, audacity, kaleidoscope: a label's consecutive windows as one
 
     def check(self) -> None:
         if self.format not in FORMATS:
             raise ConfigError(f"format must be one of {', '.join(FORMATS)} (got {self.format!r})")
+        if self.merge_consecutive and self.format not in DETECTION_FORMATS:
+            raise ConfigError(f"merge_consecutive joins detections, which {', '.join(DETECTION_FORMATS)} list; "
+                              f"format={self.format} lists windows")
         if not 1 <= self.top_k <= 1000:
             raise ConfigError(f"top_k must be 1-1000 (got {self.top_k})")
         if not 0.0 <= self.min_confidence <= 1.0:
@@ -107,10 +113,14 @@ class ModelService:
 
     def predict(self, uploads: list[Upload], options: PredictOptions) -> PredictAnswer:
         """Every upload classified in turn; a bad one is listed as failed and the rest go on."""
+        if options.format in ONE_RECORDING_FORMATS and len(uploads) > 1:
+            raise ConfigError(f"format={options.format} describes one recording: send one file per request "
+                              f"(got {len(uploads)})")
         predictor = self.predictor(options)
         stream = io.StringIO()
         writer = PredictionWriter(stream, options.format, top_k=options.top_k, min_confidence=options.min_confidence,
-                                  high_freq_hz=self.bundle.sample_rate / 2, can_abstain=predictor.unknown_below > 0)
+                                  high_freq_hz=self.bundle.sample_rate / 2, can_abstain=predictor.unknown_below > 0,
+                                  merge_consecutive=options.merge_consecutive, labels=self.bundle.labels)
         failed: list[dict[str, str]] = []
         pictures: list[str] = []
         seconds = 0.0

@@ -168,10 +168,11 @@ async function download(format) {
   status(`preparing ${format}…`);
   const r = await send(`v1/predict?${options(format)}`, formOf(lastFiles), "blob");
   if (r.status !== 200) { showError(await errorText(r)); status(""); return; }
-  const ext = { csv: "csv", raven: "txt", json: "json" }[format];
+  const name = { csv: "predictions.csv", raven: "predictions.selections.txt", json: "predictions.json",
+                 kaleidoscope: "predictions.kaleidoscope.csv", scores: "predictions.scores.csv" }[format];
   const a = document.createElement("a");
   a.href = URL.createObjectURL(r.body);
-  a.download = `predictions.${format === "raven" ? "selections." : ""}${ext}`;
+  a.download = name;
   document.body.append(a); a.click(); a.remove();
   status(`${format} downloaded`);
 }
