@@ -287,3 +287,10 @@ def test_a_model_the_workers_cannot_run_is_one_clear_error(cli, tone_model, coll
                  "--no-progress")
     assert result.code == 1 and result.err.count("audiocnn: error:") == 1, result.err
     assert "quantize" in result.err and "Traceback" not in result.err
+
+
+def test_a_label_cannot_lead_a_snippet_out_of_its_folder():
+    from audiocnn.inference.snippets import label_folder
+
+    assert [label_folder(label) for label in ("..", ".", "a/../../b", "c:\\x", "", "dog")] == [
+        "_..", "_.", "a_.._.._b", "c:_x", "_", "dog"]
