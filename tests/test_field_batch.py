@@ -280,6 +280,11 @@ def test_a_reviewed_audacity_track_of_ours_trains_as_the_labels_it_shows(cli, to
     dataset = load_dataset("annotations", field, clip_seconds=1.0, n_folds=2)
     assert sorted({clip.label for clip in dataset.clips}) == ["high", "low"]  # not "low 0.9731"
     assert not dataset.problems
+    # unreviewed results (predict --out-dir into the recordings' own folder) are not annotations
+    assert cli("predict", field, "--model", tone_model, "--runtime", "torch", "--format", "raven", "--top-k", 3,
+               "--out-dir", field, "--no-progress").code == 0
+    assert (field / "dawn.audiocnn.selections.txt").is_file()
+    assert len(load_dataset("annotations", field, clip_seconds=1.0, n_folds=2).clips) == len(dataset.clips)
 
 
 def test_a_model_the_workers_cannot_run_is_one_clear_error(cli, tone_model, collection):

@@ -6,7 +6,9 @@ Layout: long recordings anywhere under the root, each with its table beside it, 
 it: `site1/rec.wav` with `site1/rec.Table.1.selections.txt` (Raven) or `site1/rec.txt`
 (Audacity or Raven). A Raven table whose `Begin Path` / `Begin File` column names the
 recording may sit anywhere under the root and cover several recordings. Other text files
-are left alone. The table formats are read by `tables`.
+are left alone, and so are `audiocnn predict`'s own result tables (`rec.audiocnn.selections.txt`,
+`rec.audiocnn.labels.txt`: guesses, not annotations) until a reviewer renames one. The table
+formats are read by `tables`.
 
 Each selection gives clips of the recipe's length (`clip_seconds`), labelled with its label:
 
@@ -43,6 +45,9 @@ from audiocnn.datasets.tables import Selection, read_table, table_kind
 from audiocnn.errors import AudioError, DatasetError
 
 DEFAULT_NEGATIVE_LABEL = "background"
+#: In the name of `audiocnn predict --out-dir`'s result tables: the model's guesses, top-k and
+#: `unknown` included, not annotations. Left alone until a person has reviewed one and renamed it.
+UNREVIEWED = ".audiocnn."
 #: A selection ending this little past its recording's end is rounding (Raven keeps
 #: milliseconds, an MP3 header's length is an estimate): clamped without a problem.
 END_SLACK_S = 0.01
@@ -114,7 +119,8 @@ def find_selections(root: Path, label_column: str | None = None) -> tuple[list[S
 
     selections: list[Selection] = []
     problems: list[str] = []
-    for table in sorted(p for p in root.rglob("*") if p.suffix.lower() == ".txt" and p.is_file()):
+    for table in sorted(p for p in root.rglob("*") if p.suffix.lower() == ".txt" and p.is_file()
+                        and UNREVIEWED not in p.name):
         beside = recording_of(table, by_folder.get(table.parent, []))
         kind = table_kind(table, beside is not None)
         if kind is None:
