@@ -37,8 +37,9 @@ import torch
 
 from audiocnn import audio, bundle
 from audiocnn.bundled import default_model
-from audiocnn.inference.export import INPUT, export, session
+from audiocnn.inference.export import INPUT, export
 from audiocnn.inference.predictor import Predictor
+from audiocnn.inference.runtimes import onnx_session as session
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

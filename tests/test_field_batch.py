@@ -229,6 +229,14 @@ def test_two_workers_and_two_shards_merged_give_what_one_run_gives(cli, tone_mod
         assert cli(*raven, "--shard", f"{k}/2", "--out-dir", tmp_path / "dir").code == 0
     assert cli("merge", tmp_path / "dir", "--out", tmp_path / "merged.txt").code == 0
     assert (tmp_path / "merged.txt").read_bytes() == (tmp_path / "one.txt").read_bytes()
+    # joined into a table inside the folder, twice: the earlier joined table is not joined again
+    inside = tmp_path / "dir" / "all.audiocnn.selections.txt"
+    for _ in range(2):
+        assert cli("merge", tmp_path / "dir", "--out", inside).code == 0
+        assert inside.read_bytes() == (tmp_path / "one.txt").read_bytes()
+    # a table given by name is never written over
+    refused = cli("merge", tmp_path / "shard1.csv", tmp_path / "shard2.csv", "--out", tmp_path / "shard1.csv")
+    assert refused.code == 1 and "shard1.csv" in refused.err
 
 
 def test_shards_split_a_collection_deterministically_whatever_its_order():

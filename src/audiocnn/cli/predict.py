@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TextIO
 
@@ -231,9 +232,12 @@ def _timeline_drawer(target: Path | None, n_files: int, denoise: float):  # noqa
 def _merge(args: argparse.Namespace) -> int:
     from audiocnn.inference.tables import merge, result_tables
 
-    tables = result_tables(args.tables)
-    common.check_output(args.out, tables)
-    fmt, rows = merge([t for t in tables if t.resolve() != args.out.resolve()], args.out)
+    # A table given by name is never written over; an earlier joined table found in a folder is left out.
+    common.check_output(args.out, [path for path in args.tables if path.is_file()])
+    tables = [t for t in result_tables(args.tables) if not (args.out.exists() and os.path.samefile(t, args.out))]
+    if not tables:
+        raise ConfigError(f"--out {args.out}: is the only table found; nothing else to join")
+    fmt, rows = merge(tables, args.out)
     print(f"{args.out}: {len(tables)} {fmt} table(s) joined, {rows} {'file' if fmt == 'json' else 'row'}(s)")
     return common.EXIT_OK
 

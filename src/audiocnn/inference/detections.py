@@ -44,21 +44,17 @@ def window_labels(prediction: FilePrediction, top_k: int, min_confidence: float 
 def detections(prediction: FilePrediction, top_k: int, min_confidence: float = 0.0, *,
                merge_consecutive: bool = False) -> list[Detection]:
     """The detections of one recording, ordered by start time, then rank."""
-    found = [Detection(start, end, label, prob, rank)
-             for _, start, end, top in window_labels(prediction, top_k, min_confidence)
+    found = [(index, Detection(start, end, label, prob, rank))
+             for index, start, end, top in window_labels(prediction, top_k, min_confidence)
              for rank, (label, prob) in enumerate(top, 1)]
-    if not merge_consecutive:
-        return found
-    indexed = [(index, label) for index, _, _, top in window_labels(prediction, top_k, min_confidence)
-               for label, _ in top]
-    return _merged(found, [index for index, _ in indexed])
+    return _merged(found) if merge_consecutive else [detection for _, detection in found]
 
 
-def _merged(found: list[Detection], window_of: list[int]) -> list[Detection]:
+def _merged(found: list[tuple[int, Detection]]) -> list[Detection]:
     """Join each label's detections in windows that follow one another (index i, then i + 1)."""
     open_runs: dict[str, tuple[Detection, int]] = {}  # label -> (detection so far, its last window)
     done: list[Detection] = []
-    for detection, window in zip(found, window_of):
+    for window, detection in found:
         run = open_runs.get(detection.label)
         if run is not None and run[1] == window - 1:
             joined = run[0]

@@ -43,7 +43,7 @@ from audiocnn import __version__, atomic, audio
 from audiocnn.bundle import Bundle
 from audiocnn.errors import BundleError, ConfigError
 from audiocnn.inference.onnx_frontend import ExportableFrontend, check_signal, exportable
-from audiocnn.inference.runtimes import fold_batchnorm
+from audiocnn.inference.runtimes import fold_batchnorm, onnx_session
 from audiocnn.inference.windows import windows
 
 if TYPE_CHECKING:
@@ -157,19 +157,8 @@ def check_windows(bundle: Bundle, window: int, paths: Sequence[Path]) -> tuple[n
 
 def run(graph: Any, waves: np.ndarray, batch: int = BATCH) -> np.ndarray:
     """The output of a graph (bytes, a file, or a `session` of either) for (n, window) waveforms, in batches."""
-    runner = graph if hasattr(graph, "run") else session(graph)
+    runner = graph if hasattr(graph, "run") else onnx_session(graph)
     return np.concatenate([runner.run(None, {INPUT: waves[i : i + batch]})[0] for i in range(0, len(waves), batch)])
-
-
-def session(graph: bytes | str | Path):  # noqa: ANN201 - an onnxruntime.InferenceSession, imported lazily
-    """An ONNX Runtime CPU session of a graph (bytes or a file), with torch's thread count."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    source = graph if isinstance(graph, bytes) else str(graph)
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 def to_onnx(module: nn.Module, example: Tensor, opset: int, output: str) -> onnx.ModelProto:

@@ -60,6 +60,7 @@ class SnippetWriter:
         """Cut `detections` of `item` (those with a probability of at least `min_confidence`); returns
         how many were written. A recording that can no longer be read raises AudioError."""
         written = 0
+        rate = None  # read from the header once a snippet is to be cut
         for detection in detections:
             if detection.is_unknown or detection.confidence is None or detection.confidence < self.min_confidence:
                 continue
@@ -69,7 +70,7 @@ class SnippetWriter:
                 continue
             target = self.folder / label_folder(detection.label) / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            rate = audio.info(item.path).sample_rate
+            rate = rate or audio.info(item.path).sample_rate
             samples = audio.load(item.path, offset=detection.start, duration=detection.end - detection.start)
             with atomic.replaced(target) as partial:
                 sf.write(str(partial), np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
