@@ -92,7 +92,7 @@ def main() -> None:
     graphs = {kind: export(model, args.work / f"model-{kind}.onnx", int8=kind == "int8").path
               for kind in ("float", "int8")}
     predictors = {"auto": Predictor(model, runtime="auto"), "int8": Predictor(lean, runtime="int8")}
-    sessions = {kind: session(path) for kind, path in graphs.items()}
+    sessions = {kind: session(path, memory_arena=True) for kind, path in graphs.items()}  # as on a device
     engines = {
         **{f"predict {runtime}": functools.partial(lambda p: p.predict(recording).probabilities, predictor)
            for runtime, predictor in predictors.items()},

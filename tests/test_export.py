@@ -112,7 +112,7 @@ def test_the_8_bit_graph_is_the_bundles_8_bit_model_and_agrees_with_the_float_gr
     assert meta["precision"] == "int8" and json.loads(meta["int8"])["calibration_clips"] == 256
     assert "8-bit graph: top-1 agrees with the float graph on" in printed and "calibration clips" in printed
     predictor = Predictor(bundle.load(default_model(), backbone=False), runtime="int8")
-    graphs = session(path), session(exported[0])
+    graphs = session(path, memory_arena=True), session(exported[0], memory_arena=True)
     files = windows_agree = n_windows = 0
     for recording in RECORDINGS:
         waves = _windows(recording, model)

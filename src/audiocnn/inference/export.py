@@ -157,7 +157,7 @@ def check_windows(bundle: Bundle, window: int, paths: Sequence[Path]) -> tuple[n
 
 def run(graph: Any, waves: np.ndarray, batch: int = BATCH) -> np.ndarray:
     """The output of a graph (bytes, a file, or a `session` of either) for (n, window) waveforms, in batches."""
-    runner = graph if hasattr(graph, "run") else onnx_session(graph)
+    runner = graph if hasattr(graph, "run") else onnx_session(graph, memory_arena=True)
     return np.concatenate([runner.run(None, {INPUT: waves[i : i + batch]})[0] for i in range(0, len(waves), batch)])
 
 
