@@ -3,7 +3,8 @@
 Every run's `foldK/predictions.csv` holds each test clip's probabilities for every class; the
 ensemble of fold K is their mean over the runs (the clips matched by path), which is what
 `training.distill` uses as a teacher. Reported per fold: each member's accuracy, the
-ensemble's, and the ensemble minus the first run, paired by clip with a bootstrap 95% interval.
+ensemble's, and the ensemble and every other member minus the first run, paired by clip with a
+bootstrap 95% interval (so two runs given compare a recipe with its baseline by clip).
 
     .venv/bin/python benchmarks/ensemble_folds.py runs/cpu-timm-optimizer runs/cpu-freq-mixstyle runs/cpu-pcen \
         --json benchmarks/results/ensemble_folds.json
@@ -56,7 +57,12 @@ def main() -> None:
         mean = np.mean([[m[1][c][1] for c in clips] for m in members], axis=0)
         ensemble = mean.argmax(axis=1) == truth
         difference = ensemble.astype(float) - hits[0]
+        against_first = {str(r): {"difference": float((h.astype(float) - hits[0]).mean()),
+                                  "ci95": bootstrap_interval(h.astype(float) - hits[0]),
+                                  "gained": int((h & ~hits[0]).sum()), "lost": int((~h & hits[0]).sum())}
+                         for r, h in zip(args.runs[1:], hits[1:])}
         record["folds"][fold] = {"clips": len(clips), "members": {str(r): float(h.mean()) for r, h in zip(args.runs, hits)},
+                                 "members_minus_first": against_first,
                                  "ensemble": float(ensemble.mean()), "ensemble_minus_first": float(difference.mean()),
                                  "ensemble_minus_first_ci95": bootstrap_interval(difference)}
         print(fold, json.dumps(record["folds"][fold]), flush=True)
