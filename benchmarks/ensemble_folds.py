@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ood_score import bootstrap_interval  # noqa: E402 - a sibling benchmark script
+from ood_score import paired_by_clip  # noqa: E402 - a sibling benchmark script
 
 
 def fold_probabilities(path: Path) -> tuple[list[str], dict[str, tuple[str, np.ndarray]]]:
@@ -56,15 +56,13 @@ def main() -> None:
         hits = [np.array([m[1][c][1].argmax() for c in clips]) == truth for m in members]
         mean = np.mean([[m[1][c][1] for c in clips] for m in members], axis=0)
         ensemble = mean.argmax(axis=1) == truth
-        difference = ensemble.astype(float) - hits[0]
-        against_first = {str(r): {"difference": float((h.astype(float) - hits[0]).mean()),
-                                  "ci95": bootstrap_interval(h.astype(float) - hits[0]),
-                                  "gained": int((h & ~hits[0]).sum()), "lost": int((~h & hits[0]).sum())}
-                         for r, h in zip(args.runs[1:], hits[1:])}
+        ensemble_against_first = paired_by_clip(hits[0], ensemble)
         record["folds"][fold] = {"clips": len(clips), "members": {str(r): float(h.mean()) for r, h in zip(args.runs, hits)},
-                                 "members_minus_first": against_first,
-                                 "ensemble": float(ensemble.mean()), "ensemble_minus_first": float(difference.mean()),
-                                 "ensemble_minus_first_ci95": bootstrap_interval(difference)}
+                                 "members_minus_first": {str(r): paired_by_clip(hits[0], h)
+                                                         for r, h in zip(args.runs[1:], hits[1:])},
+                                 "ensemble": float(ensemble.mean()),
+                                 "ensemble_minus_first": ensemble_against_first["difference"],
+                                 "ensemble_minus_first_ci95": ensemble_against_first["difference_ci95"]}
         print(fold, json.dumps(record["folds"][fold]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(record, indent=2) + "\n")

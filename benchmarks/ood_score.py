@@ -253,10 +253,15 @@ def compare(a: Path, b: Path) -> dict[str, object]:
 
     first, second = hits(a), hits(b)
     common = sorted(first.keys() & second.keys())
-    difference = np.array([second[f] - first[f] for f in common])
-    return {"a": str(a), "b": str(b), "clips": len(common), "top1_a": float(np.mean([first[f] for f in common])),
-            "top1_b": float(np.mean([second[f] for f in common])), "difference": float(difference.mean()),
-            "difference_ci95": bootstrap_interval(difference),
+    right_a, right_b = np.array([first[f] for f in common]), np.array([second[f] for f in common])
+    return {"a": str(a), "b": str(b), "clips": len(common), "top1_a": float(right_a.mean()),
+            "top1_b": float(right_b.mean()), **paired_by_clip(right_a, right_b)}
+
+
+def paired_by_clip(right_a: np.ndarray, right_b: np.ndarray) -> dict[str, object]:
+    """B's top-1 minus A's on the same clips (0/1 or bool per clip), its bootstrap interval, and the clips that moved."""
+    difference = right_b.astype(float) - right_a.astype(float)
+    return {"difference": float(difference.mean()), "difference_ci95": bootstrap_interval(difference),
             "b_right_a_wrong": int((difference > 0).sum()), "a_right_b_wrong": int((difference < 0).sum())}
 
 
