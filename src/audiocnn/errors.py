@@ -6,6 +6,13 @@ whole story: the user never needs a traceback to know what to fix.
 
 from __future__ import annotations
 
+import os
+import time
+import traceback
+from pathlib import Path
+
+import platformdirs
+
 
 class AudiocnnError(Exception):
     """Base class: anything the CLI reports as one line and a non-zero exit."""
@@ -37,3 +44,77 @@ class AudiocnnWarning(UserWarning):
 
 class BundleError(AudiocnnError):
     """A trained-model bundle that is missing, broken or from another version."""
+
+
+#: Where tracebacks of unexpected failures go (`AUDIOCNN_LOG_DIR` overrides it): the one-line
+#: message a user sees names the file, so a bug report can carry the whole story.
+LOG_DIR_VARIABLE = "AUDIOCNN_LOG_DIR"
+#: Bounds on what the logs may take: bytes per process's log, and log files kept in the folder.
+MAX_LOG_BYTES = 5 * 1024 * 1024
+MAX_LOG_FILES = 50
+_MAX_MESSAGE_CHARS = 300
+
+
+def item_failure(item: object, err: BaseException) -> str:
+    """The one line that reports why one item (a file, a request, a table) failed, so the rest goes on.
+
+    An `AudiocnnError` already says what the user can fix: its message, with the item's name in
+    front unless it holds it. Any other exception is a bug or a library's surprise (say, PyAV
+    refusing a tag that is not UTF-8): `ITEM: internal error (Type: message); traceback in LOG`,
+    with the full traceback appended to this process's log file.
+
+    Args:
+        item: what failed, as the user named it (a path, an upload's file name).
+        err: the exception it raised.
+
+    Returns:
+        One line, without the `audiocnn: error: ` prefix the CLI adds.
+
+    Examples:
+        >>> item_failure("a.wav", AudioError("a.wav: file is empty (0 bytes)"))
+        'a.wav: file is empty (0 bytes)'
+    """
+    name = str(item)
+    if isinstance(err, AudiocnnError):
+        text = str(err)
+        return text if name in text else f"{name}: {text}"
+    detail = " ".join(str(err).split())
+    if len(detail) > _MAX_MESSAGE_CHARS:
+        detail = detail[:_MAX_MESSAGE_CHARS] + "…"
+    kind = type(err).__name__
+    return f"{name}: internal error ({kind}: {detail}){_log_traceback(name, err)}"
+
+
+def log_path() -> Path:
+    """This process's log file (not created until something is logged)."""
+    folder = os.environ.get(LOG_DIR_VARIABLE)
+    base = Path(folder) if folder else Path(platformdirs.user_log_path("audiocnn", appauthor=False))
+    return base / f"audiocnn-{_STARTED}-{os.getpid()}.log"
+
+
+def _log_traceback(name: str, err: BaseException) -> str:
+    """Append `err`'s traceback to the log; `; traceback in PATH`, or why it could not be kept."""
+    path = log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = path.stat().st_size if path.exists() else 0
+        if size == 0:
+            _prune(path.parent)
+        if size < MAX_LOG_BYTES:
+            text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            with path.open("a", encoding="utf-8", errors="backslashreplace") as log:
+                log.write(f"--- {stamp} {name}\n{text[: MAX_LOG_BYTES - size]}\n")
+    except OSError as problem:
+        return f"; traceback not kept ({problem.strerror or problem})"
+    return f"; traceback in {path}"
+
+
+def _prune(folder: Path) -> None:
+    """Keep the newest `MAX_LOG_FILES` - 1 logs, so a new one fits within the bound."""
+    logs = sorted(folder.glob("audiocnn-*.log"), key=lambda p: p.stat().st_mtime)
+    for old in logs[: max(0, len(logs) - MAX_LOG_FILES + 1)]:
+        old.unlink(missing_ok=True)
+
+
+_STARTED = time.strftime("%Y%m%d-%H%M%S")
