@@ -216,6 +216,50 @@ def test_a_vbr_mp3_without_a_xing_tag_and_mp3_in_wav_decode_to_their_real_end(tm
     assert len(audio.load(tmp_path / "with-tag.mp3")) == samples  # with its tag, exact
 
 
+def _with_info_chunk(wav: bytes, fields: dict[bytes, bytes]) -> bytes:
+    """`wav` with a LIST INFO chunk appended, its text fields as raw bytes (old editors wrote Latin-1)."""
+    info = b"".join(key + struct.pack("<I", len(value)) + value + b"\0" * (len(value) % 2)
+                    for key, value in fields.items())
+    body = wav[12:] + b"LIST" + struct.pack("<I", 4 + len(info)) + b"INFO" + info
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
+
+
+def _id3v2(text: bytes, encoding: int) -> bytes:
+    """An ID3v2.3 tag whose title and artist frames hold `text` under `encoding` (0 Latin-1, 1 UTF-16, 3 UTF-8)."""
+    frames = b"".join(fid + struct.pack(">I", 1 + len(text)) + b"\0\0" + bytes([encoding]) + text
+                      for fid in (b"TIT2", b"TPE1"))
+    size = bytes((len(frames) >> shift) & 0x7F for shift in (21, 14, 7, 0))  # "syncsafe": 7 bits a byte
+    return b"ID3\x03\x00\x00" + size + frames
+
+
+#: An ID3v1 tag (the last 128 bytes of an MP3): fixed-width fields, any bytes an old tagger wrote.
+_ID3V1 = b"TAG" + "Vögel ©".encode("latin-1").ljust(30, b"\xff") + b"\xfe" * 30 + b"\xa9" * 30 + b"1999" + b"\x80" * 30 + b"\xff"
+
+
+@pytest.mark.parametrize("kind", ["mp3-in-wav", "pcm-wav", "id3-latin1", "id3-bad-utf8", "id3-bad-utf16"])
+def test_tags_in_any_encoding_never_stop_the_audio(tmp_path, kind):
+    """A WAV holding MP3 frames whose INFO software tag an old editor wrote in Latin-1 made PyAV raise
+    UnicodeDecodeError, which stopped a 548-file batch. Tags are never required to be UTF-8."""
+    rate, samples = 44_100, 44_100
+    wave = (0.1 * np.sin(2 * np.pi * 440 * np.arange(samples) / rate)).astype(np.float32)
+    sf.write(tmp_path / "plain.mp3", wave, rate, format="MP3", subtype="MPEG_LAYER_III")
+    sf.write(tmp_path / "plain.wav", wave, rate)
+    mp3 = (tmp_path / "plain.mp3").read_bytes()
+    latin = {b"ISFT": "Cool©Edit 96".encode("latin-1"), b"INAM": b"\xff\xfe\xa9\x00\x80"}
+    data = {
+        "mp3-in-wav": lambda: _with_info_chunk(_mp3_in_wav(mp3, rate, samples), latin),
+        "pcm-wav": lambda: _with_info_chunk((tmp_path / "plain.wav").read_bytes(), latin),
+        "id3-latin1": lambda: _id3v2("Zürich ©".encode("latin-1"), 0) + mp3 + _ID3V1,
+        "id3-bad-utf8": lambda: _id3v2(b"\xff\xfe\xa9 bad \xc3", 3) + mp3 + _ID3V1,
+        "id3-bad-utf16": lambda: _id3v2(b"\xff\xfeZ\x00\xd8", 1) + mp3 + _ID3V1,
+    }[kind]()
+    path = tmp_path / f"tagged.{'wav' if 'wav' in kind else 'mp3'}"
+    path.write_bytes(data)
+    loaded = audio.load(path, 16_000)
+    assert abs(len(loaded) - 16_000) < 0.1 * 16_000
+    assert dominant_hz(loaded[:8000], 16_000) == pytest.approx(440, abs=5)
+
+
 def test_an_mp3_cut_short_loads_what_decodes_with_a_warning(tmp_path):
     cut = truncated(tmp_path, "cut.mp3")
     with pytest.warns(AudiocnnWarning, match=r"cut.mp3: 0\.\d+ s of MPEG audio decoded where its header suggests 1\.00 s"):

@@ -229,7 +229,8 @@ def _mpeg_decoded(meta: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
     pending: list[np.ndarray] = []
     held = 0
     try:
-        with av.open(str(meta.path)) as container:
+        # Tags are text an editor wrote in whatever encoding it liked: never let them stop the audio.
+        with av.open(str(meta.path), metadata_errors="replace") as container:
             stream = container.streams.audio[0]
             if stream.rate != meta.sample_rate:
                 raise AudioError(f"{meta.path}: corrupt audio data (header says {meta.sample_rate} Hz, "
