@@ -8,6 +8,7 @@ import pytest
 
 from audiocnn.config import load_recipe
 from audiocnn.errors import ConfigError
+from conftest import write_tone
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
 
@@ -118,6 +119,27 @@ def test_hostile_recipe_files_are_one_line_errors(tmp_path, name):
     with pytest.raises(ConfigError) as caught:
         load_recipe(path)
     assert str(path) in str(caught.value) and message in str(caught.value) and "\n" not in str(caught.value)
+
+
+#: `--set` values are YAML too: an alias bomb in one expanded past 4 GiB with plain `yaml.safe_load`.
+HOSTILE_SET_VALUES = {
+    "billion-laughs": ("[&a0 [x, x, x, x, x, x, x, x, x], &a1 [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0], "
+                       "&a2 [*a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1]]", "aliases (*name) are not accepted"),
+    "deep-lists": ("[" * 100_000 + "]" * 100_000, "nested deeper than 32 levels"),
+    "duplicate-keys": ("{a: 1, a: 2}", "duplicate key"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_SET_VALUES))
+def test_hostile_set_values_are_one_line_errors(name, cli, tmp_path):
+    value, message = HOSTILE_SET_VALUES[name]
+    with pytest.raises(ConfigError) as caught:
+        load_recipe(None, [f"train.seed={value}"])
+    assert "--set 'train.seed=" in str(caught.value) and message in str(caught.value)
+    assert "\n" not in str(caught.value)
+    write_tone(tmp_path / "a.wav")  # the `features` command parses its own --set values the same way
+    result = cli("features", tmp_path / "a.wav", "--kind", "mel", "--set", f"n_mels={value}", "--out", tmp_path / "x")
+    assert result.code == 1 and message in result.err and result.err.count("\n") == 1
 
 
 def test_a_frontend_and_clip_length_that_make_a_huge_image_are_refused():

@@ -4,6 +4,7 @@ CLI, a synthetic task a tiny model must learn, determinism, resume, cache, augme
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -173,7 +174,15 @@ def test_feature_cache_is_reused_and_keyed_by_settings(tones, tmp_path):
     torch.testing.assert_close(clip_images(clips, frontend, 1.0, None, progress=False), first)
     from audiocnn.errors import AudiocnnWarning
 
-    for damage in (files[0].read_bytes()[:100], b"not an array at all"):  # cut short by a kill; garbage
+    def npy(array: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        return buffer.getvalue()
+
+    # cut short by a kill; garbage; valid arrays of the wrong shape or type (copied in by hand, another
+    # version's layout), which gave a traceback deep in training on every run
+    for damage in (files[0].read_bytes()[:100], b"not an array at all", npy(first.numpy()[:5]),
+                   npy(first.numpy()[:, :, :-1]), npy(first.numpy().astype(np.float64)), npy(np.zeros(3, np.float32))):
         files[0].write_bytes(damage)
         with pytest.warns(AudiocnnWarning, match="unreadable feature-cache entry"):
             again = clip_images(clips, frontend, 1.0, tmp_path, progress=False)

@@ -131,17 +131,23 @@ def read_yaml_mapping(path: str | Path, what: str, shape: str) -> dict[str, Any]
     `what` names the kind of file ("recipe file not found"), `shape` says what it must hold.
     """
     path = Path(path)
-    text = settings_text(path, what)
+    raw = parse_settings(settings_text(path, what), str(path)) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: {shape}")
+    return raw
+
+
+def parse_settings(text: str, where: str) -> Any:
+    """YAML text of settings (a file, or one `--set` value) parsed by the settings loader: no aliases
+    ("billion laughs": `--set 'train.seed=[&a0 …]'` went past 4 GiB), no duplicate keys, bounded
+    nesting; any problem is one ConfigError that starts with `where`."""
     try:
-        raw = yaml.load(text, Loader=_SettingsLoader) or {}  # noqa: S506 - a SafeLoader
+        return yaml.load(text, Loader=_SettingsLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as err:
         detailed = any(word in str(err) for word in ("duplicate key", "aliases", "nested deeper", "plain value"))
         problem = " ".join(str(err).split()) if detailed else str(err).splitlines()[0]
         problem = problem.replace(' in "<unicode string>",', " at")
-        raise ConfigError(f"{path}: not valid YAML ({problem})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: {shape}")
-    return raw
+        raise ConfigError(f"{where}: not valid YAML ({problem})") from None
 
 
 def apply_override(raw: dict[str, Any], key: str, value: Any, where: str | None = None) -> None:
@@ -259,8 +265,5 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
     key, sep, value = item.partition("=")
     if not sep or len([p for p in key.split(".") if p]) < 2:
         raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.lr=3e-4")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {item!r}: cannot parse the value") from None
+    parsed = parse_settings(value, f"--set {item!r}") if value.strip() else None
     apply_override(raw, key, parsed, f"--set {item!r}")

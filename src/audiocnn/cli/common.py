@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from audiocnn import atomic
-from audiocnn.errors import AudiocnnError, ConfigError
+from audiocnn.config import parse_settings
+from audiocnn.errors import AudiocnnError, ConfigError, item_failure
 from audiocnn.inference.formats import printable
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -90,6 +89,12 @@ def report(err: AudiocnnError | OSError) -> None:
         print(f"audiocnn: error: {printable(err)}", file=sys.stderr)
 
 
+def report_failure(item: object, err: BaseException) -> None:
+    """One item of many failed: its line on stderr (`errors.item_failure`: the message, or `internal
+    error` with the traceback logged), and the caller goes on with the rest."""
+    print(f"audiocnn: error: {printable(item_failure(item, err))}", file=sys.stderr)
+
+
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """`["n_mels=64", "fmax=8000"]` -> `{"n_mels": 64, "fmax": 8000}` (values parsed as YAML)."""
     values: dict[str, Any] = {}
@@ -97,10 +102,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            values[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {item!r}: cannot parse the value") from None
+        values[key.strip()] = parse_settings(raw, f"--set {item!r}") if raw.strip() else None
     return values
 
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from audiocnn import atomic, audio
 from audiocnn.datasets.base import Clip
-from audiocnn.errors import AudiocnnWarning, AudioError, DatasetError
+from audiocnn.errors import AudiocnnWarning, DatasetError, item_failure
 from audiocnn.features import Frontend
 
 #: Clips per frontend call.
@@ -43,7 +43,13 @@ def clip_images(clips: list[Clip], frontend: Frontend, clip_seconds: float, cach
     """(len(clips), channels, rows, frames) float32 images, read from / written to `cache_dir`."""
     key = cache_key(clips, frontend.config(), clip_seconds)
     return cached(cache_dir, key, lambda: images_of(clip_waves(clips, frontend.sample_rate, clip_seconds, progress),
-                                                    frontend))
+                                                    frontend), shape=(len(clips), *image_shape(frontend, clip_seconds)))
+
+
+def image_shape(frontend: Frontend, clip_seconds: float) -> tuple[int, ...]:
+    """(channels, rows, frames) of one clip's image: what a cached entry must hold per clip."""
+    with torch.inference_mode():
+        return tuple(frontend(torch.zeros(1, int(round(clip_seconds * frontend.sample_rate)))).shape[1:])
 
 
 def cache_key(clips: list[Clip], frontend: dict[str, Any], clip_seconds: float,
@@ -59,12 +65,20 @@ def cache_key(clips: list[Clip], frontend: dict[str, Any], clip_seconds: float,
     return digest.hexdigest()[:24]
 
 
-def cached(cache_dir: Path | None, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """The tensor stored under `key`, or `compute()` stored there atomically (no cache: just computed)."""
+def cached(cache_dir: Path | None, key: str, compute: Callable[[], torch.Tensor],
+           shape: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The tensor stored under `key`, or `compute()` stored there atomically (no cache: just computed).
+
+    An entry that is not a float32 array of `shape` (-1: any size on that axis) is set aside like
+    a damaged one: a valid `.npy` of the wrong shape (a file copied in by hand, another version's
+    layout) otherwise failed deep inside training, on every run.
+    """
     path = Path(cache_dir) / f"{key}.npy" if cache_dir is not None else None
     if path is not None and path.is_file():
         try:
-            return torch.from_numpy(np.load(path))  # never a pickle: np.load refuses them by default
+            stored = np.load(path)  # never a pickle: np.load refuses them by default
+            _check_entry(stored, shape)
+            return torch.from_numpy(stored)
         except (ValueError, OSError, EOFError) as err:  # truncated or garbage (a full disk, a bad copy)
             warnings.warn(f"{path}: unreadable feature-cache entry ({err}); computing it again", AudiocnnWarning,
                           stacklevel=2)
@@ -74,6 +88,15 @@ def cached(cache_dir: Path | None, key: str, compute: Callable[[], torch.Tensor]
         with atomic.replaced(path) as partial, partial.open("wb") as handle:  # DDP ranks may race: each its own
             np.save(handle, images.numpy())
     return images
+
+
+def _check_entry(stored: np.ndarray, shape: tuple[int, ...] | None) -> None:
+    """A ValueError unless `stored` is float32 of `shape` (-1 matches any size)."""
+    if stored.dtype != np.float32:
+        raise ValueError(f"holds {stored.dtype}, not float32")
+    if shape is not None and (stored.ndim != len(shape) or any(want not in (-1, got)
+                                                                for want, got in zip(shape, stored.shape))):
+        raise ValueError(f"shape {tuple(stored.shape)}, expected {tuple('any' if n == -1 else n for n in shape)}")
 
 
 def clip_waves(clips: list[Clip], rate: int, clip_seconds: float, progress: bool) -> np.ndarray:
@@ -86,8 +109,8 @@ def clip_waves(clips: list[Clip], rate: int, clip_seconds: float, progress: bool
         try:
             wave = audio.load(clip.path, rate, offset=clip.start_s or 0.0, duration=clip.duration_s)
             waves[i] = audio.fix_length(wave, n_samples)
-        except AudioError as err:
-            bad.append(str(err))
+        except Exception as err:  # noqa: BLE001 - each bad clip is listed, whatever it raised
+            bad.append(item_failure(clip.path, err))
     if bad:
         listed = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise DatasetError(f"{len(bad)} of {len(clips)} clips cannot be read ({listed}); "

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from audiocnn import audio
 from audiocnn.datasets.base import Clip
-from audiocnn.datasets.images import cache_key, cached, clip_waves, images_of
+from audiocnn.datasets.images import cache_key, cached, clip_waves, image_shape, images_of
 from audiocnn.features import Frontend
 from audiocnn.train_config import WaveformAugmentConfig
 from audiocnn.training.augment import augmented_waveform, background_files, waveform_transform
@@ -69,7 +69,8 @@ def augmented_images(clips: list[Clip], frontend: Frontend, clip_seconds: float,
         bar.close()
         return torch.stack(copies)
 
-    return cached(cache_dir, key, compute)
+    return cached(cache_dir, key, compute,
+                  shape=(augment.copies, len(clips), *image_shape(frontend, clip_seconds)))
 
 
 def folder_digest(files: list[Path]) -> str:

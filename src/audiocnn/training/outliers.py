@@ -18,7 +18,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from audiocnn import audio
-from audiocnn.datasets.images import cache_key, cached, images_of
+from audiocnn.datasets.images import cache_key, cached, image_shape, images_of
 from audiocnn.errors import AudiocnnWarning, AudioError, ConfigError
 from audiocnn.features import Frontend
 from audiocnn.train_config import OutlierConfig
@@ -70,4 +70,4 @@ def outlier_images(cfg: OutlierConfig, frontend: Frontend, clip_seconds: float, 
             raise ConfigError(f"train.outliers.folder: none of the {len(files)} files in {root} can be read")
         return images_of(np.concatenate(parts), frontend)
 
-    return cached(cache_dir, key, compute)
+    return cached(cache_dir, key, compute, shape=(-1, *image_shape(frontend, clip_seconds)))
