@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 
 from audiocnn import __version__
-from audiocnn.cli import data, explain, export, features, predict, serve, training
+from audiocnn.cli import common, data, explain, export, features, predict, serve, training
 from audiocnn.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, expand_paths, parse_overrides, printable, report
 from audiocnn.datasets.images import default_cache_dir
 from audiocnn.errors import AudiocnnError, AudiocnnWarning
@@ -40,6 +40,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("audiocnn: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - a bug or a library's surprise: one line, its traceback logged
+        common.report_failure(f"audiocnn {_command_name(args)}", err)
+        return EXIT_ERROR
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """The command that ran (`predict`, `explain-dataset`), to name what failed."""
+    return getattr(args.handler, "__name__", "command").strip("_").replace("_", "-")
 
 
 def _one_line_warnings(show):  # noqa: ANN001, ANN202 - warnings.showwarning's signature

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from audiocnn.cli import common
@@ -92,9 +93,14 @@ def _explain_dataset(args: argparse.Namespace) -> int:
     if steps < 2:
         raise ConfigError(f"--steps must be at least 2 (got {steps})")
     model = common.load_model(args.model)
+    left_out: list[str] = []
+
+    def unreadable(problem: str) -> None:
+        left_out.append(problem)
+        print(f"audiocnn: error: {common.printable(problem)}", file=sys.stderr)
+
     items = class_attributions(model, args.data_root, args.fold, method=args.method, steps=steps,
-                               cache_dir=args.cache_dir,
-                               progress=not args.no_progress)
+                               cache_dir=args.cache_dir, progress=not args.no_progress, on_unreadable=unreadable)
     title = (f"{method_name(args.method)} of the true class by frequency (red: for, blue: against; grey: mean spectrum), "
              f"fold {args.fold} — {model.path.name}")
     paths = write_dataset_explanation(items, model, args.out, method=args.method, title=title)
@@ -102,4 +108,7 @@ def _explain_dataset(args: argparse.Namespace) -> int:
     total = sum(i.n_clips for i in items)
     print(f"{len(items)} classes, {total} clips ({correct / total:.1%} correct): {', '.join(map(str, paths))}, "
           f"{args.out / 'classes'}/")
+    if left_out:
+        print(f"{len(left_out)} file(s) could not be read and were left out", file=sys.stderr)
+        return common.EXIT_ERROR
     return common.EXIT_OK

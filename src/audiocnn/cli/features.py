@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from audiocnn.cli.common import EXIT_ERROR, EXIT_OK, Commands, expand_paths, parse_overrides, report
-from audiocnn.errors import AudiocnnError, ConfigError
+from audiocnn.cli.common import EXIT_ERROR, EXIT_OK, Commands, expand_paths, parse_overrides, report_failure
+from audiocnn.errors import ConfigError
 
 
 def add_commands(commands: Commands) -> None:
@@ -55,8 +55,8 @@ def _features(args: argparse.Namespace) -> int:
             target = args.out if single_png else args.out / f"{path.stem}.{frontend.kind}.png"
             try:
                 feature_figure(path, frontend, target, offset=args.offset, duration=args.duration)
-            except AudiocnnError as err:
-                report(err)
+            except Exception as err:  # noqa: BLE001 - one file's failure, whatever it is, is that file's alone
+                report_failure(path, err)
                 failed += 1
                 break
             print(target)

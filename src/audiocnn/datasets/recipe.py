@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 from audiocnn.config import Recipe
 from audiocnn.datasets import Dataset, load_dataset, loader_options
+from audiocnn.datasets._files import unreadable
 from audiocnn.datasets.base import Clip
 from audiocnn.errors import AudiocnnWarning, DatasetError
 
@@ -37,10 +39,26 @@ def limited_dataset(recipe: Recipe, data_root: Path, *, allow_incomplete: bool =
     fold (all if unset). A dataset with problems is refused unless `allow_incomplete`
     (`require_complete`)."""
     dataset = recipe_dataset(recipe, data_root)
+    set_aside_unreadable(dataset)
     require_complete(dataset, allow_incomplete)
     if recipe.data.limit_per_class:
         dataset.clips = _limit(dataset.clips, recipe.data.limit_per_class)
     return dataset
+
+
+def set_aside_unreadable(dataset: Dataset) -> None:
+    """Clips whose file cannot be opened become problems of the dataset and leave its clip lists,
+    so `require_complete` refuses it up front, listing them, or trains on the rest with
+    `--allow-incomplete`, instead of failing after the other files were read."""
+    bad = unreadable(clip.path for clip in dataset.clips)
+    if not bad:
+        return
+    dataset.problems += list(bad.values())
+    dataset.clips = [clip for clip in dataset.clips if clip.path not in bad]
+    s = dataset.fixed_split
+    if s is not None:
+        dataset.fixed_split = replace(s, **{part: [c for c in getattr(s, part) if c.path not in bad]
+                                            for part in ("train", "val", "test")})
 
 
 def require_complete(dataset: Dataset, allow_incomplete: bool = False) -> None:

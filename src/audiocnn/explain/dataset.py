@@ -9,6 +9,7 @@ fold as RUN/foldK/model), or the picture mixes what it learned with what it memo
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +18,10 @@ import torch
 from tqdm import tqdm
 
 from audiocnn.bundle import Bundle, require_held_out
+from audiocnn.datasets._files import unreadable
 from audiocnn.datasets.images import clip_images
 from audiocnn.datasets.recipe import recipe_dataset
-from audiocnn.errors import ConfigError
+from audiocnn.errors import ConfigError, DatasetError
 from audiocnn.explain.attributions import grad_cam_maps, ig_maps
 
 #: Fewer IG steps than for one clip: class means average out the quadrature error.
@@ -41,18 +43,28 @@ class ClassAttribution:
 
 
 def class_attributions(bundle: Bundle, data_root: Path, fold: int, *, method: str = "ig", steps: int = DATASET_STEPS,
-                       cache_dir: Path | None = None, batch_size: int = 8, progress: bool = True
-                       ) -> list[ClassAttribution]:
+                       cache_dir: Path | None = None, batch_size: int = 8, progress: bool = True,
+                       on_unreadable: Callable[[str], None] | None = None) -> list[ClassAttribution]:
     """Mean attribution of each class over the clips of test fold `fold`, in the model's label order.
 
     The dataset and its folds are the ones the model's recipe names, so fold K is the fold
     that training left out; a model that trained on fold K is refused (`require_held_out`).
+    A file that cannot be opened is left out and its one-line problem given to `on_unreadable`
+    (the rest are explained); without it, such a file is a DatasetError.
     """
     require_held_out(bundle, fold)
     data = recipe_dataset(bundle.recipe, data_root)
     clips = [clip for clip in data.clips if clip.fold == fold]
     if not clips:
         raise ConfigError(f"--fold {fold}: {data.name} at {data_root} has folds {data.folds}")
+    bad = unreadable(clip.path for clip in clips)
+    if bad and on_unreadable is None:
+        raise DatasetError(f"{len(bad)} file(s) of fold {fold} cannot be read: {'; '.join(list(bad.values())[:3])}")
+    for problem in bad.values():
+        on_unreadable(problem)
+    clips = [clip for clip in clips if clip.path not in bad]
+    if not clips:
+        raise DatasetError(f"{data_root}: none of the files of fold {fold} can be read")
     unknown = sorted({clip.label for clip in clips} - set(bundle.labels))
     if unknown:
         raise ConfigError(f"{data_root}: labels {', '.join(unknown[:5])} are not among the model's labels")

@@ -23,7 +23,7 @@ from typing import Protocol, TextIO
 from tqdm import tqdm
 
 from audiocnn import atomic, audio
-from audiocnn.errors import AudiocnnError
+from audiocnn.errors import item_failure
 from audiocnn.inference.formats import SUFFIXES, PredictionWriter, printable
 from audiocnn.inference.inputs import InputFile, result_path
 from audiocnn.inference.overview import SpectrogramCollector
@@ -39,7 +39,7 @@ class BatchResult:
 
 
 #: Called with each classified recording, its prediction and, when asked for, its spectrogram
-#: overview (to draw a timeline, cut snippets); an AudiocnnError it raises counts as that file's.
+#: overview (to draw a timeline, cut snippets); any exception it raises counts as that file's failure.
 FileDone = Callable[[InputFile, FilePrediction, SpectrogramCollector | None], None]
 
 
@@ -137,8 +137,8 @@ def classify_files(predictor: Predictor, inputs: list[InputFile], sink: ResultSi
                     sink.add(item, outcome.prediction)
                     if on_file is not None:
                         on_file(item, outcome.prediction, outcome.overview)
-                except AudiocnnError as err:
-                    error = str(err) if str(item.path) in str(err) else f"{item.path}: {err}"
+                except Exception as err:  # noqa: BLE001 - a result or snippet that cannot be written is this file's
+                    error = item_failure(item.path, err)
             bar.update(max(0, expected[item.path] - counted[0]))
             counted[0] = 0
             if error is None:
@@ -158,6 +158,6 @@ def _expected_windows(predictor: Predictor, path: Path, part: Part) -> int:
     """Windows a recording will give, from its header (0 for a bad file: reported when its turn comes)."""
     try:
         seconds = part.seconds_of(audio.info(path).duration)
-    except AudiocnnError:
+    except Exception:  # noqa: BLE001 - any bad file is reported, with its real error, when its turn comes
         return 0
     return predictor.windows_for(seconds) if seconds > 0 else 0

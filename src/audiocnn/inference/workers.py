@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from audiocnn import audio
-from audiocnn.errors import AudiocnnError
+from audiocnn.errors import AudiocnnError, item_failure
 from audiocnn.inference.inputs import InputFile
 from audiocnn.inference.overview import SpectrogramCollector
 from audiocnn.inference.predictor import FilePrediction, Predictor
@@ -74,15 +74,15 @@ class PredictorSpec:
 
 def classify(predictor: Predictor, item: InputFile, part: Part, overview: bool,
              on_window: Callable[[], None] | None = None) -> Outcome:
-    """One recording classified; a problem with its audio is returned as the outcome's error."""
+    """One recording classified; whatever goes wrong with it (a bad file, or any library's exception
+    on a file no one foresaw) is returned as the outcome's one-line error, so the batch goes on."""
     try:
         collector = (SpectrogramCollector(predictor.rate, part.seconds_of(audio.info(item.path).duration))
                      if overview else None)
         result = predictor.predict(item.path, on_window=on_window, on_block=collector, offset=part.offset,
                                    duration=part.duration)
-    except AudiocnnError as err:
-        message = str(err) if str(item.path) in str(err) else f"{item.path}: {err}"
-        return Outcome(item, error=message)
+    except Exception as err:  # noqa: BLE001 - one file's failure, whatever it is, is that file's alone
+        return Outcome(item, error=item_failure(item.path, err))
     return Outcome(item, result, collector, windows=len(result.starts))
 
 
@@ -145,8 +145,8 @@ def _start_worker(spec: PredictorSpec, threads: int) -> None:
     torch.set_num_threads(threads)
     try:
         _worker_predictor = spec.build()
-    except AudiocnnError as err:
-        _worker_error = err
+    except Exception as err:  # noqa: BLE001 - raised by the first task: one clear error, not a broken pool
+        _worker_error = err if isinstance(err, AudiocnnError) else AudiocnnError(item_failure(spec.model, err))
 
 
 def _exit_with_parent(every_seconds: float = 1.0) -> None:
