@@ -340,6 +340,22 @@ def test_a_pipe_is_refused_not_waited_on(tmp_path):
     assert audio.audio_files(tmp_path) == []  # a pipe named .wav is not a recording to list
 
 
+@pytest.mark.filterwarnings("default::audiocnn.errors.AudiocnnWarning")  # shown as the CLI shows it
+def test_a_loop_of_file_links_is_skipped_with_a_warning_and_the_folder_classified(cli, tmp_path):
+    """`a.wav -> b.wav -> a.wav` raised ELOOP while listing the folder: `predict` and `data info` stopped
+    for every recording in it (a regression of issue 29's probe)."""
+    folder = tmp_path / "recordings" / "tone"
+    write_tone(folder / "ok.wav")
+    (folder / "a.wav").symlink_to("b.wav")
+    (folder / "b.wav").symlink_to("a.wav")
+    with pytest.warns(AudiocnnWarning, match=r"[ab]\.wav: skipped \(Too many levels of symbolic links\)"):
+        assert audio.audio_files(folder) == [folder / "ok.wav"]
+    result = cli("predict", folder, "--format", "csv", "--no-progress")
+    assert result.code == 0 and "ok.wav" in result.out and "Traceback" not in result.err
+    warned = [line for line in result.err.splitlines() if line.startswith("audiocnn: warning:")]
+    assert len(warned) == 2 and all("Too many levels of symbolic links" in line for line in warned)
+
+
 def test_a_folder_a_thousand_levels_deep_is_walked(tmp_path):
     deepest = tmp_path
     for _ in range(1000):

@@ -44,18 +44,38 @@ def audio_files(folder: Path) -> list[Path]:
 
     Walked with an explicit stack, not recursion (a folder 1000 levels deep must not raise
     RecursionError); links to folders are not followed (no loops), links to files are; pipes,
-    sockets and devices are left out, as they are not files to read.
+    sockets and devices are left out, as they are not files to read. An entry that cannot be
+    looked at (a loop of file links `a.wav -> b.wav -> a.wav`, a folder without read permission)
+    is skipped with a warning: one odd entry must not stop the whole folder.
     """
     found: list[Path] = []
     stack = [Path(folder)]
     while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
-                elif entry.is_file() and Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS:
-                    found.append(Path(entry.path))
+        current = stack.pop()
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    _sort_entry(entry, stack, found)
+        except OSError as err:
+            if current == Path(folder):
+                raise
+            _skipped(current, err)
     return sorted(found)
+
+
+def _sort_entry(entry: os.DirEntry, folders: list[Path], audio: list[Path]) -> None:
+    """A subfolder onto `folders`, an audio file onto `audio`; anything else (or unreadable) left out."""
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            folders.append(Path(entry.path))
+        elif Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS and entry.is_file():
+            audio.append(Path(entry.path))
+    except OSError as err:
+        _skipped(Path(entry.path), err)
+
+
+def _skipped(path: Path, err: OSError) -> None:
+    warnings.warn(f"{path}: skipped ({err.strerror or err})", AudiocnnWarning, stacklevel=4)
 
 # Formats whose frame count in the header is an estimate (a shortfall of a few frames is normal).
 _ESTIMATED_LENGTH_FORMATS = {"OGG"}
