@@ -11,6 +11,8 @@ Tolerances (float32 torch vs float32/float64 numpy, same framing):
 
 from __future__ import annotations
 
+import warnings
+
 import librosa
 import numpy as np
 import pytest
@@ -138,6 +140,24 @@ def test_mel_matches_librosa(wave):
     ref = librosa.power_to_db(mel, ref=1.0, top_db=80.0)
     assert ours.shape == ref.shape == (96, 501)
     assert np.abs(ours - ref).max() <= TOL_DB
+
+
+@pytest.mark.parametrize("rate, n_fft, n_mels, fmin, fmax", [
+    (16_000, 1024, 128, 0.0, 8000.0), (16_000, 512, 96, 50.0, 7000.0), (22_050, 2048, 40, 20.0, 11_025.0),
+    (44_100, 4096, 256, 0.0, 22_050.0), (16_000, 400, 80, 300.0, 4000.0), (48_000, 1024, 64, 999.9, 1000.1 * 8),
+])
+def test_the_mel_filterbank_is_librosas_bit_for_bit(rate, n_fft, n_mels, fmin, fmax):
+    """Written out so prediction does not import librosa (200 MB of numba and llvmlite); it must not
+    move a single weight, or models trained with librosa's filterbank would see other features."""
+    from audiocnn.spectral import mel_frequencies, slaney_filterbank
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # librosa's "Empty filters" for the narrow band
+        ref = librosa.filters.mel(sr=rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    ours = slaney_filterbank(rate, n_fft, n_mels, fmin, fmax)
+    assert ours.dtype == ref.dtype and np.array_equal(ours, ref)
+    assert np.array_equal(mel_frequencies(n_mels + 2, fmin, fmax), librosa.mel_frequencies(n_mels + 2, fmin=fmin,
+                                                                                            fmax=fmax))
 
 
 def test_mfcc_matches_librosa(wave):

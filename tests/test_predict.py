@@ -335,14 +335,15 @@ def _printed(process: subprocess.Popen) -> str:
 
 @pytest.mark.slow
 def test_predict_does_not_import_what_it_does_not_use(tone_model, low_then_high):
-    """Start-up is part of every prediction: scikit-learn (1.5 s) and matplotlib stay unimported."""
+    """Start-up is part of every prediction: scikit-learn (1.5 s) and matplotlib stay unimported, and so
+    does librosa (its numba and llvmlite took 200 MB of a 1-hour run's 1.5 GB peak)."""
     from audiocnn.bundled import default_model
 
     float_run = _predict_in_a_fresh_interpreter([str(low_then_high), "--model", str(tone_model)],
-                                                ("sklearn", "matplotlib", "lightning", "captum"))
+                                                ("sklearn", "matplotlib", "lightning", "captum", "librosa", "numba"))
     # the 8-bit graph replaces the CNN: timm and torchvision (about 1.5 s) are not needed either
     int8_run = _predict_in_a_fresh_interpreter([str(low_then_high), "--model", str(default_model()), "--runtime",
-                                                "int8"], ("timm", "torchvision", "sklearn", "matplotlib"))
+                                                "int8"], ("timm", "torchvision", "sklearn", "matplotlib", "librosa", "numba"))
     assert (_printed(float_run), _printed(int8_run)) == ("0 []", "0 []")
 
 

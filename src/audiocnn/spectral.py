@@ -216,20 +216,18 @@ class MelPower(nn.Module):
 
     def __init__(self, p: MelParams) -> None:
         super().__init__()
-        import librosa
-
         self.stft = Stft(p.n_fft, p.win_length, p.hop_length)
         # Built once here, not on first use: a frontend shared by threads must not build it twice
         # (nor change the warning filters while another thread runs).
+        fb = slaney_filterbank(p.sample_rate, p.n_fft, p.n_mels, p.fmin, p.top_hz)
+        empty = int((fb.max(axis=1) <= 0).sum())
+        _require(not empty, "n_mels", f"{p.n_mels} bands between {p.fmin:g} and {p.top_hz:g} Hz are more than a "
+                 f"{p.n_fft}-point FFT can fill ({empty} would stay empty); use fewer n_mels, a longer win_ms "
+                 "or a wider band")
+        self.register_buffer("filterbank", torch.from_numpy(fb), persistent=False)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # librosa's "Empty filters", checked below
-            fb = librosa.filters.mel(sr=p.sample_rate, n_fft=p.n_fft, n_mels=p.n_mels, fmin=p.fmin, fmax=p.top_hz)
-            empty = int((fb.max(axis=1) <= 0).sum())
-            _require(not empty, "n_mels", f"{p.n_mels} bands between {p.fmin:g} and {p.top_hz:g} Hz are more than a "
-                     f"{p.n_fft}-point FFT can fill ({empty} would stay empty); use fewer n_mels, a longer win_ms "
-                     "or a wider band")
-            self.register_buffer("filterbank", torch.from_numpy(fb).float(), persistent=False)
-            self._sparse = self.filterbank.to_sparse_csr()  # (and torch's "sparse CSR support is in beta")
+            warnings.simplefilter("ignore", UserWarning)  # torch's "sparse CSR support is in beta"
+            self._sparse = self.filterbank.to_sparse_csr()
 
     def forward(self, x: Tensor) -> Tensor:
         power = self.stft(x)  # (batch, bins, frames), laid out frame-major by torch.stft
@@ -257,6 +255,42 @@ def pcen(energy: Tensor, p: PcenParams) -> Tensor:
 
 
 def mel_centres(p: MelParams) -> np.ndarray:
-    import librosa
+    """Centre frequency (Hz) of each mel band."""
+    return mel_frequencies(p.n_mels + 2, p.fmin, p.top_hz)[1:-1]
 
-    return librosa.mel_frequencies(p.n_mels + 2, fmin=p.fmin, fmax=p.top_hz)[1:-1]
+
+# Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above.
+_MEL_HZ_PER_MEL = 200.0 / 3
+_MEL_LOG_HZ = 1000.0
+_MEL_LOG_START = _MEL_LOG_HZ / _MEL_HZ_PER_MEL
+_MEL_LOG_STEP = np.log(6.4) / 27.0
+
+
+def mel_frequencies(n: int, fmin: float, fmax: float) -> np.ndarray:
+    """`n` frequencies (Hz) evenly spaced on Slaney's mel scale from `fmin` to `fmax`.
+
+    The same numbers as `librosa.mel_frequencies` (a test compares them): written out here so
+    that prediction does not import librosa, whose numba and llvmlite cost 200 MB of memory.
+    """
+    def to_mel(hz: float) -> float:
+        return hz / _MEL_HZ_PER_MEL if hz < _MEL_LOG_HZ else _MEL_LOG_START + np.log(hz / _MEL_LOG_HZ) / _MEL_LOG_STEP
+
+    mels = np.linspace(to_mel(fmin), to_mel(fmax), n)
+    hz = _MEL_HZ_PER_MEL * mels
+    log = mels >= _MEL_LOG_START
+    hz[log] = _MEL_LOG_HZ * np.exp(_MEL_LOG_STEP * (mels[log] - _MEL_LOG_START))
+    return hz
+
+
+def slaney_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) float32 triangular filters, area-normalised (Slaney): bit for bit
+    `librosa.filters.mel` with its defaults (a test compares them), without importing librosa."""
+    fft_hz = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
+    edges = mel_frequencies(n_mels + 2, fmin, fmax)
+    widths = np.diff(edges)
+    ramps = np.subtract.outer(edges, fft_hz)
+    weights = np.zeros((n_mels, len(fft_hz)), dtype=np.float32)
+    for i in range(n_mels):
+        weights[i] = np.maximum(0, np.minimum(-ramps[i] / widths[i], ramps[i + 2] / widths[i + 1]))
+    weights *= (2.0 / (edges[2 : n_mels + 2] - edges[:n_mels]))[:, np.newaxis]
+    return weights
