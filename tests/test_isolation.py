@@ -83,7 +83,7 @@ def test_predict_with_workers_reports_an_unexpected_failure_in_a_worker_and_clas
     _one_internal_error(run.stderr, tmp_path / "logs", "Predictor.predict")
     with out.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert {Path(row["file"]).name for row in rows if not row.get("error")} == {"a.wav", "c.wav"}
+    assert {Path(row["path"]).name for row in rows} == {"a.wav", "c.wav"}
 
 
 def test_features_reports_an_unexpected_failure_and_draws_the_rest(cli, tmp_path, logs, monkeypatch):
