@@ -193,15 +193,17 @@ class Served:
 
 
 @contextlib.contextmanager
-def served(*options: str):
+def served(*options: str, env: dict[str, str] | None = None, preexec_fn=None):  # noqa: ANN001
     """A real `audiocnn serve` process on a free 127.0.0.1 port, up (its /healthz answers) when entered;
-    stopped with SIGINT (as Ctrl-C) when left, its output kept in `.output`."""
+    stopped with SIGINT (as Ctrl-C) when left, its output kept in `.output`. `env`: variables set for
+    it (TMPDIR, say); `preexec_fn`: run in the child before it starts (resource limits, say)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k != "AUDIOCNN_API_KEY"}
+    env = {**{k: v for k, v in os.environ.items() if k != "AUDIOCNN_API_KEY"}, **(env or {})}
     process = subprocess.Popen([sys.executable, "-m", "audiocnn", "serve", "--port", str(port), *options],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               preexec_fn=preexec_fn)
     server = Served(f"http://127.0.0.1:{port}", process)
     try:
         deadline = time.monotonic() + 120

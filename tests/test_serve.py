@@ -147,7 +147,7 @@ def test_one_bad_file_does_not_lose_the_good_ones(client, tmp_path):
 @pytest.mark.parametrize("params, problem", [
     ({"top_k": 0}, "top_k: Input should be greater than or equal to 1"),
     ({"format": "xml"}, "format: String should match pattern"),
-    ({"hop": -1}, "hop: Input should be greater than 0"),
+    ({"hop": -1}, "hop -1 s: must be at least 0.5 s (a tenth of the 5 s window)"),
     ({"min_confidence": 2}, "min_confidence: Input should be less than or equal to 1"),
 ])
 def test_bad_options_are_one_line_422s(client, params, problem):
@@ -160,13 +160,20 @@ def test_no_audio_at_all_is_a_422(client):
     assert answer.status_code == 422 and "holds no audio" in answer.json()["error"]
 
 
-def test_uploads_never_stay_on_the_server(client, tmp_path, monkeypatch):
+def test_uploads_never_stay_on_the_server(service, tmp_path, monkeypatch):
+    """Every request's files lie in the server's own folder (`audiocnn-serve-PID-…` in the temporary
+    folder), are deleted when the request ends, and the folder goes when the server stops."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all" * 10)
-    client.post("/v1/predict", files=files(DOG, bad))
-    client.post("/v1/explain", files=files(DOG), params={"method": "gradcam"})
-    client.post("/v1/predict", params={"format": "xml"}, files=files(DOG))
+    with TestClient(create_app(service.settings, service=service)) as client:
+        folder = client.app.state.server.folder
+        assert folder.path.parent == tmp_path and folder.path.name.startswith("audiocnn-serve-")
+        assert client.post("/v1/predict", files=files(DOG, bad)).status_code == 200
+        assert client.post("/v1/explain", files=files(DOG), params={"method": "gradcam"}).status_code == 200
+        assert client.post("/v1/predict", params={"format": "xml"}, files=files(DOG)).status_code == 422
+        assert client.post("/v1/predict", content=b"RIFF" * 10, params={"name": "raw.wav"}).status_code == 422
+        assert folder.requests() == []
     assert not list(tmp_path.glob("audiocnn-serve-*"))
 
 

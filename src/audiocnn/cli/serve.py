@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 
 from audiocnn.cli import common
 
@@ -30,7 +31,20 @@ def add_commands(commands: common.Commands) -> None:
     serve.add_argument("--queue", type=int, default=8,
                        help="requests that may wait for a worker (default 8); beyond them, 503 with Retry-After")
     serve.add_argument("--timeout", type=float, default=600.0,
-                       help="seconds a request may take before it is answered 504 (default 600)")
+                       help="seconds a request's job may take; then it is stopped and answered 504 (default 600)")
+    serve.add_argument("--upload-timeout", type=float, default=300.0,
+                       help="seconds a request's body may take to arrive (default 300): beyond it, 408")
+    serve.add_argument("--header-timeout", type=float, default=10.0,
+                       help="seconds a connection may take to send a request's headers (default 10): then it is "
+                       "closed")
+    serve.add_argument("--max-connections", type=int, default=256,
+                       help="open connections (default 256, at most a third of the process's file limit): beyond it the "
+                       "oldest one still sending its headers is closed")
+    serve.add_argument("--max-files", type=int, default=64, help="files in one request (default 64)")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="answer requests addressed to NAME too (repeatable). A server on 127.0.0.1 answers "
+                       "127.0.0.1, localhost and [::1] only, which stops DNS rebinding; give the name a proxy "
+                       "forwards. On another --host, NAME makes the list (default: any name)")
     serve.add_argument("--api-key", default=os.environ.get("AUDIOCNN_API_KEY") or None,
                        help="require this key (header X-API-Key or Authorization: Bearer) on /v1 and /metrics "
                        "(default: $AUDIOCNN_API_KEY; none: open)")
@@ -44,8 +58,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be 1-65535 (got {args.port})")
+    for name in args.allow_host:
+        if not re.fullmatch(r"[A-Za-z0-9._\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]", name):
+            raise ConfigError(f"--allow-host {name!r}: not a host name (letters, digits, '.', '-', or [IPv6])")
     settings = ServeSettings(model=args.model, runtime=args.runtime, max_upload_mb=args.max_upload_mb,
                              max_seconds=args.max_seconds, concurrency=args.concurrency, queue=args.queue,
-                             timeout_s=args.timeout, api_key=args.api_key)
-    run(settings, host=args.host, port=args.port)
+                             timeout_s=args.timeout, upload_timeout_s=args.upload_timeout,
+                             header_timeout_s=args.header_timeout, max_connections=args.max_connections,
+                             max_files=args.max_files, api_key=args.api_key)
+    run(settings, host=args.host, port=args.port, extra_hosts=tuple(args.allow_host))
     return common.EXIT_OK

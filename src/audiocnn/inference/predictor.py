@@ -5,6 +5,13 @@ buffer (`windows`), so memory stays flat for a 10-hour file. A file's summary is
 its window probabilities. A `Predictor` keeps no per-file state: one instance may classify
 several files at once from several threads (as a server answering requests would), with the
 same results as one at a time.
+
+The work is bounded by the options, whoever gives them: a window is a tenth to 4 times the
+model's trained window, a hop at least a tenth of the window (so a second of audio is in at
+most 10 windows), a batch holds no more audio than a batch of trained windows, and
+`predict(max_seconds=...)` counts the samples really decoded, whatever the header claims.
+A `window=600` on a 5 s model once took a server past 6 GiB, and `hop=0.0001` held a worker
+for hours.
 """
 
 from __future__ import annotations
@@ -29,6 +36,12 @@ BLOCK_SECONDS = 60.0
 #: Blocks between heap trims: trimming every block cost 15% of the time (pages are faulted in
 #: again), every 10 blocks about 1%, and RSS still stays flat.
 TRIM_EVERY_BLOCKS = 10
+
+#: The window may be this fraction to this multiple of the model's trained window: shorter
+#: windows give the model too little to hear, longer ones cost memory in proportion.
+WINDOW_RANGE = (0.1, 4.0)
+#: The hop is at least this fraction of the window: each sample is in at most 10 windows.
+MIN_HOP_FRACTION = 0.1
 
 BlockObserver = Callable[[np.ndarray], None]
 #: The label of a window or file whose evidence is too weak for any class (see `Bundle.unknown_below`).
@@ -69,6 +82,29 @@ class FilePrediction:
         return float(probabilities.max()) < self.unknown_below
 
 
+class TooLong(AudioError):
+    """A recording with more audio than `predict(max_seconds=...)` allows (counted as it is decoded)."""
+
+
+def checked_windows(trained_seconds: float, window_seconds: float | None, hop_seconds: float | None
+                    ) -> tuple[float, float]:
+    """(window, hop) in seconds: the model's window and half of it by default; out of range a ConfigError.
+
+    The bounds make the work of a recording its length times a bounded cost per second, which a
+    server's duration limit and timeout can then bound (see the module notes).
+    """
+    window = trained_seconds if window_seconds is None else float(window_seconds)
+    low, high = (trained_seconds * bound for bound in WINDOW_RANGE)
+    if not low <= window <= high:  # NaN fails too
+        raise ConfigError(f"window {window:g} s: must be between {low:g} s and {high:g} s (a tenth to "
+                          f"{WINDOW_RANGE[1]:g} times the model's {trained_seconds:g} s window)")
+    hop = window / 2 if hop_seconds is None else float(hop_seconds)
+    if not MIN_HOP_FRACTION * window <= hop < float("inf"):
+        raise ConfigError(f"hop {hop:g} s: must be at least {MIN_HOP_FRACTION * window:g} s (a tenth of the "
+                          f"{window:g} s window) and finite")
+    return window, hop
+
+
 class Predictor:
     """A bundle's model applied window by window to whole recordings."""
 
@@ -77,10 +113,7 @@ class Predictor:
                  runtime: str = "auto", unknown_below: float | None = None, build: bool = True) -> None:
         """`build=False`: windows, rate and calibration only, no runtime (a run whose files are
         classified by worker processes plans and writes with it; `predict` then refuses)."""
-        window_seconds = bundle.clip_seconds if window_seconds is None else window_seconds
-        hop_seconds = window_seconds / 2 if hop_seconds is None else hop_seconds
-        if window_seconds <= 0 or hop_seconds <= 0:
-            raise ConfigError(f"--window and --hop must be positive (got {window_seconds:g} s and {hop_seconds:g} s)")
+        window_seconds, hop_seconds = checked_windows(bundle.clip_seconds, window_seconds, hop_seconds)
         if batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1 (got {batch_size})")
         if not 0.0 <= denoise <= 1.0:
@@ -95,7 +128,8 @@ class Predictor:
         self.window = max(1, round(window_seconds * self.rate))
         self.model = self._runtime(bundle, runtime, window_seconds) if build else None
         self.hop = max(1, round(hop_seconds * self.rate))
-        self.batch_size = batch_size
+        # longer windows, smaller batches: a batch never holds more audio than `batch_size` trained windows
+        self.batch_size = max(1, min(batch_size, int(batch_size * bundle.clip_seconds / window_seconds)))
         self.denoise = denoise  # share of the background removed before windowing; 0 = off
         self.block_seconds = block_seconds
         # Blocks read over all files (a batch of short files trims too); next() on a count is atomic.
@@ -118,12 +152,17 @@ class Predictor:
 
     def predict(self, path: str | Path, *, on_window: Callable[[], None] | None = None,
                 on_block: BlockObserver | None = None, offset: float = 0.0,
-                duration: float | None = None) -> FilePrediction:
+                duration: float | None = None, max_seconds: float | None = None) -> FilePrediction:
         """Class probabilities for every window of `path` (or of its part from `offset` seconds,
-        `duration` long; window times stay times in the recording); bad audio raises AudioError."""
+        `duration` long; window times stay times in the recording); bad audio raises AudioError.
+
+        `max_seconds`: more decoded audio than this raises `TooLong` as soon as it is read (within
+        one block of the limit), however short the file's header says it is. `on_window` and
+        `on_block` may raise to stop the work (a server's deadline does)."""
         path = Path(path)
         seen = [0]  # samples read so far: this call's own, so calls from several threads never mix
-        blocks = self._blocks(path, on_block, seen, offset, duration)
+        limit = None if max_seconds is None else round(max_seconds * self.rate)
+        blocks = self._blocks(path, on_block, seen, offset, duration, limit)
         starts: list[int] = []
         batches: list[np.ndarray] = []  # logits
         pending: list[np.ndarray] = []
@@ -148,16 +187,18 @@ class Predictor:
         )
 
     def _blocks(self, path: Path, on_block: BlockObserver | None, seen: list[int], offset: float = 0.0,
-                duration: float | None = None) -> Iterator[np.ndarray]:
+                duration: float | None = None, limit: int | None = None) -> Iterator[np.ndarray]:
         from audiocnn.inference.denoise import reduce_noise
 
         for block in audio.stream(path, self.rate, block_seconds=self.block_seconds, offset=offset,
                                   duration=duration):
             if next(self._blocks_read) % TRIM_EVERY_BLOCKS == 0:
                 release_freed_memory()  # keeps RSS flat over hours of audio (see runtimes.release_freed_memory)
+            seen[0] += len(block)
+            if limit is not None and seen[0] > limit:
+                raise TooLong(f"{path}: more than {limit / self.rate:g} s of audio (the limit); decoding stopped there")
             if self.denoise:
                 block = reduce_noise(block, self.rate, self.denoise)
-            seen[0] += len(block)
             if on_block is not None:
                 on_block(block)
             yield block

@@ -1,36 +1,129 @@
-"""Run the app with uvicorn: one process, the model loaded once, bound to 127.0.0.1 unless told."""
+"""Run the app with uvicorn: one process, the model loaded once, bound to 127.0.0.1 unless told.
+
+uvicorn gives no time limit to a request's headers and accepts connections until the process
+runs out of file descriptors: 1030 half-sent requests once made `/healthz` unreachable at
+`ulimit -n 1024`. `GuardedH11` adds both bounds: headers must arrive within `--header-timeout`
+seconds, and past `--max-connections` open connections (at most a third of the descriptors the
+process may open) the oldest connection still waiting for its
+headers is closed to make room, so a new request, `/healthz` included, is always answered.
+On SIGTERM or Ctrl-C, requests get `GRACE_S` seconds; then their jobs are stopped and the
+upload folder removed.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import sys
+from dataclasses import replace
 
 from audiocnn.serve.app import create_app
 from audiocnn.serve.settings import ServeSettings
 
 #: Seconds uvicorn waits for a client's next request on a kept-alive connection.
 KEEP_ALIVE_S = 5
+#: Seconds running requests get to finish when the server is told to stop; then their jobs are stopped.
+GRACE_S = 3
+#: Largest request line plus headers, bytes (h11's own default, stated).
+MAX_HEADER_BYTES = 16 * 1024
+#: File descriptors kept for the process itself (model, libraries, logs) before connections get theirs.
+RESERVED_FDS = 64
+#: Names that reach this machine's loopback interface.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
-def run(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+def run(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
+        extra_hosts: tuple[str, ...] = ()) -> None:
     import uvicorn
 
+    settings = replace(settings, allowed_hosts=allowed_hosts(host, extra_hosts),
+                       max_connections=min(settings.max_connections, descriptor_room()))
     app = create_app(settings)  # the model loads before the port opens: a broken bundle never half-starts
     if not _loopback(host) and settings.api_key is None:
         print(f"audiocnn: warning: serving on {host} without --api-key: anyone who reaches this port can use it",
               file=sys.stderr)
     print(f"audiocnn: serving {app.state.model_name} on http://{_url_host(host)}:{port}/ (API documents at /docs)",
           file=sys.stderr)
+    # backlog: the kernel's queue of connections not yet accepted, and how many asyncio accepts at once,
+    # before any of them can make room: so connections never outrun the file descriptors (see descriptor_room)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=KEEP_ALIVE_S,
+                timeout_graceful_shutdown=GRACE_S, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+                backlog=settings.max_connections,
+                http=guarded_protocol(settings.header_timeout_s, settings.max_connections),
                 server_header=False, proxy_headers=False)
+
+
+def allowed_hosts(host: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The Host names a server bound to `host` answers: for a loopback bind this machine's names, the
+    bound address and `extra`; for another bind `extra` and those names if any is given, else any (())."""
+    if not _loopback(host) and not extra:
+        return ()
+    return (*LOOPBACK_NAMES, _url_host(host), *extra)
+
+
+def descriptor_room() -> int:
+    """Connections the process's file-descriptor limit leaves room for: a third of what is left after
+    `RESERVED_FDS`, for the connections kept, those being closed to make room, and a burst of new ones
+    (asyncio accepts up to `backlog` at once), each of which may hold an upload file too."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 65_535
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 65_535 if soft == resource.RLIM_INFINITY else max(1, (soft - RESERVED_FDS) // 3)
+
+
+def guarded_protocol(header_timeout: float, max_connections: int) -> type:
+    """uvicorn's h11 protocol with a deadline for request headers and a bound on open connections."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11(H11Protocol):
+        def connection_made(self, transport) -> None:  # noqa: ANN001
+            super().connection_made(transport)
+            self.opened = self.loop.time()
+            self.header_timer = None
+            self._arm()
+            if len(self.connections) > max_connections:
+                waiting = [c for c in self.connections if isinstance(c, GuardedH11) and c is not self
+                           and c.waiting() and not c.transport.is_closing()]
+                (min(waiting, key=lambda c: c.opened) if waiting else self).transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            if self.header_timer is None and self.waiting():
+                self._arm()  # the first bytes of a next request on a kept-alive connection
+            super().data_received(data)
+            if not self.waiting():
+                self._disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def waiting(self) -> bool:
+            """No request in progress: waiting for the (next) request's headers."""
+            return self.cycle is None or self.cycle.response_complete
+
+        def _arm(self) -> None:
+            self.header_timer = self.loop.call_later(header_timeout, self._expire)
+
+        def _disarm(self) -> None:
+            if self.header_timer is not None:
+                self.header_timer.cancel()
+                self.header_timer = None
+
+        def _expire(self) -> None:
+            self.header_timer = None
+            if self.waiting() and not self.transport.is_closing():
+                self.transport.close()
+
+    return GuardedH11
 
 
 def _loopback(host: str) -> bool:
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return host == "localhost"
 
 
 def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host

@@ -4,6 +4,13 @@ The bundle is loaded once. `Predictor`s are made per set of window options and k
 one serves any number of threads at once (see `audiocnn.inference.predictor`). Explanations
 hook into the shared backbone (Grad-CAM registers hooks on its last layer), so they run one at
 a time.
+
+Every job is bounded: `--max-seconds` is checked against the header first (a quick refusal),
+then against the samples really decoded (an MP3 whose Xing header claimed 0.65 s held 1200 s
+and was classified whole); the job's `Ticket` is checked per block and per batch of windows,
+so a timed-out job stops. A file that fails in a way nobody foresaw (a library's surprise) is
+one line naming it, `internal error (Type: message)`, with its traceback in the server's log;
+the other files of the request, and the server, go on.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -21,13 +29,22 @@ import numpy as np
 
 from audiocnn import audio, bundle
 from audiocnn.bundled import default_model
-from audiocnn.errors import AudiocnnError, AudioError, ConfigError
+from audiocnn.errors import AudiocnnError, AudioError, ConfigError, item_failure, log_path
 from audiocnn.inference.formats import DETECTION_FORMATS, FORMATS, ONE_RECORDING_FORMATS, PredictionWriter
 from audiocnn.inference.overview import SpectrogramCollector
-from audiocnn.inference.predictor import FilePrediction, Predictor
+from audiocnn.inference.predictor import (
+    MIN_HOP_FRACTION,
+    WINDOW_RANGE,
+    FilePrediction,
+    Predictor,
+    TooLong,
+    checked_windows,
+)
+from audiocnn.serve.pool import Cancelled, Ticket
 from audiocnn.serve.settings import ServeSettings
 from audiocnn.serve.uploads import Upload
 
+log = logging.getLogger("audiocnn.serve")
 #: Predictors (one per set of window options) kept at once; each holds an exported backbone.
 MAX_PREDICTORS = 8
 #: Integrated-gradients steps a request may ask for (the CLI's default is far below).
@@ -36,10 +53,6 @@ MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8",
                "raven": "text/tab-separated-values; charset=utf-8", "table": "text/plain; charset=utf-8",
                "audacity": "text/plain; charset=utf-8", "kaleidoscope": "text/csv; charset=utf-8",
                "scores": "text/csv; charset=utf-8"}
-
-
-class TooLong(AudiocnnError):
-    """A recording longer than the server's --max-seconds."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,10 @@ class PredictOptions:
             raise ConfigError(f"min_confidence must be between 0 and 1 (got {self.min_confidence:g})")
         if self.timeline and self.format != "json":
             raise ConfigError("timeline pictures come with format=json only")
+
+    def check_windows(self, trained_seconds: float) -> None:
+        """The window and hop within the library's bounds (its own messages), before an upload is read."""
+        checked_windows(trained_seconds, self.window, self.hop)
 
 
 @dataclass
@@ -104,18 +121,37 @@ class ModelService:
         return made
 
     def check_length(self, upload: Upload) -> float:
-        """The recording's length from its header; refused beyond --max-seconds (before it is decoded)."""
+        """The recording's length from its header; refused beyond --max-seconds before it is decoded
+        (a header may understate it: decoding counts again, see `_classify`)."""
         seconds = audio.info(upload.path).duration
         if seconds > self.settings.max_seconds:
             raise TooLong(f"{upload.name}: {seconds:.0f} s long, over this server's limit of "
                           f"{self.settings.max_seconds:g} s (--max-seconds)")
         return seconds
 
-    def predict(self, uploads: list[Upload], options: PredictOptions) -> PredictAnswer:
-        """Every upload classified in turn; a bad one is listed as failed and the rest go on."""
+    def _classify(self, predictor: Predictor, upload: Upload, ticket: Ticket, collector=None  # noqa: ANN001
+                  ) -> FilePrediction:
+        """One upload classified, stopped by the ticket or at --max-seconds of decoded audio."""
+        def observe(block: np.ndarray) -> None:
+            ticket.check()
+            if collector is not None:
+                collector(block)
+
+        try:
+            result = predictor.predict(upload.path, on_window=ticket.check, on_block=observe,
+                                       max_seconds=self.settings.max_seconds)
+        except TooLong:
+            raise TooLong(f"{upload.name}: over this server's limit of {self.settings.max_seconds:g} s "
+                          "(--max-seconds): decoding stopped there, whatever its header says") from None
+        return replace(result, path=Path(upload.name))
+
+    def predict(self, uploads: list[Upload], options: PredictOptions, ticket: Ticket) -> PredictAnswer:
+        """Every upload classified in turn; a bad one, or one that fails unexpectedly, is listed as failed
+        and the rest go on. `ticket.check` stops the whole job (raising `Cancelled`)."""
         if options.format in ONE_RECORDING_FORMATS and len(uploads) > 1:
             raise ConfigError(f"format={options.format} describes one recording: send one file per request "
                               f"(got {len(uploads)})")
+        ticket.check()
         predictor = self.predictor(options)
         stream = io.StringIO()
         writer = PredictionWriter(stream, options.format, top_k=options.top_k, min_confidence=options.min_confidence,
@@ -128,16 +164,19 @@ class ModelService:
             try:
                 seconds_long = self.check_length(upload)
                 collector = SpectrogramCollector(predictor.rate, seconds_long) if options.timeline else None
-                result = replace(predictor.predict(upload.path, on_block=collector), path=Path(upload.name))
-            except AudiocnnError as err:
-                message = shown_message(err, upload)
-                failed.append({"path": upload.name, "error": message, "kind": error_kind(err)})
+                result = self._classify(predictor, upload, ticket, collector)
+                picture = _timeline_png(result, collector, options.denoise > 0) if collector is not None else None
+            except Cancelled:
+                raise
+            except Exception as err:  # noqa: BLE001 - one file's failure, whatever it is, is that file's line
+                message = failure_line(err, upload)
+                failed.append({"path": upload.name, "error": message, "kind": failure_kind(err)})
                 writer.add_failure(Path(upload.name), message)
                 continue
             writer.add(result)
             seconds += result.duration
-            if collector is not None:
-                pictures.append(_timeline_png(result, collector, options.denoise > 0))
+            if picture is not None:
+                pictures.append(picture)
         writer.close()
         if options.format == "json":
             document = json.loads(stream.getvalue())
@@ -148,8 +187,8 @@ class ModelService:
             body = stream.getvalue()
         return PredictAnswer(body, MEDIA_TYPES[options.format], len(uploads) - len(failed), failed, seconds)
 
-    def explain(self, upload: Upload, *, method: str, target: str | None, start: float | None, steps: int,
-                baseline: str, output: str) -> tuple[bytes, str, dict[str, str]]:
+    def explain(self, upload: Upload, ticket: Ticket, *, method: str, target: str | None, start: float | None,
+                steps: int, baseline: str, output: str) -> tuple[bytes, str, dict[str, str]]:
         """The explanation picture (PNG) or the attribution arrays (.npz) of one window of `upload`."""
         from audiocnn.explain import METHODS, explain
         from audiocnn.viz.explanations import save_explanation
@@ -161,11 +200,15 @@ class ModelService:
         methods = METHODS if method == "both" else (method,)
         try:
             self.check_length(upload)
+            if start is None:  # the most confident window, found by a job that stops like any other
+                found = self._classify(self.predictor(PredictOptions()), upload, ticket)
+                start = float(found.starts[int(found.probabilities.max(axis=1).argmax())])
+            ticket.check()
             with self._explain_lock:
                 result = explain(self.bundle, upload.path, methods=methods, target=target, start=start, steps=steps,
                                  baseline=baseline)
         except AudiocnnError as err:
-            raise type(err)(shown_message(err, upload)) from None
+            raise type(err)(shown_message(str(err), upload)) from None
         headers = {"X-Audiocnn-Label": _ascii(result.target_label),
                    "X-Audiocnn-Probability": f"{result.probabilities[result.target]:.4f}",
                    "X-Audiocnn-Start": f"{result.start:g}"}
@@ -190,15 +233,33 @@ class ModelService:
                        "frontend": recipe.frontend, "epochs": recipe.train.epochs},
             "metrics": self.bundle.metrics, "calibration": self.bundle.calibration,
             "limits": {"max_upload_mb": self.settings.max_upload_mb, "max_seconds": self.settings.max_seconds,
-                       "max_files": self.settings.max_files},
+                       "max_files": self.settings.max_files, "timeout_s": self.settings.timeout_s,
+                       "upload_timeout_s": self.settings.upload_timeout_s,
+                       "window_seconds": [self.bundle.clip_seconds * bound for bound in WINDOW_RANGE],
+                       "min_hop_fraction": MIN_HOP_FRACTION},
             "model_card": card.read_text(encoding="utf-8") if card.is_file() else None,
         }
 
 
-def shown_message(err: AudiocnnError, upload: Upload) -> str:
-    """The error's one line, naming the upload as the client named it, never by its path on this server."""
-    message = str(err).replace(str(upload.path), upload.name)
+def shown_message(message: str, upload: Upload) -> str:
+    """An error's one line, naming the upload as the client named it, never by its path on this server."""
+    message = message.replace(str(upload.path), upload.name).replace(str(upload.path.parent), "<upload>")
     return message if message.startswith(upload.name) else f"{upload.name}: {message}"
+
+
+def failure_line(err: Exception, upload: Upload) -> str:
+    """What a client is told about one upload's failure: the library's message, or (for anything else)
+    `NAME: internal error (Type: message)` with the traceback in this server's log, whose path stays here."""
+    line = item_failure(upload.name, err) if not isinstance(err, AudiocnnError) else str(err)
+    if not isinstance(err, AudiocnnError):
+        log.error("%s", line)
+        line = line.replace(str(log_path()), "the server's log")
+    return shown_message(line, upload)
+
+
+def failure_kind(err: Exception) -> str:
+    """How a failure is counted in the metrics: error_kind's, or `internal` for a surprise."""
+    return error_kind(err) if isinstance(err, AudiocnnError) else "internal"
 
 
 def _timeline_png(result: FilePrediction, collector: SpectrogramCollector, denoised: bool) -> str:

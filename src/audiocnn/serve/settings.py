@@ -1,13 +1,25 @@
-"""What a server is started with: the model, the limits, and who may call it."""
+"""What a server is started with: the model, the limits, and who may call it.
+
+Every number is range-checked when the settings are built, so a bad option is one line
+(`--max-upload-mb inf` once gave a traceback): NaN, infinities, zero and negatives are
+refused with the option's name and its range.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from audiocnn.errors import ConfigError
 
 RUNTIMES = ("auto", "onnx", "torch", "int8")
+#: (option, lowest, highest) of the numbers; a float range is exclusive at 0 (`0 <` value).
+FLOAT_RANGES = (("max_upload_mb", 0.0, 1024.0 * 1024), ("max_seconds", 0.0, 7 * 86400.0),
+                ("timeout_s", 0.0, 86400.0), ("upload_timeout_s", 0.0, 86400.0), ("header_timeout_s", 0.0, 3600.0))
+INT_RANGES = (("concurrency", 1, 256), ("queue", 0, 10_000), ("max_files", 1, 10_000), ("max_connections", 1, 65_535))
+#: The options' names on the command line, where they differ from the field's.
+OPTION_NAMES = {"timeout_s": "--timeout", "upload_timeout_s": "--upload-timeout", "header_timeout_s": "--header-timeout"}
 
 
 @dataclass(frozen=True)
@@ -17,28 +29,45 @@ class ServeSettings:
     model: Path | None = None  # a bundle folder; None = the bundled ESC-50 model
     runtime: str = "auto"  # as `predict --runtime`
     max_upload_mb: float = 200.0  # one request's body, all files together
-    max_seconds: float = 3600.0  # longest recording accepted, per file
+    max_seconds: float = 3600.0  # longest recording accepted, per file, counted as it is decoded
     concurrency: int = 2  # requests classified at once (worker threads)
     queue: int = 8  # requests that may wait for a worker; one more is answered 503
-    timeout_s: float = 600.0  # a request still working after this is answered 504
+    timeout_s: float = 600.0  # a job still working after this is stopped and answered 504
+    upload_timeout_s: float = 300.0  # a request's body must have arrived within this (408)
+    header_timeout_s: float = 10.0  # a connection's request headers must have arrived within this
+    max_connections: int = 256  # open connections; the oldest idle one makes room for a new one
     max_files: int = 64  # files in one multipart request
     api_key: str | None = None  # when set, every /v1 call and /metrics must send it
+    allowed_hosts: tuple[str, ...] = ()  # Host header names answered; () = any (see server.allowed_hosts)
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
             raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)} (got {self.runtime!r})")
-        for name, low in (("max_upload_mb", 0.0), ("max_seconds", 0.0), ("timeout_s", 0.0)):
-            if not getattr(self, name) > low:
-                raise ConfigError(f"--{name.replace('_', '-')} must be positive (got {getattr(self, name)!r})")
-        if not 1 <= self.concurrency <= 256:
-            raise ConfigError(f"--concurrency must be 1-256 (got {self.concurrency})")
-        if not 0 <= self.queue <= 10_000:
-            raise ConfigError(f"--queue must be 0-10000 (got {self.queue})")
-        if not 1 <= self.max_files <= 10_000:
-            raise ConfigError(f"--max-files must be 1-10000 (got {self.max_files})")
+        for name, low, high in FLOAT_RANGES:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and low < value <= high):
+                raise ConfigError(f"{option(name)} must be a number of more than {low:g} and at most {high:g} "
+                                  f"(got {value!r})")
+        for name, low, high in INT_RANGES:
+            value = getattr(self, name)
+            if not (isinstance(value, int) and low <= value <= high):
+                raise ConfigError(f"{option(name)} must be {low}-{high} (got {value!r})")
         if self.api_key is not None and len(self.api_key) < 8:
             raise ConfigError("--api-key must be at least 8 characters")
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def upload_budget_bytes(self) -> int:
+        """Bytes of uploads the server holds at once (arriving, waiting, being classified): past it, 503.
+
+        A worker slot is taken only once an upload has arrived, so uploads in progress are bounded
+        by bytes instead: every worker and waiting place full, and as much again arriving."""
+        return self.max_upload_bytes * 2 * (self.concurrency + self.queue)
+
+
+def option(name: str) -> str:
+    """The command-line option of a settings field."""
+    return OPTION_NAMES.get(name, "--" + name.replace("_", "-"))

@@ -1,32 +1,37 @@
-"""Uploads into temporary files: streamed, bounded, named by the server, always deleted.
+"""Uploads into temporary files: streamed, named by the server, always deleted, even after a kill.
 
 Nothing a client sends is used as a path here: a file is stored as `NNNN<suffix>` in a fresh
-private folder, where the suffix is kept only when it is a plain extension (decoders look at
-it), and the client's name is only text shown back in the results. A request body larger than
-`--max-upload-mb` is cut off while it streams (`BodyLimit`), not after it has filled the disk.
+private folder per request, where the suffix is kept only when it is a plain extension
+(decoders look at it), and the client's name is only text shown back in the results.
+
+Every request's folder lies inside the server's own folder (`ServerFolder`,
+`audiocnn-serve-PID-…` in the system's temporary folder), which is removed when the server
+stops. A server killed with SIGKILL cannot remove it, so each server, as it starts, removes
+the folders of servers that are gone: a live server holds a lock on its folder (`flock`, which
+the kernel drops when the process dies, so a reused PID cannot fool it).
 """
 
 from __future__ import annotations
 
-import json
+import os
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from starlette.datastructures import UploadFile
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from audiocnn.errors import AudiocnnError
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; a killed server's folder stays for the system to clean
+    fcntl = None  # type: ignore[assignment]
 
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,8}$")
 #: Read and written this many bytes at a time.
 CHUNK = 1 << 20
-
-
-class UploadTooLarge(AudiocnnError):
-    """A request body beyond the server's --max-upload-mb."""
+#: The start of a server's folder's name, then its PID.
+PREFIX = "audiocnn-serve-"
+LOCK = ".lock"
 
 
 @dataclass
@@ -44,29 +49,22 @@ def display_name(name: str | None, index: int) -> str:
 class UploadFolder:
     """A private temporary folder for one request's files; `close` deletes it with everything in it."""
 
-    def __init__(self) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="audiocnn-serve-"))
+    def __init__(self, parent: Path) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="request-", dir=parent))
         self.uploads: list[Upload] = []
 
-    def _next(self, name: str | None) -> Upload:
+    def open_next(self, name: str | None) -> tuple[Upload, BinaryIO]:
+        """The next upload's entry and its file, open for writing (the caller closes it)."""
         shown = display_name(name, len(self.uploads))
         match = _EXTENSION.search(shown)
         upload = Upload(shown, self.path / f"{len(self.uploads):04d}{match.group(0).lower() if match else ''}")
         self.uploads.append(upload)
-        return upload
-
-    async def add_part(self, part: UploadFile) -> Upload:
-        """A multipart file part (already spooled by Starlette) copied into the folder."""
-        upload = self._next(part.filename)
-        with upload.path.open("wb") as out:
-            while chunk := await part.read(CHUNK):
-                out.write(chunk)
-        return upload
+        return upload, upload.path.open("wb")
 
     async def add_stream(self, name: str | None, chunks) -> Upload:  # noqa: ANN001 - an async iterator of bytes
         """A raw request body streamed into the folder."""
-        upload = self._next(name)
-        with upload.path.open("wb") as out:
+        upload, out = self.open_next(name)
+        with out:
             async for chunk in chunks:
                 out.write(chunk)
         return upload
@@ -75,46 +73,54 @@ class UploadFolder:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-class BodyLimit:
-    """ASGI middleware: a body announced (Content-Length) or streamed beyond `max_bytes` is refused with 413.
+class ServerFolder:
+    """This server's temporary folder, locked while it runs; `close` removes it with every upload in it."""
 
-    A streamed body is counted as it arrives; past the limit, reading it raises UploadTooLarge in
-    the handler that reads it, which answers 413 and deletes what was written.
-    """
+    def __init__(self, root: Path | None = None) -> None:
+        root = Path(root or tempfile.gettempdir())
+        remove_stale(root)
+        # made under a hidden name and locked before it is renamed: another server starting at the
+        # same instant never sees it unlocked
+        making = Path(tempfile.mkdtemp(prefix=f".{PREFIX}{os.getpid()}-", dir=root))
+        self._lock = os.open(making / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        if fcntl is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.path = making.with_name(making.name[1:])
+        making.rename(self.path)
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def request(self) -> UploadFolder:
+        """A new folder for one request's uploads."""
+        return UploadFolder(self.path)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        announced = dict(scope["headers"]).get(b"content-length")
-        if announced is not None and announced.isdigit() and int(announced) > self.max_bytes:
-            await _refuse(send, self.message(int(announced)))
-            return
-        seen = 0
+    def requests(self) -> list[Path]:
+        """The request folders still here (none once every request has ended)."""
+        return sorted(p for p in self.path.iterdir() if p.name != LOCK)
 
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise UploadTooLarge(self.message(seen, streamed=True))
-            return message
-
-        await self.app(scope, counted, send)
-
-    def message(self, size: int, streamed: bool = False) -> str:
-        what = "more than" if streamed else ""
-        return (f"the upload is {what} {size / 2**20:.1f} MiB".replace("  ", " ") +
-                f", over this server's limit of {self.max_bytes / 2**20:g} MiB (--max-upload-mb)")
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._lock)
 
 
-async def _refuse(send: Send, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})
+def remove_stale(root: Path) -> list[Path]:
+    """Remove the folders of servers that are gone (their lock is free); the removed folders.
+
+    Only this user's real folders are looked at: never a link, never another user's folder."""
+    if fcntl is None:
+        return []
+    removed = []
+    for folder in root.glob(PREFIX + "*"):
+        try:
+            if folder.is_symlink() or not folder.is_dir() or folder.lstat().st_uid != os.getuid():
+                continue
+            handle = os.open(folder / LOCK, os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:
+            continue  # no lock: not a server's folder (or one being made this instant)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # its server is alive
+        finally:
+            os.close(handle)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed

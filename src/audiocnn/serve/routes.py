@@ -1,0 +1,116 @@
+"""The API's routes: /v1/predict, /v1/explain, /v1/model, /healthz and /metrics, over a `ServerState`.
+
+Options are checked (the library's own checks and messages) before the upload is read; the upload
+is read before a worker slot is taken; the job runs with a ticket that stops it at `--timeout`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from audiocnn.errors import AudiocnnError
+from audiocnn.inference.formats import FORMATS
+from audiocnn.serve.app import Refused, ServerState, checked
+from audiocnn.serve.pool import Cancelled, Ticket
+from audiocnn.serve.service import PredictOptions, failure_line
+
+
+def api_router(state: ServerState) -> APIRouter:
+    """The routes of one server."""
+    router = APIRouter()
+    service, metrics = state.service, state.metrics
+
+    @router.post("/v1/predict", summary="Classify recordings", response_model=None)
+    async def predict(
+        request: Request,
+        window: Annotated[float | None, Query(description="window length in s (default: the model's; a "
+                                              "tenth to 4 times it)")] = None,
+        hop: Annotated[float | None, Query(description="s between window starts (default: half a window; "
+                                           "at least a tenth of it)")] = None,
+        top_k: Annotated[int, Query(ge=1, le=1000, description="labels per window")] = 3,
+        min_confidence: Annotated[float, Query(ge=0, le=1, description="drop labels below this probability")] = 0.0,
+        unknown_below: Annotated[float | None, Query(ge=0, le=1, description="`unknown` below this top probability "
+                                                     "(default: the model's threshold; 0: off)")] = None,
+        denoise: Annotated[bool, Query(description="spectral-gating noise reduction first")] = False,
+        denoise_strength: Annotated[float | None, Query(ge=0, le=1, description="share of the background removed "
+                                                        "(default 0.5; implies denoise)")] = None,
+        format: Annotated[str, Query(pattern=f"^({'|'.join(FORMATS)})$", description=", ".join(FORMATS) + " (audacity: "
+                                     "one recording per request)")] = "json",
+        merge_consecutive: Annotated[bool, Query(description="raven, audacity, kaleidoscope: join a label's "
+                                                 "detections in consecutive windows")] = False,
+        timeline: Annotated[bool, Query(description="json: add each file's timeline picture (PNG, base64)")] = False,
+        name: Annotated[str | None, Query(max_length=255, description="a raw body's file name, for the results")] = None,
+    ) -> Response:
+        from audiocnn.inference.denoise import DEFAULT_STRENGTH
+
+        state.authorised(request)
+        strength = denoise_strength if denoise_strength is not None else DEFAULT_STRENGTH if denoise else 0.0
+        options = PredictOptions(window, hop, top_k, min_confidence, unknown_below, strength, format, timeline,
+                                 merge_consecutive)
+        checked(options.check)
+        checked(lambda: options.check_windows(service.bundle.clip_seconds))
+        folder = await state.uploaded(request, name)
+        answer = await state.in_worker(lambda ticket: checked(lambda: service.predict(folder.uploads, options, ticket)),
+                                       folder)
+        metrics.audio_seconds.inc(answer.audio_seconds)
+        metrics.files.labels("classified").inc(answer.ok)
+        for failure in answer.failed:
+            metrics.files.labels("refused").inc()
+            metrics.errors.labels(failure["kind"]).inc()
+        if answer.ok == 0:  # nothing to show: the first file's problem is the answer
+            first = answer.failed[0]
+            return JSONResponse({"error": first["error"], "file": first["path"], "failed": answer.failed},
+                                status_code=500 if first["kind"] == "internal" else 422)
+        headers = {"X-Audiocnn-Failed": str(len(answer.failed))}
+        if format == "json":
+            return JSONResponse(answer.body, headers=headers)
+        return Response(answer.body, media_type=answer.media_type, headers=headers)
+
+    @router.post("/v1/explain", summary="Explain one window of a recording", response_model=None)
+    async def explain(
+        request: Request,
+        method: Annotated[str, Query(pattern="^(ig|gradcam|both)$", description="ig, gradcam or both")] = "both",
+        target: Annotated[str | None, Query(max_length=200, description="explain this label (default: the top one)")] = None,
+        start: Annotated[float | None, Query(ge=0, description="the window starting here, s (default: the most "
+                                                  "confident one)")] = None,
+        steps: Annotated[int, Query(ge=2, le=256, description="integrated-gradients steps")] = 32,
+        baseline: Annotated[str, Query(pattern="^(mean|silence)$", description="IG reference: mean or silence")] = "mean",
+        output: Annotated[str, Query(pattern="^(png|npz)$", description="png (the picture) or npz (the arrays)")] = "png",
+        name: Annotated[str | None, Query(max_length=255, description="a raw body's file name")] = None,
+    ) -> Response:
+        state.authorised(request)
+        folder = await state.uploaded(request, name, one_file=True)
+        upload = folder.uploads[0]
+
+        def job(ticket: Ticket):  # noqa: ANN202
+            try:
+                return service.explain(upload, ticket, method=method, target=target, start=start, steps=steps,
+                                       baseline=baseline, output=output)
+            except (AudiocnnError, Cancelled):
+                raise
+            except Exception as err:  # noqa: BLE001 - a surprise is this upload's one line, the server goes on
+                raise Refused(500, "internal", failure_line(err, upload), upload.name) from None
+
+        body, media_type, headers = await state.in_worker(lambda ticket: checked(lambda: job(ticket), upload.name),
+                                                          folder)
+        return Response(body, media_type=media_type, headers=headers)
+
+    @router.get("/v1/model", summary="The model: labels, window, recipe, metrics, model card")
+    async def model(request: Request) -> dict[str, Any]:
+        state.authorised(request)
+        return service.describe()
+
+    @router.get("/healthz", summary="Alive and the model loaded")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "model": service.path.name, "jobs": state.pool.admitted}
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def prometheus(request: Request) -> Response:
+        state.authorised(request)
+        metrics.busy.set(state.pool.admitted)
+        return Response(metrics.text(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return router
