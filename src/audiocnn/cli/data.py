@@ -57,12 +57,17 @@ def add_commands(commands: Commands) -> None:
 
 def _info(args: argparse.Namespace) -> int:
     from audiocnn.datasets import load_dataset
+    from audiocnn.datasets.annotated import AnnotationsError
     from audiocnn.datasets.report import check, format_report
 
     options = {"n_folds": args.folds, "seed": args.seed, "split": args.split, "splits_dir": args.splits_dir,
                "clip_seconds": args.clip_seconds, "label_column": args.label_column, "negatives": args.negatives,
                "negative_label": args.negative_label}
-    report = check(load_dataset(args.name, args.root, **options), check_audio=not args.quick)
+    try:
+        report = check(load_dataset(args.name, args.root, **options), check_audio=not args.quick)
+    except AnnotationsError as err:  # too few clips or recordings: the problems first, often they are why
+        print(format_report(check(err.dataset, check_audio=not args.quick)))
+        raise
     print(format_report(report))
     return EXIT_OK if report.ok else EXIT_ERROR
 

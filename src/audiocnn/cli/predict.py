@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -78,7 +78,10 @@ def add_commands(commands: common.Commands) -> None:
         description="Join the tables of `audiocnn predict --shard K/N` runs, or the per-recording tables of "
         "`audiocnn predict --out-dir`, "
         "into one table: the header once, recordings in path order, Raven selections numbered again. Two shards "
-        "merged give the same table as one run over the whole folder. Formats: csv, scores, raven, kaleidoscope, json.",
+        "merged give the same table as one run over the whole folder. Formats: csv, scores, raven, kaleidoscope, json. "
+        "Every table is checked first: if any one cannot be joined (not a result table, damaged, cut short, another "
+        "format or other columns), each is reported, nothing is written and the exit code is 1, since a joined "
+        "table silently missing a shard would be a lost result.",
     )
     merge.add_argument("tables", nargs="+", type=Path, help="result tables, or folders holding them (searched below)")
     merge.add_argument("--out", type=Path, required=True, help="the joined table (written atomically)")
@@ -234,11 +237,18 @@ def _merge(args: argparse.Namespace) -> int:
 
     # A table given by name is never written over; an earlier joined table found in a folder is left out.
     common.check_output(args.out, [path for path in args.tables if path.is_file()])
-    tables = [t for t in result_tables(args.tables) if not (args.out.exists() and os.path.samefile(t, args.out))]
+    tables = result_tables(args.tables, leave_out=args.out)
     if not tables:
         raise ConfigError(f"--out {args.out}: is the only table found; nothing else to join")
-    fmt, rows = merge(tables, args.out)
-    print(f"{args.out}: {len(tables)} {fmt} table(s) joined, {rows} {'file' if fmt == 'json' else 'row'}(s)")
+    merged = merge(tables, args.out)
+    for failure in merged.failures:
+        print(f"audiocnn: error: {common.printable(failure)}", file=sys.stderr)
+    if merged.failures:
+        print(f"audiocnn: error: {len(merged.failures)} of {len(tables)} table(s) cannot be joined; nothing written "
+              f"to {common.printable(args.out)}", file=sys.stderr)
+        return common.EXIT_ERROR
+    print(f"{args.out}: {len(tables)} {merged.fmt} table(s) joined, {merged.rows} "
+          f"{'file' if merged.fmt == 'json' else 'row'}(s)")
     return common.EXIT_OK
 
 

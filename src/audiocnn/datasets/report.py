@@ -17,6 +17,7 @@ from audiocnn import audio
 from audiocnn.datasets.archives import hash_file
 from audiocnn.datasets.base import Clip, Dataset, count_by
 from audiocnn.errors import AudioError
+from audiocnn.tabletext import printable
 
 
 @dataclass
@@ -44,9 +45,12 @@ def check(dataset: Dataset, *, check_audio: bool = True) -> Report:
 
 
 def format_report(report: Report, *, max_problems: int = 50) -> str:
-    """Plain-text tables: clips per fold (or split part), clips per class, then problems."""
+    """Plain-text tables: clips per fold (or split part), clips per class, then problems.
+
+    Labels, file names and problems are text from outside (an annotator's label, a table's
+    cell): control characters are shown escaped (`printable`), so none reaches the terminal."""
     d = report.dataset
-    lines = [f"{d.name} at {d.root}: {len(d.clips)} clips, {len(d.classes)} classes"]
+    lines = [f"{d.name} at {printable(d.root)}: {len(d.clips)} clips, {len(d.classes)} classes"]
     if d.fixed_split is not None:
         s = d.fixed_split
         lines += [f"split {s.name!r}: train {len(s.train)}, val {len(s.val)}, test {len(s.test)}"]
@@ -54,11 +58,12 @@ def format_report(report: Report, *, max_problems: int = 50) -> str:
         per_fold = count_by(d.clips, "fold")
         lines += ["", "fold  clips"] + [f"{fold:>4}  {per_fold[fold]:>5}" for fold in d.folds]
     per_class = count_by(d.clips, "label")
-    width = max(len(c) for c in d.classes) if d.classes else 5
-    lines += ["", f"{'class':<{width}}  clips"] + [f"{c:<{width}}  {per_class[c]:>5}" for c in d.classes]
+    shown = {c: printable(c) for c in d.classes}
+    width = max(map(len, shown.values())) if d.classes else 5
+    lines += ["", f"{'class':<{width}}  clips"] + [f"{shown[c]:<{width}}  {per_class[c]:>5}" for c in d.classes]
     for title, items in (("warning", report.warnings), ("problem", report.problems)):
         if items:
-            lines += ["", f"{len(items)} {title}(s):"] + [f"  {p}" for p in items[:max_problems]]
+            lines += ["", f"{len(items)} {title}(s):"] + [f"  {printable(p)}" for p in items[:max_problems]]
             if len(items) > max_problems:
                 lines.append(f"  ... and {len(items) - max_problems} more")
     if report.ok:

@@ -3,7 +3,9 @@
 Only reading lives here (which recording, from when to when, which label, and which line of
 which file said so); turning selections into training clips is `annotated`'s job. A bad row
 is a problem naming `file:line`, never an exception: one typo in a table of 2000 selections
-must not hide the other 1999, and `audiocnn data info` lists every one.
+must not hide the other 1999, and `audiocnn data info` lists every one. Files are read as
+`audiocnn.tabletext` says (regular files of at most 64 MiB; UTF-8, UTF-16 with its mark, or
+Windows-1252 with a warning); one that cannot be read is one problem naming it.
 
 - **Raven** (Pro/Lite) writes tab-separated text with a header row; `Begin Time (s)` and
   `End Time (s)` are required, the label column is named by its users (`Annotation`,
@@ -25,11 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-BEGIN, END = "Begin Time (s)", "End Time (s)"
+from audiocnn.errors import AudiocnnError
+from audiocnn.tabletext import BEGIN_PATH, BEGIN_TIME, END_TIME, lines, read_text
+
+BEGIN, END = BEGIN_TIME, END_TIME
 #: Label columns Raven users name, in the order looked for (case does not matter).
 LABEL_COLUMNS = ("Annotation", "Label", "Species", "Class", "Sound Type")
 #: Columns naming a selection's recording: a full path (often the annotator's), or a file name.
-RECORDING_COLUMNS = ("Begin Path", "Begin File")
+RECORDING_COLUMNS = (BEGIN_PATH, "Begin File")
 FILE_OFFSET = "File Offset (s)"
 #: The probability `predict --format audacity` writes after a label: four decimals, 0 to 1.
 _OWN_CONFIDENCE = re.compile(r" (?:0\.\d{4}|1\.0000)$")
@@ -54,21 +59,26 @@ def table_kind(path: Path, named_after_recording: bool) -> str | None:
     A Raven table says so in its header. An Audacity label file has no header: it is one when
     it is named after a recording beside it (`rec.txt`), or when its first line reads as a label.
     """
-    lines = [line for line in _text(path, SNIFF_BYTES)[0] if line.strip()]
-    if lines and BEGIN in _fields(lines[0]):
+    found = [line for line in _text(path, SNIFF_BYTES)[0] if line.strip()]
+    if found and BEGIN in _fields(found[0]):
         return "raven"
-    first = next((line for line in lines if not line.startswith("\\")), None)
+    first = next((line for line in found if not line.startswith("\\")), None)
     looks_like_labels = first is not None and len(_fields(first)) >= 2 and all(
         _seconds(v) is not None for v in _fields(first)[:2])
     return "audacity" if named_after_recording or looks_like_labels else None
 
 
-def read_table(path: Path, kind: str, beside: Path | None, find: Callable[[str, Path], Path | None],
+#: What resolves a recording a Raven row names: `find(name, table)` gives the recording, or why none.
+Finder = Callable[[str, Path], "Path | str"]
+
+
+def read_table(path: Path, kind: str, beside: Path | None, find: Finder,
                label_column: str | None = None) -> tuple[list[Selection], list[str]]:
     """The selections of one table, and its problems.
 
     `beside` is the recording the table is named after (None: none sits beside it);
-    `find(name, table)` resolves a recording a Raven row names (None: not found).
+    `find(name, table)` resolves a recording a Raven row names: the recording, or a sentence
+    saying why there is none (not found, outside the dataset root, ...).
     """
     lines, problem = _text(path)
     if problem:
@@ -82,7 +92,7 @@ def read_table(path: Path, kind: str, beside: Path | None, find: Callable[[str, 
     return selections, problems
 
 
-def _raven(path: Path, lines: list[str], beside: Path | None, find: Callable[[str, Path], Path | None],
+def _raven(path: Path, lines: list[str], beside: Path | None, find: Finder,
            label_column: str | None) -> tuple[list[Selection], list[str]]:
     first_row = next((i for i, line in enumerate(lines) if line.strip()), len(lines)) + 1
     header = _fields(lines[first_row - 1]) if first_row <= len(lines) else []
@@ -119,8 +129,8 @@ def _raven(path: Path, lines: list[str], beside: Path | None, find: Callable[[st
             seen.add(get("Selection"))
         named = next((get(name) for name in names_recording if get(name)), "")
         recording = find(named, path) if named else beside
-        if recording is None:
-            problems.append(f"{where}: recording {named} not found" if named else
+        if not isinstance(recording, Path):
+            problems.append(f"{where}: recording {named} {recording}" if named else
                             f"{where}: names no recording ({' or '.join(names_recording)} is empty)")
             continue
         times = _times(get(BEGIN), get(END), where, problems)
@@ -192,16 +202,11 @@ def _fields(line: str) -> list[str]:
     return [field.strip() for field in line.rstrip("\r\n").split("\t")]
 
 
-def _text(path: Path, limit: int = -1) -> tuple[list[str], str | None]:
-    """The file's lines (UTF-8, else Latin-1 as older Windows tools write), or a problem;
-    `limit` bytes only, if given (the last line may then be cut)."""
+def _text(path: Path, limit: int | None = None) -> tuple[list[str], str | None]:
+    """The file's lines, or a problem (see `audiocnn.tabletext.read_text`: a regular file of at most
+    64 MiB, UTF-8 or UTF-16 with its mark, else Windows-1252 with a warning); only the first
+    `limit` bytes if given (the last line may then be cut)."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(limit)
-    except OSError as err:
-        return [], f"{path}: cannot be read ({err.strerror or err})"
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    return re.split(r"\r\n|\r|\n", text), None
+        return lines(read_text(path, head=limit)), None
+    except AudiocnnError as err:
+        return [], str(err)

@@ -27,8 +27,10 @@ labels), so every format keeps them from breaking the file or acting on the read
   `'` in front: spreadsheets then show it as text instead of running it as a formula. To get
   the exact text back, drop the first character of a cell that starts with `'`.
 - Raven tables and Audacity labels have no quoting, so a tab, line break or backslash in a
-  name is written as `\t`, `\n`, `\r` or `\\`; cells get the same `'` as in CSV (they are
-  opened in spreadsheets too). `inference.tables` reads every format back.
+  name is written as `\t`, `\n`, `\r` or `\\`, and the other characters some readers end a
+  line at (`\f`, NEL, U+2028, ...; see `audiocnn.tabletext`) as `\x0c`, `\x85`, `\u2028`; cells
+  get the same `'` as in CSV (they are opened in spreadsheets too). `inference.tables` reads
+  every format back.
 - The terminal table shows control characters escaped (`\x1b`), so a name cannot move the
   cursor, retitle the window or hide text.
 - JSON holds every name exactly.
@@ -47,6 +49,13 @@ from typing import Any, TextIO
 
 from audiocnn.inference.detections import Detection, detections, window_labels
 from audiocnn.inference.predictor import FilePrediction
+from audiocnn.tabletext import (  # noqa: F401 - the escaping rules live there; these names are ours too
+    FORMULA_STARTS,
+    RAVEN_COLUMNS,
+    printable,
+    raven_text,
+    spreadsheet_text,
+)
 
 FORMATS = ("table", "csv", "json", "raven", "audacity", "kaleidoscope", "scores")
 #: Formats that list detections, which `--merge-consecutive` joins.
@@ -57,29 +66,6 @@ ONE_RECORDING_FORMATS = ("audacity",)
 SUFFIXES = {"table": ".audiocnn.txt", "csv": ".audiocnn.csv", "json": ".audiocnn.json",
             "raven": ".audiocnn.selections.txt", "audacity": ".audiocnn.labels.txt",
             "kaleidoscope": ".audiocnn.kaleidoscope.csv", "scores": ".audiocnn.scores.csv"}
-#: First characters that make a spreadsheet read a cell as a formula (and `'`, so the rule inverts).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
-_RAVEN_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def spreadsheet_text(text: object) -> str:
-    """`text` as a spreadsheet shows it and never runs it: `'` in front of a formula start."""
-    text = str(text)
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
-
-
-def raven_text(text: object) -> str:
-    """`text` for a Raven or Audacity cell: no tab or line break can split it, and no formula runs."""
-    return spreadsheet_text(str(text).translate(_RAVEN_ESCAPES))
-
-
-def printable(text: object) -> str:
-    """`text` for a terminal: control characters shown as escapes (`\x1b`), everything else as it is."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
-
-
-RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)",
-                 "High Freq (Hz)", "Begin Path", "Label", "Confidence", "Rank"]
 KALEIDOSCOPE_COLUMNS = ["INDIR", "FOLDER", "IN FILE", "CHANNEL", "OFFSET", "DURATION", "AUTO ID*", "MANUAL ID",
                         "CONFIDENCE", "RANK"]
 SCORE_INDEX = ["file", "start_time", "end_time"]
