@@ -150,3 +150,12 @@ def test_explain_dataset_leaves_out_an_unreadable_file_and_explains_the_rest(cli
     assert len(errors) == 1 and f"{marker}: {INTERNAL}info)" in errors[0]
     assert "1 file(s) could not be read and were left out" in result.err
     assert f"{len(fold1) - 1} clips" in result.out and (tmp_path / "explained" / "classes").is_dir()
+
+
+def test_data_info_lists_a_file_whose_header_raises_anything_and_checks_the_rest(cli, tones, logs, monkeypatch):
+    inject(monkeypatch, "audiocnn.audio:info", marker="noise7.wav")
+    result = cli("data", "info", "folder", "--root", tones)
+    assert result.code == 1 and "Traceback" not in result.err + result.out
+    assert "1 problem(s):" in result.out and "noise7.wav: internal error (InjectedFault: injected fault in info)" in \
+        result.out
+    assert "48 clips, 3 classes" in result.out

@@ -13,10 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audiocnn import audio
+from audiocnn.datasets._files import unreadable
 from audiocnn.datasets.archives import hash_file
 from audiocnn.datasets.base import Clip, Dataset, count_by
-from audiocnn.errors import AudioError
 from audiocnn.tabletext import printable
 
 
@@ -39,7 +38,7 @@ def check(dataset: Dataset, *, check_audio: bool = True) -> Report:
     problems = list(dataset.problems)
     problems += _duplicate_paths(clips)
     if check_audio:
-        problems += _unreadable(clips)
+        problems += list(unreadable(clip.path for clip in clips).values())
         problems += _duplicate_content(clips)
     return Report(dataset, problems, _groups_across_folds(clips))
 
@@ -102,16 +101,6 @@ def _groups_across_folds(clips: list[Clip]) -> list[str]:
         for group, f in sorted(folds.items())
         if len(f) > 1
     ]
-
-
-def _unreadable(clips: list[Clip]) -> list[str]:
-    problems = []
-    for path in _files(clips):
-        try:
-            audio.info(path)
-        except AudioError as err:
-            problems.append(str(err))
-    return problems
 
 
 def _duplicate_content(clips: list[Clip]) -> list[str]:
