@@ -153,3 +153,45 @@ def test_the_model_description_lists_the_limits(service):
         limits = client.get("/v1/model").json()["limits"]
     assert limits["max_seconds"] == 3600 and limits["window_seconds"] == [0.5, 20.0] and limits["min_hop_fraction"] == 0.1
     assert json.dumps(limits)  # plain numbers, for clients to check their options before sending
+
+
+def test_uploads_held_at_once_stay_within_the_budget(service, tmp_path):
+    """A worker is taken only once an upload is in, so uploads in progress are bounded by bytes: past
+    the budget (2 x --max-upload-mb per worker and waiting place) the next is refused with 503 at once,
+    and once they end the budget is free again."""
+    import asyncio
+
+    import httpx
+
+    small = tmp_path / "small.wav"
+    sf.write(small, np.zeros(8_000, dtype=np.int16), 8_000)  # 16 KB
+    settings = ServeSettings(runtime="torch", max_upload_mb=0.1, concurrency=1, queue=0)  # budget 0.2 MiB
+    app = create_app(settings, service=_sharing(service, settings))
+    budget = app.state.server.budget
+
+    async def scenario() -> list[int]:
+        release = asyncio.Event()
+
+        async def held():  # noqa: ANN202 - 100 KB now, the rest when released
+            yield b"\0" * 100_000
+            await release.wait()
+            yield b"\0" * 10
+
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+            slow = [asyncio.create_task(client.post("/v1/predict", content=held())) for _ in range(2)]
+            for _ in range(200):
+                if budget.held >= 200_000:
+                    break
+                await asyncio.sleep(0.01)
+            refused = await client.post("/v1/predict", params={"name": "small.wav"}, content=small.read_bytes())
+            release.set()
+            ended = await asyncio.gather(*slow)
+            again = await client.post("/v1/predict", params={"name": "small.wav"}, content=small.read_bytes())
+            assert "holds 0.2 MiB of uploads already" in refused.json()["error"]
+            assert refused.headers["retry-after"] == "2"
+            # not audio (422), or the one worker busy with the other (503): either way, ended
+            return [refused.status_code, *sorted({answer.status_code for answer in ended} - {503}), again.status_code]
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 60)) == [503, 422, 200]
+    assert budget.held == 0

@@ -3,8 +3,11 @@
 One process loads the model once and answers `POST /v1/predict` (the same documents as
 `audiocnn predict`), `POST /v1/explain` (the picture `audiocnn explain` draws), `GET /v1/model`,
 `GET /healthz` and `GET /metrics`, and serves the page at `/`, which works offline. Uploads go to
-temporary files that are always deleted; a bounded pool of workers classifies them, and a full
-pool answers 503 at once instead of queueing without end.
+temporary files that are always deleted, even after a kill; a bounded pool of workers classifies
+them once they have arrived, a full pool answers 503 at once instead of queueing without end, and
+a job past its time is stopped. Modules: `app` (state, errors, lifespan), `routes`, `guards`
+(Host, body size, pace and room), `multipart`, `uploads`, `pool`, `service`, `server` (uvicorn,
+header deadline, connection bound), `settings`, `metrics`.
 """
 
 from audiocnn.serve.app import create_app

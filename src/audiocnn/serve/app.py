@@ -64,6 +64,7 @@ class ServerState:
         self.settings, self.service = settings, service
         self.pool = WorkerPool(settings.concurrency, settings.queue)
         self.metrics = ServerMetrics()
+        self.budget = UploadBudget(settings.upload_budget_bytes)  # bytes of uploads held at once
         self.folder: ServerFolder | None = None  # made when the server starts (lifespan)
 
     @asynccontextmanager
@@ -155,7 +156,7 @@ def create_app(settings: ServeSettings | None = None, *, service: ModelService |
     app.state.model_name = state.service.path.name
     app.state.server = state
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, seconds=settings.upload_timeout_s,
-                       budget=UploadBudget(settings.upload_budget_bytes))
+                       budget=state.budget)
     _install_error_handlers(app, state.metrics)
     app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # added last: the first to run
     app.include_router(api_router(state))

@@ -76,7 +76,7 @@ class UploadBudget:
     def take(self, size: int) -> None:
         with self._lock:
             if self.held + size > self.max_bytes:
-                raise NoRoom(f"the server holds {self.max_bytes / 2**20:g} MiB of uploads already; try again shortly")
+                raise NoRoom(f"the server holds {self.max_bytes / 2**20:.1f} MiB of uploads already; try again shortly")
             self.held += size
 
     def give_back(self, size: int) -> None:
