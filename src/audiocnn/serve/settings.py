@@ -46,7 +46,7 @@ class ServeSettings:
         for name, low, high in FLOAT_RANGES:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and low < value <= high):
-                raise ConfigError(f"{option(name)} must be a number of more than {low:g} and at most {high:g} "
+                raise ConfigError(f"{option(name)} must be a number of more than {low:g} and at most {high:.10g} "
                                   f"(got {value!r})")
         for name, low, high in INT_RANGES:
             value = getattr(self, name)
