@@ -73,10 +73,17 @@ class Merged:
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
-    """Rows of a CSV result table (csv, kaleidoscope, scores), text as it was before writing."""
+    """Rows of a CSV result table (csv, kaleidoscope, scores), text as it was before writing; a
+    column named twice (a class called `file`) gives its first cell."""
     (_, header), *rows = _csv_rows(Path(path), read_text(Path(path)))
     header = [spreadsheet_value(cell) for cell in header]
-    return [dict(zip(header, map(spreadsheet_value, row))) for _, row in rows]
+    found = []
+    for _, row in rows:
+        cells: dict[str, str] = {}
+        for name, cell in zip(header, row):  # a class named `file` in a score table: the first column wins
+            cells.setdefault(name, spreadsheet_value(cell))
+        found.append(cells)
+    return found
 
 
 def read_raven(path: Path) -> list[dict[str, str]]:
