@@ -17,12 +17,8 @@ import re
 from typing import BinaryIO
 from urllib.parse import unquote
 
-try:
-    from python_multipart.exceptions import MultipartParseError
-    from python_multipart.multipart import MultipartParser, parse_options_header
-except ImportError:  # python-multipart before 0.0.13 named its package `multipart`
-    from multipart.exceptions import MultipartParseError  # type: ignore[no-redef]
-    from multipart.multipart import MultipartParser, parse_options_header  # type: ignore[no-redef]
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from audiocnn.errors import AudiocnnError
 from audiocnn.serve.uploads import UploadFolder
