@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +20,7 @@ from audiocnn.errors import BundleError
 from audiocnn.features import create_frontend
 from audiocnn.models import create
 from audiocnn.models.classifier import AudioClassifier
+from conftest import write_tone
 
 
 @pytest.fixture
@@ -105,3 +112,65 @@ def test_timm_builds_the_cnn_of_a_bundle_from_its_folder(tone_bundle, tones):
         images = loaded.model.images(wave)
         assert list(images.shape[1:]) == config["pretrained_cfg"]["input_size"]
         torch.testing.assert_close(cnn(images), loaded.model.backbone(images))
+
+
+# ----------------------------------------------------------------------------- files that are not files
+
+
+#: A writer that opens and closes a named pipe every few seconds: whoever waits in open() on it
+#: wakes to an empty read. Its own process, since a library blocked in open() may hold the GIL.
+_WRITER = """import os, sys, time
+while True:
+    time.sleep(float(sys.argv[2]))
+    try:
+        os.close(os.open(sys.argv[1], os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+"""
+
+
+@contextlib.contextmanager
+def never_hangs(fifo: Path, seconds: float = 20.0) -> Iterator[None]:
+    """If the code under test opens the named pipe `fifo` and waits for a writer, a writer comes and
+    goes every `seconds`, so the test fails (on what was read: nothing) instead of hanging."""
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(fifo), str(seconds)])
+    try:
+        yield
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def replace_with(path: Path, kind: str) -> None:
+    """Put a named pipe, or a link to a device, where the bundle's file `path` was."""
+    path.unlink()
+    if kind == "pipe":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+
+
+@pytest.mark.parametrize("kind", ["pipe", "device"])
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors"])
+def test_a_pipe_or_device_in_a_bundle_is_one_bundle_error_and_never_opened(saved, name, kind):
+    """A named pipe blocks whoever opens it until something writes; /dev/zero never ends. `load` looks
+    at what each file is (stat) before it opens it, and refuses anything but a regular file."""
+    path, _ = saved
+    replace_with(path / name, kind)
+    with never_hangs(path / name), pytest.raises(BundleError) as caught:
+        bundle.load(path)
+    expected = "is a named pipe, not a regular file" if kind == "pipe" else "is a device, not a regular file"
+    assert str(caught.value).startswith(f"{path / name}: {expected}")
+
+
+def test_a_pipe_as_weights_is_one_error_line_from_predict_not_a_hang(saved, tmp_path):
+    """The measured failure: `predict --model B` with B/model.safetensors a named pipe waited forever."""
+    path, _ = saved
+    replace_with(path / "model.safetensors", "pipe")
+    clip = write_tone(tmp_path / "tone.wav")
+    with never_hangs(path / "model.safetensors", 60):
+        done = subprocess.run([sys.executable, "-m", "audiocnn", "predict", clip, "--model", path, "--runtime", "torch",
+                               "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    assert done.stderr == f"audiocnn: error: {path / 'model.safetensors'}: is a named pipe, not a regular file; " \
+                          "a bundle's files are read only if they are regular files\n"

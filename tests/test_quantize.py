@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 import shutil
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +21,9 @@ from audiocnn import bundle
 from audiocnn.datasets import make_splits
 from audiocnn.errors import BundleError, ConfigError
 from audiocnn.inference.predictor import Predictor
-from audiocnn.inference.quantize import INT8_GRAPH, INT8_INFO, calibration_clips, int8_graph
+from audiocnn.inference.quantize import INT8_GRAPH, INT8_INFO, calibration_clips, int8_graph, quantize
 from conftest import TONE_LABELS, uncalibrated_copy
+from test_bundle import never_hangs, replace_with
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +117,101 @@ def test_int8_refuses_other_windows_and_a_changed_graph(quantized, tmp_path):
     with pytest.raises(BundleError, match="is not the graph .*int8.json describes"):
         Predictor(bundle.load(broken), runtime="int8")
     assert not list(quantized.glob("*.partial"))  # quantize left nothing half-written behind
+
+
+# ----------------------------------------------------------------------------- any number of clips
+
+
+def _audiocnn(*args: object, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`audiocnn ARGS` as a user runs it: its own process, its exit code and both streams."""
+    return subprocess.run([sys.executable, "-m", "audiocnn", *(str(a) for a in args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_quantize_takes_every_clip_a_small_dataset_has_and_says_how_many(tones, tone_bundle, tmp_path):
+    """The tone dataset holds 36 clips outside the held-out fold: fewer than the default 256 and not a
+    multiple of the calibrator's 16, which raised `ValueError ... inhomogeneous shape` (every small
+    annotated dataset did). A prime count below the old minimum of 8 works too."""
+    path = uncalibrated_copy(tone_bundle, tmp_path / "model")
+    done = _audiocnn("quantize", "--model", path, "--data-root", tones, "--no-progress", "--cache-dir", tmp_path / "c")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "audiocnn: warning" not in done.stderr
+    assert f"{path / INT8_GRAPH}: calibrated on 36 clips (of 256 asked: all the usable clips" in done.stdout
+    assert json.loads((path / INT8_INFO).read_text())["calibration_clips"] == 36
+    info = quantize(bundle.load(path), tones, n_clips=5, progress=False)
+    assert info["calibration_clips"] == 5 and 0 <= info["top1_agreement_on_calibration"] <= 1
+    Predictor(bundle.load(path, backbone=False), runtime="int8")  # the graph and its record belong together
+
+
+def test_an_unreadable_calibration_clip_is_a_warning_and_none_readable_is_one_error(tones, tone_bundle, tmp_path):
+    """Each clip is read on its own: a bad one is one warning line naming it (errors.item_failure) and
+    the others calibrate; with none readable, quantize says so in one line and writes nothing."""
+    data = Path(shutil.copytree(tones, tmp_path / "tones"))
+    path = uncalibrated_copy(tone_bundle, tmp_path / "model")
+    clips = calibration_clips(bundle.load(path), data, 256)
+    clips[0].path.write_bytes(b"RIFF\x00\x00\x00\x00not a wav file")
+    done = _audiocnn("quantize", "--model", path, "--data-root", data, "--no-progress", "--cache-dir", tmp_path / "c")
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("audiocnn: warning:")]
+    assert len(warnings) == 1 and str(clips[0].path) in warnings[0] and "left out of the calibration" in warnings[0]
+    assert "calibrated on 35 clips" in done.stdout
+    for clip in clips:
+        clip.path.write_bytes(b"")
+    fresh = uncalibrated_copy(tone_bundle, tmp_path / "fresh")
+    none = _audiocnn("quantize", "--model", fresh, "--data-root", data, "--no-progress", "--cache-dir", tmp_path / "c")
+    assert none.returncode == 1 and "Traceback" not in none.stderr
+    errors = [line for line in none.stderr.splitlines() if line.startswith("audiocnn: error:")]
+    assert errors == [f"audiocnn: error: {data}: none of its 36 calibration clips could be read; the 8-bit graph "
+                      "needs at least one clip of the model's training data"]
+    assert not (fresh / INT8_GRAPH).exists() and not (fresh / INT8_INFO).exists()
+
+
+# ----------------------------------------------------------------------------- int8.json is untrusted
+
+
+def _record(path: Path, change) -> None:  # noqa: ANN001 - a function of the record
+    info = json.loads((path / INT8_INFO).read_text())
+    change(info)
+    (path / INT8_INFO).write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda p: (p / INT8_INFO).write_bytes((p / INT8_GRAPH).read_bytes()), "larger than any int8 record file"),
+    (lambda p: (p / INT8_INFO).write_bytes(b"\x08\x09\xff\xfe protobuf"), "not UTF-8 text"),
+    (lambda p: (p / INT8_INFO).write_text("{not json"), "not valid JSON"),
+    (lambda p: (p / INT8_INFO).write_text("[" * 100_000 + "]" * 100_000), "not valid JSON (RecursionError"),
+    (lambda p: (p / INT8_INFO).write_text("[]"), "should be a valid dictionary"),
+    (lambda p: ((p / INT8_INFO).unlink(), (p / INT8_INFO).symlink_to(p / "gone.json")), "int8.json: is a broken link"),
+    (lambda p: _record(p, lambda r: r.pop("weights_sha256")), "int8.json: weights_sha256: missing"),
+    (lambda p: _record(p, lambda r: r.update(graph_sha256=7)), "int8.json: graph_sha256: should be a valid string"),
+    (lambda p: _record(p, lambda r: r.update(input_shape="1x64x32")), "int8.json: input_shape: should be a valid list"),
+    (lambda p: _record(p, lambda r: r.update(input_shape=[1, -64, 32])), "int8.json: input_shape.1: should be greater"),
+    (lambda p: _record(p, lambda r: r.update(top1_agreement_on_calibration=float("nan"))), "should be a finite number"),
+    (lambda p: replace_with(p / INT8_INFO, "pipe"), "int8.json: is a named pipe, not a regular file"),
+    (lambda p: replace_with(p / INT8_GRAPH, "pipe"), "model.int8.onnx: is a named pipe, not a regular file"),
+    (lambda p: replace_with(p / INT8_GRAPH, "device"), "model.int8.onnx: is a device, not a regular file"),
+    (lambda p: replace_with(p / "model.safetensors", "pipe"), "model.safetensors: is a named pipe, not a regular file"),
+])
+def test_a_broken_int8_record_or_graph_is_one_bundle_error_naming_it(quantized, tmp_path, breakage, message):
+    """int8.json comes with a downloaded bundle like config.json, and is read the same way; no file of the
+    8-bit model is opened unless it is a regular file (the weights are only hashed: a pipe there hung)."""
+    path = Path(shutil.copytree(quantized, tmp_path / "b"))
+    breakage(path)
+    stack = contextlib.ExitStack()
+    for name in (INT8_INFO, INT8_GRAPH, "model.safetensors"):
+        if stat.S_ISFIFO(os.lstat(path / name).st_mode):
+            stack.enter_context(never_hangs(path / name))
+    with stack, pytest.raises(BundleError) as caught:
+        Predictor(bundle.load(path, backbone=False), runtime="int8")
+    assert message in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_predict_int8_with_a_graph_where_its_record_was_is_one_error_line(quantized, tones, tmp_path):
+    """What `export --out BUNDLE/int8.json` left behind before it was refused: a traceback from predict."""
+    path = Path(shutil.copytree(quantized, tmp_path / "b"))
+    (path / INT8_INFO).write_bytes((path / INT8_GRAPH).read_bytes())
+    done = _audiocnn("predict", next((tones / "high").glob("*.wav")), "--model", path, "--runtime", "int8",
+                     "--no-progress")
+    assert done.returncode == 1 and done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"audiocnn: error: {path / INT8_INFO}: ") and done.stderr.count("\n") == 1
+    assert "larger than any int8 record file (1048576 at most)" in done.stderr

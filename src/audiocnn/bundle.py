@@ -12,6 +12,8 @@ unpickled, so opening a downloaded bundle cannot run code.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, NotRequired
@@ -31,6 +33,10 @@ from audiocnn.validation import Float, settings_text, validation_problem
 FORMAT = "audiocnn-bundle"
 VERSION = 1
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+#: The 8-bit backbone `audiocnn quantize` adds, and its record (`inference.quantize`).
+INT8_GRAPH, INT8_INFO = "model.int8.onnx", "int8.json"
+#: Every file of a bundle something reads: none may be written over by an output (`owned_file`).
+FILES = (CONFIG, WEIGHTS, INT8_GRAPH, INT8_INFO)
 #: The most classes a bundle may name (BirdNET's global model has about 6,500).
 MAX_LABELS = 20_000
 Label = Annotated[str, Field(min_length=1, max_length=200)]
@@ -234,11 +240,52 @@ def require_held_out(bundle: Bundle, fold: int) -> None:
                           f"use RUN/fold{fold}/model from `audiocnn cv` or `audiocnn train --test-fold {fold}`")
 
 
+def regular_file(path: Path, missing: str | None = None) -> Path:
+    """`path` if it is a regular file (a link to one is fine), else one BundleError naming it.
+
+    Checked with `stat`, never by opening: opening a named pipe blocks until something writes
+    into it, and a device such as /dev/zero never ends, so a bundle holding one would hang
+    whatever reads it. `missing`: the message for a file that is not there (default: "is missing").
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise BundleError(missing or f"{path.parent}: {path.name} is missing") from None
+    except OSError as err:
+        raise BundleError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a folder" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+        raise BundleError(f"{path}: is {kind}, not a regular file; a bundle's files are read only if they are "
+                          "regular files")
+    return path
+
+
+def owned_file(folder: Path, path: Path) -> str | None:
+    """What `path` is of the bundle in `folder`, or None: the folder itself, one of its `FILES` (there
+    or not: writing one would change the bundle), or any file in it by inode (a link to one, another
+    spelling of it). For refusing outputs that would destroy a bundle (`audiocnn export --out`)."""
+    def same(a: Path, b: Path) -> bool:
+        try:
+            return os.path.samefile(a, b)
+        except OSError:
+            return False
+
+    if same(path, folder):
+        return "the bundle folder"
+    if path.name in FILES and same(path.parent, folder):
+        return path.name
+    if path.exists() and folder.is_dir():
+        for entry in folder.iterdir():
+            if same(path, entry):
+                return entry.name
+    return None
+
+
 def read_config(path: Path) -> dict[str, Any]:
     if not path.is_dir():
         raise BundleError(f"{path}: no such model bundle (a folder with {CONFIG} and {WEIGHTS})")
-    if not (path / CONFIG).exists():
-        raise BundleError(f"{path}: not a model bundle ({CONFIG} is missing)")
+    regular_file(path / CONFIG, f"{path}: not a model bundle ({CONFIG} is missing)")
     try:
         config = json.loads(settings_text(path / CONFIG, "bundle config"))  # a regular file, not too large, UTF-8
     except ConfigError as err:
@@ -262,7 +309,7 @@ def _load_weights(path: Path, backbone: torch.nn.Module) -> None:
     from safetensors.torch import load_file
 
     try:
-        state = load_file(str(path / WEIGHTS))
+        state = load_file(str(regular_file(path / WEIGHTS)))
     except FileNotFoundError:
         raise BundleError(f"{path}: {WEIGHTS} is missing") from None
     except (SafetensorError, OSError) as err:

@@ -96,7 +96,8 @@ def add_commands(commands: common.Commands) -> None:
         "the model's own dataset (stratified by label, never its held-out fold). Prints how often the 8-bit "
         "model's top-1 agrees with the float model's on those clips.",
     )
-    quantize.add_argument("--clips", type=int, default=256, help="calibration clips (default 256)")
+    quantize.add_argument("--clips", type=int, default=256,
+                          help="calibration clips, at most (default 256; a smaller dataset gives all it has)")
     quantize.set_defaults(handler=_quantize)
 
     calibrate = commands.add_parser(
@@ -258,14 +259,17 @@ def _quantize(args: argparse.Namespace) -> int:
     model = common.load_model(args.model)
     info = quantize(model, args.data_root, n_clips=args.clips, cache_dir=args.cache_dir,
                     progress=not args.no_progress)
-    print(f"{args.model / INT8_GRAPH}: calibrated on {info['calibration_clips']} clips; top-1 agrees with the "
-          f"float model on {info['top1_agreement_on_calibration']:.1%} of them")
+    used = info["calibration_clips"]
+    fewer = f" (of {args.clips} asked: all the usable clips of its training data)" if used < args.clips else ""
+    print(f"{args.model / INT8_GRAPH}: calibrated on {used} clip{'s' if used != 1 else ''}{fewer}; top-1 agrees "
+          f"with the float model on {info['top1_agreement_on_calibration']:.1%} of them")
     return common.EXIT_OK
 
 
 def _calibrate(args: argparse.Namespace) -> int:
     from audiocnn import bundle
-    from audiocnn.training.calibration import calibrate_bundle
+    from audiocnn.cli.training import warn_unfitted
+    from audiocnn.training.calibration import calibrate_bundle, threshold_summary
 
     if not 0.5 <= args.keep_correct < 1.0:
         raise ConfigError(f"--keep-correct must be in [0.5, 1) (got {args.keep_correct:g})")
@@ -274,6 +278,8 @@ def _calibrate(args: argparse.Namespace) -> int:
                                    keep_correct=args.keep_correct)
     bundle.write_calibration(args.model, calibration)
     print(f"{args.model}: temperature {calibration.temperature:g} (validation NLL {calibration.nll_before:.3f} -> "
-          f"{calibration.nll_after:.3f}, ECE {calibration.ece_before:.3f} -> {calibration.ece_after:.3f}); "
-          f"`unknown` below {calibration.unknown_below:.2f}, fitted on {calibration.clips} validation clips")
+          f"{calibration.nll_after:.3f}, ECE {calibration.ece_before:.3f} -> {calibration.ece_after:.3f}, "
+          f"{calibration.clips} validation clips)")
+    print(threshold_summary(calibration.to_dict()))
+    warn_unfitted({str(args.model): calibration.to_dict()})
     return common.EXIT_OK
