@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -16,8 +17,17 @@ import torch.nn.functional as F
 from audiocnn import bundle
 from audiocnn.inference.formats import PredictionWriter
 from audiocnn.inference.predictor import UNKNOWN, Predictor
-from audiocnn.training.calibration import KEEP_CORRECT, calibrate, fit_temperature, unknown_threshold
-from conftest import TONE_HZ, tone_clip, uncalibrated_copy, write_tone
+from audiocnn.training.calibration import (
+    DEFAULT_UNKNOWN_BELOW,
+    KEEP_CORRECT,
+    MIN_CORRECT_CLIPS,
+    calibrate,
+    fit_temperature,
+    threshold_summary,
+    unfitted_warning,
+    unknown_threshold,
+)
+from conftest import SMOKE, TINY, TONE_HZ, tone_clip, uncalibrated_copy, write_tone
 
 
 def _over_confident(n: int, scale: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -165,3 +175,67 @@ def test_an_unknown_threshold_outside_0_1_is_one_error_line(cli, tone_bundle, no
     result = cli("predict", noise_then_tone, "--model", tone_bundle, "--unknown-below", "2", "--no-progress")
     assert result.code == 1 and "Traceback" not in result.err
     assert result.err.strip() == "audiocnn: error: --unknown-below must be between 0 and 1 (got 2)"
+
+
+# ----------------------------------------------------------------------------- too few clips to fit a threshold
+
+
+def _confident(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of `n` validation clips that a model gets right, most of them with near certainty."""
+    rng = np.random.default_rng(seed)
+    labels = torch.from_numpy(rng.integers(0, 3, n))
+    logits = torch.from_numpy(rng.normal(0, 1, (n, 3))).float()
+    logits[torch.arange(n), labels] += torch.from_numpy(rng.uniform(2, 9, n)).float()
+    return logits, labels
+
+
+def test_a_threshold_is_fitted_only_from_enough_right_answers():
+    """22 right answers, all fairly sure, once set `unknown` below 0.95 without a word: the 5th percentile
+    of so few is the least sure of them. Below MIN_CORRECT_CLIPS it stays off and the record says so."""
+    few = calibrate(*_confident(22, seed=0))
+    assert few.unknown_below == DEFAULT_UNKNOWN_BELOW == 0 and not few.unknown_fitted
+    assert few.correct_clips == few.clips == 22
+    assert threshold_summary(few.to_dict()) == ("`unknown` off (threshold 0): 22 of 22 validation clips classified "
+                                                f"right, fewer than the {MIN_CORRECT_CLIPS} a threshold needs")
+    logits, labels = _confident(200, seed=1)
+    right = int((logits.argmax(1) == labels).sum())
+    enough = calibrate(logits, labels)
+    assert enough.unknown_fitted and enough.correct_clips == right >= MIN_CORRECT_CLIPS
+    assert 0.5 < enough.unknown_below < 1
+    assert threshold_summary(enough.to_dict()) == (f"`unknown` below {enough.unknown_below:.2f}: kept 95% of the "
+                                                   f"{right} validation clips classified right (of 200)")
+    assert unfitted_warning({"a": enough.to_dict()}) is None
+    assert "a: 22 of 22 validation clips classified right" in unfitted_warning({"a": few.to_dict(), "b": None})
+
+
+def test_calibrate_says_what_set_the_threshold_and_warns_when_too_few_did(cli, tone_bundle, tones, tmp_path):
+    """`audiocnn calibrate` on the tone model (9 validation clips): the threshold line and one warning."""
+    copy = uncalibrated_copy(tone_bundle, tmp_path / "model")
+    done = cli("calibrate", "--model", copy, "--data-root", tones, "--no-progress", "--cache-dir", tmp_path / "cache")
+    assert done.code == 0, done.err
+    assert "`unknown` off (threshold 0): 9 of 9 validation clips classified right, fewer than the 50" in done.out
+    assert done.err.splitlines() == [
+        f"audiocnn: warning: `unknown` threshold not fitted ({copy}: 9 of 9 validation clips classified right; a "
+        "threshold needs at least 50): `unknown` is off. Set one with `predict --unknown-below P`, or train with more "
+        "validation clips (data.val_fraction) and run `audiocnn calibrate`"]
+    assert bundle.load(copy).calibration["unknown_fitted"] is False and bundle.load(copy).unknown_below == 0
+
+
+def test_train_and_cv_print_each_models_threshold_and_warn_when_it_is_not_fitted(cli, tones, tmp_path):
+    options = [arg for item in [*TINY, "train.epochs=1"] for arg in ("--set", item)]
+    trained = cli("train", SMOKE, "--data-root", tones, "--out", tmp_path / "model", "--test-fold", "1",
+                  "--no-progress", "--cache-dir", tmp_path / "cache", *options)
+    assert trained.code == 0, trained.err
+    assert re.search(r"^`unknown` off \(threshold 0\): \d of 9 validation clips classified right, fewer than the 50 a "
+                     r"threshold needs$", trained.out, re.M), trained.out
+    assert [line for line in trained.err.splitlines() if "warning" in line] == [
+        line for line in trained.err.splitlines() if line.startswith("audiocnn: warning: `unknown` threshold not fitted")
+    ] and trained.err.count("audiocnn: warning:") == 1
+    run = tmp_path / "run"
+    done = cli("cv", SMOKE, "--data-root", tones, "--out", run, "--folds", "1,2", "--no-progress",
+               "--cache-dir", tmp_path / "cache", *options)
+    assert done.code == 0, done.err
+    assert re.search(r"^fold 1: `unknown` off .*\nfold 2: `unknown` off ", done.out, re.M), done.out
+    assert done.err.count("audiocnn: warning: `unknown` threshold not fitted (fold 1: ") == 1
+    assert "## When each fold's model says `unknown`" in (run / "summary.md").read_text()
+    assert [fold["unknown_below"] for fold in json.loads((run / "summary.json").read_text())["folds"]] == [0, 0]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from audiocnn.cli.common import (
     EXIT_ERROR,
@@ -15,6 +18,7 @@ from audiocnn.cli.common import (
     incomplete_option,
     progress_option,
 )
+from audiocnn.errors import AudiocnnWarning
 
 
 def _recipe_options() -> argparse.ArgumentParser:
@@ -67,9 +71,30 @@ def add_commands(commands: Commands) -> None:
     study.set_defaults(handler=_study)
 
 
+def warn_unfitted(records: Mapping[str, Mapping[str, Any] | None]) -> None:
+    """One warning line if a model's `unknown` threshold was left at its default for want of clips.
+
+    Shown whatever the warning filters say (as a summary line is): it is part of what the command
+    reports about the model it made, not a note from deep inside a library.
+    """
+    from audiocnn.training.calibration import unfitted_warning
+
+    message = unfitted_warning(records)
+    if message is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", AudiocnnWarning)
+            warnings.warn(message, AudiocnnWarning, stacklevel=2)
+
+
 def _cv(args: argparse.Namespace) -> int:
+    from audiocnn.training.reports import run_calibrations, unknown_lines
+
     summary = _run(args, "run_cv", folds=args.folds)
     if summary:  # empty on a DDP rank other than 0: rank 0 reports
+        folds = run_calibrations(args.out)
+        for line in unknown_lines(folds):
+            print(line)
+        warn_unfitted({f"fold {fold}": m.get("calibration") for fold, m in folds.items()})
         print(f"accuracy {100 * summary['mean_accuracy']:.1f}% ± {100 * summary['std_accuracy']:.1f} over "
               f"{len(summary['folds'])} fold(s), macro-F1 {summary['mean_macro_f1']:.3f}; "
               f"report in {args.out}/summary.md")
@@ -77,10 +102,14 @@ def _cv(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from audiocnn.training.calibration import threshold_summary
+
     metrics = _run(args, "train_bundle", test_fold=args.test_fold)
     if metrics:  # empty on a DDP rank other than 0: rank 0 reports
         score = f", test accuracy {100 * metrics['accuracy']:.1f}%" if "accuracy" in metrics else ""
         print(f"bundle saved to {args.out}{score}")
+        print(threshold_summary(metrics.get("calibration"), metrics.get("n_val")))
+        warn_unfitted({str(args.out): metrics.get("calibration")})
     return EXIT_OK
 
 

@@ -13,10 +13,17 @@ fold), go into the bundle (`config.json`, key `calibration`):
   `unknown` (its best guesses still follow). It is set so that a stated share of the validation
   clips the model gets right keep their answer (`KEEP_CORRECT`, 95%): the rest of the
   probability range is where a sound the model does not know tends to land.
+
+A threshold is a low percentile of right answers' confidence, so it needs enough of them: with
+fewer than `MIN_CORRECT_CLIPS` it is not fitted and `unknown` stays off; `train`, `cv` and
+`calibrate` print the threshold and the clips that set it, and warn when it was not fitted. Once, a 22-clip validation set of a small
+annotated dataset set a threshold of 0.95, shown nowhere but metrics.json, and the model then
+answered `unknown` to most real recordings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +40,15 @@ from audiocnn.errors import ConfigError
 KEEP_CORRECT = 0.95
 #: Fewer validation clips than this give no calibration (the model keeps temperature 1, never `unknown`).
 MIN_VALIDATION_CLIPS = 5
+#: Right validation answers an `unknown` threshold is fitted from, at least. At the default 95% it is
+#: then set by the 3rd least confident of them, not by the single least confident one (as with
+#: fewer than 20), and the share of right answers it keeps on new clips is known to about ±3
+#: points (an order statistic's spread: ±5 with 20, ±8 with 10).
+MIN_CORRECT_CLIPS = 50
+#: The threshold used with fewer: 0, `unknown` off, as for a bundle without calibration. No
+#: value without data means the same for 3 classes and 500, or for every temperature; the user
+#: sets one with `predict --unknown-below P`.
+DEFAULT_UNKNOWN_BELOW = 0.0
 #: The temperature is kept in this range: outside it the validation set was too small or degenerate.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
 
@@ -49,6 +65,8 @@ class Calibration:
     nll_after: float
     ece_before: float
     ece_after: float
+    correct_clips: int  # of `clips`, those classified right: the `unknown` threshold is fitted from them
+    unknown_fitted: bool  # False: too few right answers, `unknown_below` is DEFAULT_UNKNOWN_BELOW
     fitted_on: str = "validation clips of the training folds"
 
     def to_dict(self) -> dict[str, float | int | str]:
@@ -98,20 +116,57 @@ def confidence_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15
 
 
 def calibrate(logits: Tensor, labels: Tensor, keep_correct: float = KEEP_CORRECT) -> Calibration:
-    """Temperature and abstain threshold from held-out logits and their true labels."""
+    """Temperature and abstain threshold from held-out logits and their true labels.
+
+    With fewer than `MIN_CORRECT_CLIPS` right answers the threshold is `DEFAULT_UNKNOWN_BELOW`,
+    recorded as `unknown_fitted: False` (the temperature is fitted all the same); the commands
+    that fit one warn about it (`unfitted_warning`).
+    """
     temperature = fit_temperature(logits, labels)
     before = logits.float().softmax(-1).numpy()
     after = (logits.float() / temperature).softmax(-1).numpy()
     truth = labels.numpy()
+    correct = int((after.argmax(axis=1) == truth).sum())
+    fitted = correct >= MIN_CORRECT_CLIPS
     return Calibration(
         temperature=round(temperature, 4),
-        unknown_below=round(unknown_threshold(after, truth, keep_correct), 4),
-        keep_correct=keep_correct, clips=len(truth),
+        unknown_below=round(unknown_threshold(after, truth, keep_correct), 4) if fitted else DEFAULT_UNKNOWN_BELOW,
+        keep_correct=keep_correct, clips=len(truth), correct_clips=correct, unknown_fitted=fitted,
         nll_before=round(float(F.cross_entropy(logits.float(), labels)), 4),
         nll_after=round(float(F.cross_entropy(logits.float() / temperature, labels)), 4),
         ece_before=round(expected_calibration_error(before, truth), 4),
         ece_after=round(expected_calibration_error(after, truth), 4),
     )
+
+
+def threshold_summary(record: Mapping[str, Any] | None, n_val: int | None = None) -> str:
+    """One line on a bundle's `unknown` threshold and how many validation clips set it, from its
+    calibration record (config.json's or metrics.json's `calibration`; None: not calibrated), for
+    the training summary and `audiocnn calibrate`."""
+    if not record:
+        clips = f"{n_val} validation clips" if n_val is not None else "no validation clips"
+        return f"`unknown` off: not calibrated ({clips}; at least {MIN_VALIDATION_CLIPS} needed)"
+    below, clips = float(record.get("unknown_below", 0.0)), record.get("clips", "?")
+    if "correct_clips" not in record:  # a record from before the minimum existed
+        return f"`unknown` below {below:.2f}, fitted on {clips} validation clips"
+    if not record.get("unknown_fitted", True):
+        return (f"`unknown` off (threshold {below:g}): {record['correct_clips']} of {clips} validation clips "
+                f"classified right, fewer than the {MIN_CORRECT_CLIPS} a threshold needs")
+    keep = float(record.get("keep_correct", KEEP_CORRECT))
+    return (f"`unknown` below {below:.2f}: kept {keep:.0%} of the {record['correct_clips']} validation clips "
+            f"classified right (of {clips})")
+
+
+def unfitted_warning(records: Mapping[str, Mapping[str, Any] | None]) -> str | None:
+    """The warning for calibration records (by model: "fold 1", a bundle's path) whose `unknown`
+    threshold was not fitted, as one line; None when every one was (or predates the minimum)."""
+    unfitted = {name: r for name, r in records.items() if r and not r.get("unknown_fitted", True)}
+    if not unfitted:
+        return None
+    counts = ", ".join(f"{name}: {r.get('correct_clips', '?')} of {r.get('clips', '?')}" for name, r in unfitted.items())
+    return (f"`unknown` threshold not fitted ({counts} validation clips classified right; a threshold needs at least "
+            f"{MIN_CORRECT_CLIPS}): `unknown` is off. Set one with `predict --unknown-below P`, or train with more "
+            "validation clips (data.val_fraction) and run `audiocnn calibrate`")
 
 
 def validation_clips(bundle: Any, data_root: Path) -> list:

@@ -1,7 +1,8 @@
 """Cross-validation reports: what a reader of a run folder wants to see first.
 
 `summary.json` for scripts, `summary.md` for people (accuracy and macro-F1 per fold, per-class
-F1 over all test clips), `confusion.png` aggregated over folds with readable class names.
+F1 over all test clips, each fold model's `unknown` threshold and the validation clips that set
+it), `confusion.png` aggregated over folds with readable class names.
 """
 
 from __future__ import annotations
@@ -36,16 +37,32 @@ def write_summary(run: Path, classes: list[str]) -> dict[str, Any]:
         "mean_accuracy": float(accuracies.mean()),
         "std_accuracy": float(accuracies.std(ddof=1)) if len(accuracies) > 1 else 0.0,
         "mean_macro_f1": float(np.mean([m["macro_f1"] for m in metrics])),
-        "folds": [{"fold": split_fold(m), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]} for m in metrics],
+        "folds": [{"fold": split_fold(m), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+                   "unknown_below": m.get("calibration", {}).get("unknown_below")} for m in metrics],
         "per_class_f1": {c: float(f) for c, f in zip(classes, per_class)},
         "robustness": fold_robustness([p.parent for p in folds]),
     }
     # Timing apart: summary.json is the same for the same recipe, resumed after a kill or not.
     atomic.write_text(run / TIMING, json.dumps({"train_seconds": round(sum(map(fold_seconds, folds)), 1)}) + "\n")
     atomic.write_text(run / "summary.json", json.dumps(summary, indent=2) + "\n")
-    atomic.write_text(run / "summary.md", _markdown(summary, len(truth)))
+    atomic.write_text(run / "summary.md", _markdown(summary, len(truth),
+                                                  unknown_lines({split_fold(m): m for m in metrics})))
     save_confusion(confusion_matrix(truth, predicted, labels=range(len(classes))), classes, run / "confusion.png")
     return summary
+
+
+def unknown_lines(metrics: dict[int | None, dict[str, Any]]) -> list[str]:
+    """`fold K: <threshold_summary>` for each fold's metrics: how each fold model says `unknown`."""
+    from audiocnn.training.calibration import threshold_summary
+
+    return [f"fold {fold}: {threshold_summary(m.get('calibration'), m.get('n_val'))}" for fold, m in metrics.items()]
+
+
+def run_calibrations(run: Path) -> dict[int | None, dict[str, Any]]:
+    """Each finished fold's metrics, by fold, in fold order (for the `cv` command's summary)."""
+    records = sorted((json.loads(p.read_text()) for p in run.glob("fold*/metrics.json")),
+                     key=lambda m: split_fold(m) or 0)
+    return {split_fold(m): m for m in records}
 
 
 def fold_seconds(metrics_path: Path) -> float:
@@ -81,7 +98,7 @@ def _predictions(run: Path, fold_dirs: list[Path], classes: list[str]) -> tuple[
     return np.array(truth), np.array(predicted)
 
 
-def _markdown(summary: dict[str, Any], n_clips: int) -> str:
+def _markdown(summary: dict[str, Any], n_clips: int, unknown: list[str]) -> str:
     lines = [
         "# Cross-validation summary", "",
         f"**Accuracy {100 * summary['mean_accuracy']:.1f}% ± {100 * summary['std_accuracy']:.1f}** "
@@ -93,6 +110,7 @@ def _markdown(summary: dict[str, Any], n_clips: int) -> str:
         *(f"| {f['fold']} | {100 * f['accuracy']:.1f}% | {f['macro_f1']:.3f} |" for f in summary["folds"]),
         "", "## F1 per class (all test clips)", "", "| class | F1 |", "|---|---:|",
         *(f"| {c} | {f:.3f} |" for c, f in sorted(summary["per_class_f1"].items(), key=lambda kv: kv[1])),
+        "", "## When each fold's model says `unknown`", "", *(f"- {line}" for line in unknown),
     ]
     return "\n".join(lines) + "\n"
 
