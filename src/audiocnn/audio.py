@@ -18,7 +18,6 @@ Policy for awkward but valid input:
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ import soundfile as sf
 import soxr
 
 from audiocnn.errors import AudiocnnWarning, AudioError
+from audiocnn.tabletext import walk
 
 #: Sample rates outside this range are treated as a corrupt header, not as audio.
 MIN_SAMPLE_RATE = 1_000
@@ -42,40 +42,14 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".
 def audio_files(folder: Path) -> list[Path]:
     """Audio files below `folder`, at any depth, in a stable order.
 
-    Walked with an explicit stack, not recursion (a folder 1000 levels deep must not raise
-    RecursionError); links to folders are not followed (no loops), links to files are; pipes,
-    sockets and devices are left out, as they are not files to read. An entry that cannot be
-    looked at (a loop of file links `a.wav -> b.wav -> a.wav`, a folder without read permission)
-    is skipped with a warning: one odd entry must not stop the whole folder.
+    Walked as every folder of inputs is (`tabletext.walk`): with an explicit stack, not recursion
+    (a folder 1000 levels deep must not raise RecursionError), links to folders not followed (no
+    loops), links to files followed. What cannot be a recording to read (a pipe named `.wav`, a
+    loop of file links `a.wav -> b.wav -> a.wav`, a subfolder that cannot be listed) is skipped
+    with a warning: one odd entry must not stop the whole folder.
     """
-    found: list[Path] = []
-    stack = [Path(folder)]
-    while stack:
-        current = stack.pop()
-        try:
-            with os.scandir(current) as entries:
-                for entry in entries:
-                    _sort_entry(entry, stack, found)
-        except OSError as err:
-            if current == Path(folder):
-                raise
-            _skipped(current, err)
-    return sorted(found)
+    return walk(folder, lambda name: Path(name).suffix.lower() in AUDIO_EXTENSIONS)
 
-
-def _sort_entry(entry: os.DirEntry, folders: list[Path], audio: list[Path]) -> None:
-    """A subfolder onto `folders`, an audio file onto `audio`; anything else (or unreadable) left out."""
-    try:
-        if entry.is_dir(follow_symlinks=False):
-            folders.append(Path(entry.path))
-        elif Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS and entry.is_file():
-            audio.append(Path(entry.path))
-    except OSError as err:
-        _skipped(Path(entry.path), err)
-
-
-def _skipped(path: Path, err: OSError) -> None:
-    warnings.warn(f"{path}: skipped ({err.strerror or err})", AudiocnnWarning, stacklevel=4)
 
 # Formats whose frame count in the header is an estimate (a shortfall of a few frames is normal).
 _ESTIMATED_LENGTH_FORMATS = {"OGG"}
