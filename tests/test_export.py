@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -185,3 +186,73 @@ def test_the_standalone_example_classifies_as_predict_does(exported, tmp_path, c
         expected = next(guess for guess in item["summary"] if guess["probability"] is not None)
         assert label == expected["label"], item["path"]
         assert abs(float(probability) - expected["probability"]) < 0.05, item["path"]
+
+
+def _bundle_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _alias_link(b: Path, tmp: Path) -> Path:
+    (tmp / "alias").symlink_to(b)
+    return tmp / "alias" / "int8.json"
+
+
+def _hard_link(b: Path, tmp: Path) -> Path:
+    os.link(b / "int8.json", tmp / "hard.json")
+    return tmp / "hard.json"
+
+
+def _symlink(b: Path, tmp: Path) -> Path:
+    (tmp / "link.onnx").symlink_to(b / "model.int8.onnx")
+    return tmp / "link.onnx"
+
+
+@pytest.mark.parametrize("target", [
+    lambda b, tmp: b / "config.json",
+    lambda b, tmp: b / "model.safetensors",
+    lambda b, tmp: b / "model.int8.onnx",
+    lambda b, tmp: b / "int8.json",
+    lambda b, tmp: b / "MODEL_CARD.md",
+    _alias_link,  # another spelling of the folder
+    _hard_link,  # the same inode under another name
+    _symlink,
+], ids=["config", "weights", "int8-graph", "int8-record", "card", "alias", "hard-link", "symlink"])
+def test_no_file_of_the_bundle_can_be_the_exports_out(cli, tmp_path, target):
+    """`export --out BUNDLE/int8.json` wrote a graph over the bundle's 8-bit record, and `predict --runtime
+    int8` then gave a traceback. Every file of the bundle, by name or by inode, is refused before any work."""
+    model = Path(shutil.copytree(default_model(), tmp_path / "model"))
+    (tmp_path / "outside").mkdir()
+    before = _bundle_bytes(model)
+    out = target(model, tmp_path / "outside")
+    refused = cli("export", "--model", model, "--out", out, "--int8")
+    assert refused.code == 1 and refused.err.count("\n") == 1 and "Traceback" not in refused.err
+    assert refused.err.startswith(f"audiocnn: error: --out {out}: is a file of the model bundle {model} (")
+    assert _bundle_bytes(model) == before
+
+
+def test_the_bundle_folder_and_its_missing_files_are_refused_as_out_too(cli, tmp_path):
+    """A bundle without an 8-bit graph yet: writing BUNDLE/int8.json would still plant a record in it."""
+    plain = Path(shutil.copytree(default_model(), tmp_path / "plain", ignore=shutil.ignore_patterns("*int8*")))
+    record = cli("export", "--model", plain, "--out", plain / "int8.json")
+    assert record.code == 1 and f"is a file of the model bundle {plain} (int8.json)" in record.err
+    folder = cli("export", "--model", plain, "--out", plain)
+    assert folder.code == 1 and folder.err.count("\n") == 1
+    assert folder.err.strip() == f"audiocnn: error: --out {plain}: is the folder of the model bundle {plain}; give a " \
+                                 "file outside it"
+    assert sorted(p.name for p in plain.iterdir()) == ["MODEL_CARD.md", "config.json", "model.safetensors"]
+
+
+def test_export_over_the_int8_record_is_refused_by_the_command_and_predict_still_works(tmp_path, esc50_clip):
+    """The measured failure, as a user meets it: two commands, each its own process."""
+    model = Path(shutil.copytree(default_model(), tmp_path / "model"))
+    before = _bundle_bytes(model)
+    command = [sys.executable, "-m", "audiocnn"]
+    refused = subprocess.run([*command, "export", "--model", model, "--out", model / "int8.json", "--int8"],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and refused.stdout == "", refused.stderr
+    assert refused.stderr == (f"audiocnn: error: --out {model / 'int8.json'}: is a file of the model bundle {model} "
+                              "(int8.json); writing there would destroy it\n")
+    assert _bundle_bytes(model) == before
+    predicted = subprocess.run([*command, "predict", esc50_clip, "--model", model, "--runtime", "int8",
+                                "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from audiocnn.cli import common
-from audiocnn.errors import ConfigError
 
 
 def add_commands(commands: common.Commands) -> None:
@@ -35,17 +33,12 @@ def add_commands(commands: common.Commands) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from audiocnn.bundle import CONFIG, WEIGHTS
     from audiocnn.bundled import default_model
-    from audiocnn.inference.export import export
-    from audiocnn.inference.quantize import INT8_GRAPH
+    from audiocnn.inference.export import check_out, export
 
     files = common.expand_paths(args.check) if args.check else []
-    common.check_output(args.out, files)  # before the model loads: a refusal should be quick
-    folder = args.model or default_model()
-    if args.out.exists() and any(os.path.samefile(args.out, folder / name) for name in (CONFIG, WEIGHTS, INT8_GRAPH)
-                                 if (folder / name).is_file()):
-        raise ConfigError(f"--out {args.out}: is a file of the model bundle {folder}; writing there would destroy it")
+    check_out(args.out, args.model or default_model())  # before the model loads: a refusal should be quick
+    common.check_output(args.out, files)
     report = export(common.load_model(args.model), args.out, int8=args.int8, check=files)
     seconds = report.window / report.sample_rate
     precision = "8-bit backbone" if report.int8 else "float32"

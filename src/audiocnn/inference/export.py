@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from audiocnn import __version__, atomic, audio
-from audiocnn.bundle import Bundle
+from audiocnn.bundle import Bundle, owned_file
 from audiocnn.errors import BundleError, ConfigError
 from audiocnn.inference.onnx_frontend import ExportableFrontend, check_signal, exportable
 from audiocnn.inference.runtimes import fold_batchnorm, onnx_session
@@ -105,9 +105,7 @@ def export(bundle: Bundle, out: str | Path, *, int8: bool = False, check: Sequen
 
     check: recordings whose windows the graph is checked on (default: seeded test signals).
     """
-    out = Path(out)
-    if out.is_dir():
-        raise ConfigError(f"--out {out}: is a folder; give a file name")
+    out = check_out(Path(out), bundle.path)
     int8_info = _int8_source(bundle)[1] if int8 else None  # a bundle without an 8-bit graph fails before any work
     window = round(bundle.clip_seconds * bundle.sample_rate)
     model = bundle.model.eval()
@@ -137,6 +135,21 @@ def export(bundle: Bundle, out: str | Path, *, int8: bool = False, check: Sequen
         partial.write_bytes(data)
     return ExportReport(out, len(data), int8, window, bundle.sample_rate, len(bundle.labels), checked_on, difference,
                         agreement, int8_info or {})
+
+
+def check_out(out: Path, bundle_path: Path) -> Path:
+    """`out` if a graph may be written there: not a folder, and no file of the bundle (by name or by
+    inode: a link or another spelling too), so an export cannot destroy the model it comes from;
+    int8.json written over by a graph made `predict --runtime int8` fail."""
+    owned = owned_file(Path(bundle_path), out)
+    if owned is not None:
+        if owned == "the bundle folder":
+            raise ConfigError(f"--out {out}: is the folder of the model bundle {bundle_path}; give a file outside it")
+        raise ConfigError(f"--out {out}: is a file of the model bundle {bundle_path} ({owned}); writing there would "
+                          "destroy it")
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a folder; give a file name")
+    return out
 
 
 def check_windows(bundle: Bundle, window: int, paths: Sequence[Path]) -> tuple[np.ndarray, str]:
