@@ -11,35 +11,67 @@ first detections in input order are kept. Snippets already in DIR count towards 
 and one that exists is not written again, so a batch killed and run again ends with the
 same snippets as one run straight through. `unknown` is never cut: there is nothing to
 review under a label the model did not give.
+
+A name longer than a file system takes (255 bytes per name on ext4, APFS, NTFS; UTF-8 bytes,
+so 64 characters of some scripts; less the room for the temporary name it is written under) keeps its start and ends in `~` and a digest of the whole
+name, then the times and confidence: still unique, still the same on the next run. A snippet
+that cannot be written (a full disk, a label folder that is a file) is one warning line and the
+batch goes on: snippets are for review, and must not cost the recordings' results.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from audiocnn import atomic, audio
+from audiocnn.errors import AudiocnnError, AudiocnnWarning, item_failure
 from audiocnn.inference.detections import Detection
 from audiocnn.inference.inputs import InputFile
 
 #: Snippets per label unless told otherwise.
 DEFAULT_PER_LABEL = 100
+#: The longest snippet or label-folder name written, in bytes as the file system stores them (UTF-8):
+#: 255, the most ext4, APFS and NTFS take, less the room of the temporary name a snippet is written
+#: under first (`.NAME.PID.THREAD.partial`, `atomic.replaced`: at most 40 bytes more).
+MAX_NAME_BYTES = 255 - 40
+#: Hex digits of the digest a shortened name ends with (64 bits: no two names of a run meet).
+_DIGEST = 16
 #: Characters a label may not bring into a folder name (a path separator, or nothing at all).
 _UNSAFE = str.maketrans({"/": "_", "\\": "_", "\0": "_"})
+
+
+def fitted(name: str, tail: str = "") -> str:
+    """`name + tail` if it fits in `MAX_NAME_BYTES`, else `name` cut (whole characters) + `~digest` + `tail`,
+    the digest of the whole of `name`, so two long names that share a start stay apart."""
+    if len(os.fsencode(name + tail)) <= MAX_NAME_BYTES:
+        return name + tail
+    digest = "~" + hashlib.sha256(os.fsencode(name)).hexdigest()[:_DIGEST]
+    budget = MAX_NAME_BYTES - len(os.fsencode(digest + tail))
+    kept, used = [], 0
+    for char in name:
+        used += len(os.fsencode(char))
+        if used > budget:
+            break
+        kept.append(char)
+    return "".join(kept) + digest + tail
 
 
 def label_folder(label: str) -> str:
     """A label as a folder name: separators replaced; `.` and `..` cannot climb out of DIR."""
     name = label.translate(_UNSAFE).strip() or "_"
-    return f"_{name}" if name in (".", "..") else name
+    return fitted(f"_{name}" if name in (".", "..") else name)
 
 
 def snippet_name(item: InputFile, detection: Detection) -> str:
     """`site1__rec.wav__12.50-17.50s__0.873.wav`: the recording, where, and how sure."""
     source = "__".join(item.relative.parts).translate(_UNSAFE)
-    return f"{source}__{detection.start:.2f}-{detection.end:.2f}s__{detection.confidence:.3f}.wav"
+    return fitted(source, f"__{detection.start:.2f}-{detection.end:.2f}s__{detection.confidence:.3f}.wav")
 
 
 class SnippetWriter:
@@ -58,7 +90,8 @@ class SnippetWriter:
 
     def add(self, item: InputFile, detections: list[Detection]) -> int:
         """Cut `detections` of `item` (those with a probability of at least `min_confidence`); returns
-        how many were written. A recording that can no longer be read raises AudioError."""
+        how many were written. A snippet that cannot be written is a warning (AudiocnnWarning), and
+        the next one is tried; a recording that can no longer be read is one warning for all of it."""
         written = 0
         rate = None  # read from the header once a snippet is to be cut
         for detection in detections:
@@ -69,12 +102,23 @@ class SnippetWriter:
             if name in names or len(names) >= self.per_label:
                 continue
             target = self.folder / label_folder(detection.label) / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            rate = rate or audio.info(item.path).sample_rate
-            samples = audio.load(item.path, offset=detection.start, duration=detection.end - detection.start)
-            with atomic.replaced(target) as partial:
-                sf.write(str(partial), np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
+            try:
+                rate = rate or audio.info(item.path).sample_rate
+                samples = audio.load(item.path, offset=detection.start, duration=detection.end - detection.start)
+            except AudiocnnError as err:  # the recording changed or went since it was classified
+                warnings.warn(f"{item_failure(item.path, err)}; no snippets of it written", AudiocnnWarning,
+                              stacklevel=2)
+                return written
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with atomic.replaced(target) as partial:
+                    sf.write(str(partial), np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
+            except OSError as err:  # the disk, not the program: say which and why, no traceback to log
+                warnings.warn(f"{target}: snippet not written ({err.strerror or err})", AudiocnnWarning, stacklevel=2)
+                continue
+            except Exception as err:  # noqa: BLE001 - one snippet's surprise must not end the batch
+                warnings.warn(f"{item_failure(target, err)}; snippet not written", AudiocnnWarning, stacklevel=2)
+                continue
             names.add(name)
             written += 1
         return written
-
