@@ -128,21 +128,22 @@ def _audiocnn(*args: object, timeout: float = 300) -> subprocess.CompletedProces
                           timeout=timeout)
 
 
-def test_quantize_takes_every_clip_a_small_dataset_has_and_says_how_many(tones, tone_bundle, tmp_path):
+def test_quantize_takes_every_clip_a_small_dataset_has_and_says_how_many(cli, tones, tone_bundle, tmp_path):
     """The tone dataset holds 36 clips outside the held-out fold: fewer than the default 256 and not a
     multiple of the calibrator's 16, which raised `ValueError ... inhomogeneous shape` (every small
     annotated dataset did). A prime count below the old minimum of 8 works too."""
     path = uncalibrated_copy(tone_bundle, tmp_path / "model")
-    done = _audiocnn("quantize", "--model", path, "--data-root", tones, "--no-progress", "--cache-dir", tmp_path / "c")
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr and "audiocnn: warning" not in done.stderr
-    assert f"{path / INT8_GRAPH}: calibrated on 36 clips (of 256 asked: all the usable clips" in done.stdout
+    done = cli("quantize", "--model", path, "--data-root", tones, "--no-progress", "--cache-dir", tmp_path / "c")
+    assert done.code == 0, done.err
+    assert "Traceback" not in done.err and "audiocnn: warning" not in done.err
+    assert f"{path / INT8_GRAPH}: calibrated on 36 clips (of 256 asked: all the usable clips" in done.out
     assert json.loads((path / INT8_INFO).read_text())["calibration_clips"] == 36
     info = quantize(bundle.load(path), tones, n_clips=5, progress=False)
     assert info["calibration_clips"] == 5 and 0 <= info["top1_agreement_on_calibration"] <= 1
     Predictor(bundle.load(path, backbone=False), runtime="int8")  # the graph and its record belong together
 
 
+@pytest.mark.slow
 def test_an_unreadable_calibration_clip_is_a_warning_and_none_readable_is_one_error(tones, tone_bundle, tmp_path):
     """Each clip is read on its own: a bad one is one warning line naming it (errors.item_failure) and
     the others calibrate; with none readable, quantize says so in one line and writes nothing."""
