@@ -174,3 +174,18 @@ def test_a_pipe_as_weights_is_one_error_line_from_predict_not_a_hang(saved, tmp_
     assert done.returncode == 1 and done.stdout == "", done.stderr
     assert done.stderr == f"audiocnn: error: {path / 'model.safetensors'}: is a named pipe, not a regular file; " \
                           "a bundle's files are read only if they are regular files\n"
+
+
+def test_a_model_card_is_shown_only_when_it_is_a_regular_file_of_sane_size(tmp_path):
+    """The server describes its model with the card: a Latin-1 card raised UnicodeDecodeError there."""
+    from audiocnn.bundle import MAX_CARD_BYTES, model_card
+
+    card = tmp_path / "MODEL_CARD.md"
+    assert model_card(tmp_path) is None
+    card.write_bytes("# Model card\nLicence: CC BY-NC-SA 4.0 ©".encode("latin-1"))
+    assert model_card(tmp_path) == "# Model card\nLicence: CC BY-NC-SA 4.0 \ufffd"
+    card.write_bytes(b"x" * (MAX_CARD_BYTES + 1))
+    assert model_card(tmp_path) is None
+    card.unlink()
+    os.mkfifo(card)  # read, it would block until a writer came: never opened
+    assert model_card(tmp_path) is None

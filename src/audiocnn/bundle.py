@@ -261,6 +261,23 @@ def regular_file(path: Path, missing: str | None = None) -> Path:
     return path
 
 
+#: A model card is text for people: more than this is not a card, and is not read.
+MAX_CARD_BYTES = 256 * 1024
+
+
+def model_card(folder: Path) -> str | None:
+    """The bundle's MODEL_CARD.md, or None when it has none or it cannot be shown: read only if it is
+    a regular file of at most `MAX_CARD_BYTES`, bytes that are not UTF-8 replaced, never an error
+    (a server describing its model must not fail on the card)."""
+    path = Path(folder) / "MODEL_CARD.md"
+    try:
+        if regular_file(path).stat().st_size > MAX_CARD_BYTES:
+            return None
+        return path.read_bytes()[:MAX_CARD_BYTES].decode("utf-8", errors="replace")
+    except (BundleError, OSError):
+        return None
+
+
 def owned_file(folder: Path, path: Path) -> str | None:
     """What `path` is of the bundle in `folder`, or None: the folder itself, one of its `FILES` (there
     or not: writing one would change the bundle), or any file in it by inode (a link to one, another

@@ -41,7 +41,8 @@ from audiocnn.errors import AudiocnnWarning, BundleError, ConfigError, item_fail
 from audiocnn.inference.runtimes import OnnxBackbone, export_onnx, fold_batchnorm
 from audiocnn.validation import settings_text, validation_problem
 
-__all__ = ["DEFAULT_CLIPS", "INT8_GRAPH", "INT8_INFO", "calibration_clips", "int8_graph", "quantize", "read_int8"]
+__all__ = ["DEFAULT_CLIPS", "INT8_GRAPH", "INT8_INFO", "calibration_clips", "file_digest", "int8_graph", "quantize",
+           "read_int8"]
 
 #: Calibration clips by default: enough for stable activation ranges, a minute on 2 cores.
 DEFAULT_CLIPS = 256

@@ -225,7 +225,6 @@ class ModelService:
     def describe(self) -> dict[str, Any]:
         """GET /v1/model: what a client needs to know about the model."""
         recipe = self.bundle.recipe
-        card = self.path / "MODEL_CARD.md"
         return {
             "name": self.path.name, "labels": self.bundle.labels, "sample_rate": self.bundle.sample_rate,
             "window_seconds": self.bundle.clip_seconds, "runtime": self.settings.runtime,
@@ -237,7 +236,7 @@ class ModelService:
                        "upload_timeout_s": self.settings.upload_timeout_s,
                        "window_seconds": [self.bundle.clip_seconds * bound for bound in WINDOW_RANGE],
                        "min_hop_fraction": MIN_HOP_FRACTION},
-            "model_card": card.read_text(encoding="utf-8") if card.is_file() else None,
+            "model_card": bundle.model_card(self.path),
         }
 
 
