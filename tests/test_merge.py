@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 from audiocnn.inference.formats import RAVEN_COLUMNS, SUFFIXES, PredictionWriter
 from audiocnn.inference.predictor import FilePrediction
 from audiocnn.inference.tables import read_audacity, read_csv, read_raven
+from conftest import deadline
 from faults import MARKER, inject
 
 LABELS = ["bird", "=cmd|' /C calc'!A0"]
@@ -42,21 +42,6 @@ def write_table(path: Path, fmt: str, names: list[str]) -> Path:
             writer.add(prediction(name), Path("site"))
         writer.close()
     return path
-
-
-@contextlib.contextmanager
-def deadline(seconds: int) -> Iterator[None]:
-    """Fail instead of hanging (a pipe opened for reading waits for a writer forever)."""
-    def expire(*_: object) -> None:
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def recordings(rows: list[dict[str, str]], column: str) -> list[str]:

@@ -4,12 +4,9 @@ and read by the real `annotations` loader and `audiocnn data info annotations`."
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import tracemalloc
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +15,7 @@ import soundfile as sf
 
 from audiocnn.datasets import load_dataset
 from audiocnn.datasets.annotated import find_selections
+from conftest import deadline
 from faults import MARKER, inject
 
 RATE = 8_000
@@ -40,21 +38,6 @@ def labelled(root: Path, names: list[str]) -> Path:
         recording(root / name)
         (root / name).with_suffix(".txt").write_text("1\t3\tdog\n10\t12\tbird\n")
     return root
-
-
-@contextlib.contextmanager
-def deadline(seconds: int) -> Iterator[None]:
-    """Fail instead of hanging (a pipe opened for reading waits for a writer forever)."""
-    def expire(*_: object) -> None:
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def test_a_table_cannot_make_more_clips_than_its_recording_allows(tmp_path):
