@@ -24,8 +24,11 @@ def add_commands(commands: common.Commands) -> None:
         "stays flat. Bad files are reported and skipped; the exit code is 1 if any failed.",
     )
     predict.add_argument("audio", nargs="+", type=Path, help="audio files or folders")
-    predict.add_argument("--window", type=float, help="window length in seconds (default: the model's clip length)")
-    predict.add_argument("--hop", type=float, help="seconds between window starts (default: half the window)")
+    predict.add_argument("--window", type=float,
+                         help="window length in seconds, a tenth to 4 times the model's clip length (default: the "
+                         "model's clip length)")
+    predict.add_argument("--hop", type=float,
+                         help="seconds between window starts, at least a tenth of the window (default: half the window)")
     predict.add_argument("--top-k", type=int, default=3, help="labels per window (default 3)")
     predict.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
                          help="drop labels below probability P; windows left with none are not listed (default 0)")
