@@ -230,18 +230,38 @@ def test_mixup_blends_pairs_with_their_labels():
     torch.testing.assert_close(mixed[:, 0, 0, 0], lam * labels.float() + (1 - lam) * b.float())
 
 
-def test_a_corrupt_clip_stops_training_with_one_clear_line(cli, tones, tmp_path):
+@pytest.mark.parametrize("damage", ["header", "frames"])
+def test_a_corrupt_clip_stops_training_with_one_clear_line(cli, tones, tmp_path, damage):
+    """A file whose header cannot be read is refused before any clip is decoded (every header is
+    checked up front); one whose header is fine but whose audio is not (a FLAC that loses sync
+    half-way) stops training when its clips are read, with one line too."""
     data = tmp_path / "data"
     for label in ("high", "low"):
         (data / label).mkdir(parents=True)
         for wav in sorted((tones / label).glob("*.wav"))[:6]:
             (data / label / wav.name).write_bytes(wav.read_bytes())
-    (data / "low" / "low0.wav").write_bytes(b"RIFF....WAVEnot really")
+    bad = data / "low" / "low0.wav"
+    if damage == "header":
+        bad.write_bytes(b"RIFF....WAVEnot really")
+    else:
+        wave, rate = sf.read(bad, dtype="float32")
+        bad.unlink()
+        bad = bad.with_suffix(".flac")
+        sf.write(bad, wave, rate)
+        frames = bytearray(bad.read_bytes())
+        for i in range(len(frames) // 3, len(frames), 7):
+            frames[i] ^= 0xFF
+        bad.write_bytes(bytes(frames))
     result = cli("cv", SMOKE, "--data-root", data, "--out", tmp_path / "run", "--cache-dir", tmp_path / "cache",
                  "--no-progress", *[arg for item in TINY for arg in ("--set", item)])
     assert result.code == 1 and "Traceback" not in result.err
     errors = [line for line in result.err.splitlines() if line.startswith("audiocnn: error:")]
-    assert len(errors) == 1 and "1 of 12 clips cannot be read" in errors[0] and "low0.wav" in errors[0]
+    assert len(errors) == 1 and bad.name in errors[0], result.err
+    if damage == "header":
+        assert "1 problem(s) in the folder dataset" in errors[0]
+        assert "--allow-incomplete to train on the 11 usable clips" in errors[0]
+    else:
+        assert "1 of 12 clips cannot be read" in errors[0] and "lost sync" in errors[0]
 
 
 @pytest.mark.slow
