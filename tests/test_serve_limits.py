@@ -90,8 +90,8 @@ def test_the_duration_limit_counts_audio_decoded_not_the_header(service, tmp_pat
 
 def test_an_unexpected_failure_is_one_line_naming_the_file_and_the_server_goes_on(service, tmp_path, monkeypatch):
     """A library's surprise (here a ValueError planted in the decoder for one upload) is that upload's line,
-    `internal error (ValueError: ...)`, with the traceback in the log, not in the answer; the other files
-    of the request are answered, and so are later requests."""
+    `internal error (ValueError)`, with its message and traceback in the log, not in the answer (a message
+    may name the server's files); the other files of the request are answered, and so are later requests."""
     monkeypatch.setenv("AUDIOCNN_LOG_DIR", str(tmp_path / "logs"))
     real_stream = audio.stream
 
@@ -108,17 +108,18 @@ def test_an_unexpected_failure_is_one_line_naming_the_file_and_the_server_goes_o
         assert mixed.status_code == 200 and mixed.headers["x-audiocnn-failed"] == "1"
         failure = mixed.json()["failed"][0]
         assert failure["path"] == "poison.wav"
-        assert failure["error"].startswith("poison.wav: internal error (ValueError: the decoder met something new)")
+        assert failure["error"] == "poison.wav: internal error (ValueError); the server's log has the details"
         assert "Traceback" not in mixed.text and str(tmp_path) not in mixed.text
         assert [f["path"] for f in mixed.json()["files"]] == ["dog-bark.wav", "rooster-crow.ogg"]
 
-        def surprise(*_, **__):  # noqa: ANN002, ANN003, ANN202
-            raise KeyError("surprise")
+        def surprise(path, *_, **__):  # noqa: ANN001, ANN002, ANN003, ANN202 - as an OSError would, it names the file
+            raise FileNotFoundError(2, "No such file or directory", str(path))
 
         monkeypatch.setattr(audio, "stream", surprise)
         only = client.post("/v1/predict", params={"name": "lone.wav"}, content=DOG.read_bytes())
         assert only.status_code == 500 and only.json()["file"] == "lone.wav"
-        assert only.json()["error"].startswith("lone.wav: internal error (KeyError: 'surprise')")
+        assert only.json()["error"] == "lone.wav: internal error (FileNotFoundError); the server's log has the details"
+        assert "audiocnn-serve" not in only.text and "/tmp" not in only.text
         monkeypatch.setattr(audio, "stream", real_stream)
         assert client.post("/v1/predict", files=files(DOG)).status_code == 200  # the server goes on
     logged = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log"))

@@ -85,6 +85,13 @@ def item_failure(item: object, err: BaseException) -> str:
     return f"{name}: internal error ({kind}: {detail}){_log_traceback(name, err)}"
 
 
+def public_failure(item: object, err: BaseException) -> str:
+    """What a server's client is told of one item's unexpected failure: the item and the exception's
+    type, never its message, which may hold the server's paths (an OSError names the file it met).
+    The whole story goes to the server's own log with `item_failure`."""
+    return f"{item}: internal error ({type(err).__name__}); the server's log has the details"
+
+
 def log_path() -> Path:
     """This process's log file (not created until something is logged)."""
     folder = os.environ.get(LOG_DIR_VARIABLE)
@@ -100,20 +107,27 @@ def _log_traceback(name: str, err: BaseException) -> str:
         size = path.stat().st_size if path.exists() else 0
         if size == 0:
             _prune(path.parent)
-        if size < MAX_LOG_BYTES:
-            text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            with path.open("a", encoding="utf-8", errors="backslashreplace") as log:
-                log.write(f"--- {stamp} {name}\n{text[: MAX_LOG_BYTES - size]}\n")
+        if size >= MAX_LOG_BYTES:
+            return f"; traceback not kept (this run's log {path} is full)"
+        text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with path.open("a", encoding="utf-8", errors="backslashreplace") as log:
+            log.write(f"--- {stamp} {name}\n{text[: MAX_LOG_BYTES - size]}\n")
     except OSError as problem:
         return f"; traceback not kept ({problem.strerror or problem})"
     return f"; traceback in {path}"
 
 
 def _prune(folder: Path) -> None:
-    """Keep the newest `MAX_LOG_FILES` - 1 logs, so a new one fits within the bound."""
-    logs = sorted(folder.glob("audiocnn-*.log"), key=lambda p: p.stat().st_mtime)
-    for old in logs[: max(0, len(logs) - MAX_LOG_FILES + 1)]:
+    """Keep the newest `MAX_LOG_FILES` - 1 logs, so a new one fits within the bound (another process,
+    a worker of the same run, may remove one meanwhile)."""
+    ages: list[tuple[float, Path]] = []
+    for log in folder.glob("audiocnn-*.log"):
+        try:
+            ages.append((log.stat().st_mtime, log))
+        except FileNotFoundError:
+            continue
+    for _, old in sorted(ages)[: max(0, len(ages) - MAX_LOG_FILES + 1)]:
         old.unlink(missing_ok=True)
 
 

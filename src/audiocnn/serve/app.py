@@ -3,7 +3,7 @@
 Every refusal is a 4xx with `{"error": "<the one line the CLI prints>", "file": <name or null>}`;
 a multi-file request in which some files are bad answers 200 with the good files' results and
 the bad ones under `failed`, as `audiocnn predict --format json` does. A failure nobody foresaw
-is a 500 with one line naming the file (`internal error (Type: message)`), its traceback in
+is a 500 with one line naming the file (`internal error (Type)`), its message and traceback in
 the server's log, and the server goes on. Nothing of the server (paths, tracebacks) is ever in
 an answer.
 
@@ -34,7 +34,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audiocnn import __version__
-from audiocnn.errors import AudiocnnError, item_failure, log_path
+from audiocnn.errors import AudiocnnError, item_failure, public_failure
 from audiocnn.serve import guards
 from audiocnn.serve.guards import RETRY_AFTER_S, BodyLimit, HostCheck, UploadBudget
 from audiocnn.serve.metrics import ServerMetrics
@@ -204,9 +204,8 @@ def _install_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, err: Exception) -> JSONResponse:
-        line = item_failure(request.url.path, err).replace(str(log_path()), "the server's log")
-        log.error("%s", line)
-        return refusal(500, "internal", line)
+        log.error("%s", item_failure(request.url.path, err))
+        return refusal(500, "internal", public_failure(request.url.path, err))
 
     app.add_middleware(Measured, metrics=metrics)
 

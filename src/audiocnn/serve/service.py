@@ -9,7 +9,7 @@ Every job is bounded: `--max-seconds` is checked against the header first (a qui
 then against the samples really decoded (an MP3 whose Xing header claimed 0.65 s held 1200 s
 and was classified whole); the job's `Ticket` is checked per block and per batch of windows,
 so a timed-out job stops. A file that fails in a way nobody foresaw (a library's surprise) is
-one line naming it, `internal error (Type: message)`, with its traceback in the server's log;
+one line naming it, `internal error (Type)`, with its message and traceback in the server's log;
 the other files of the request, and the server, go on.
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from audiocnn import audio, bundle
 from audiocnn.bundled import default_model
-from audiocnn.errors import AudiocnnError, AudioError, ConfigError, item_failure, log_path
+from audiocnn.errors import AudiocnnError, AudioError, ConfigError, item_failure, public_failure
 from audiocnn.inference.formats import DETECTION_FORMATS, FORMATS, ONE_RECORDING_FORMATS, PredictionWriter
 from audiocnn.inference.overview import SpectrogramCollector
 from audiocnn.inference.predictor import (
@@ -248,12 +248,11 @@ def shown_message(message: str, upload: Upload) -> str:
 
 def failure_line(err: Exception, upload: Upload) -> str:
     """What a client is told about one upload's failure: the library's message, or (for anything else)
-    `NAME: internal error (Type: message)` with the traceback in this server's log, whose path stays here."""
-    line = item_failure(upload.name, err) if not isinstance(err, AudiocnnError) else str(err)
-    if not isinstance(err, AudiocnnError):
-        log.error("%s", line)
-        line = line.replace(str(log_path()), "the server's log")
-    return shown_message(line, upload)
+    `NAME: internal error (Type)`, the message and traceback going to this server's logs only."""
+    if isinstance(err, AudiocnnError):
+        return shown_message(str(err), upload)
+    log.error("%s", item_failure(upload.name, err))
+    return public_failure(upload.name, err)
 
 
 def failure_kind(err: Exception) -> str:
