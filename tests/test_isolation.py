@@ -51,16 +51,19 @@ def logs(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("target, where", [
-    ("audiocnn.inference.predictor:Predictor.predict", "Predictor.predict"),  # while classifying
-    ("audiocnn.inference.files:FolderSink.add", "FolderSink.add"),  # while writing its result
+@pytest.mark.parametrize("target, where, extra", [
+    ("audiocnn.inference.predictor:Predictor.predict", "Predictor.predict", []),  # while classifying
+    ("audiocnn.inference.files:FolderSink.add", "FolderSink.add", []),  # while writing its result
+    # while drawing its timeline, before its result: no result, so the next run tries it again
+    ("audiocnn.viz.timeline:save_timeline", "save_timeline", ["--timeline"]),
 ])
 def test_predict_reports_an_unexpected_failure_and_classifies_the_rest(cli, tmp_path, logs, monkeypatch, target,
-                                                                       where):
+                                                                       where, extra):
     folder = tmp_path / "recordings"
     _recordings(folder)
     inject(monkeypatch, target)
-    result = cli("predict", folder, "--format", "csv", "--out-dir", tmp_path / "out", "--no-progress")
+    extra = [*extra, tmp_path / "timelines"] if extra else []
+    result = cli("predict", folder, "--format", "csv", "--out-dir", tmp_path / "out", "--no-progress", *extra)
     assert result.code == 1
     _one_internal_error(result.err, logs, where)
     assert "2 file(s) classified, 1 failed" in result.err

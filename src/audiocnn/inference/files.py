@@ -133,11 +133,11 @@ def classify_files(predictor: Predictor, inputs: list[InputFile], sink: ResultSi
             bar.set_description(printable(item.path.name)[:30])
             error = outcome.error
             if outcome.prediction is not None:
-                try:
-                    sink.add(item, outcome.prediction)
+                try:  # its extras first: the result is the mark that a recording is done (`--out-dir`)
                     if on_file is not None:
                         on_file(item, outcome.prediction, outcome.overview)
-                except Exception as err:  # noqa: BLE001 - a result or snippet that cannot be written is this file's
+                    sink.add(item, outcome.prediction)
+                except Exception as err:  # noqa: BLE001 - a result or timeline that cannot be written is this file's
                     error = item_failure(item.path, err)
             bar.update(max(0, expected[item.path] - counted[0]))
             counted[0] = 0

@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 
 from audiocnn import atomic, audio
-from audiocnn.errors import AudiocnnError, AudiocnnWarning, item_failure
+from audiocnn.errors import AudiocnnWarning, item_failure
 from audiocnn.inference.detections import Detection
 from audiocnn.inference.inputs import InputFile
 
@@ -105,7 +105,7 @@ class SnippetWriter:
             try:
                 rate = rate or audio.info(item.path).sample_rate
                 samples = audio.load(item.path, offset=detection.start, duration=detection.end - detection.start)
-            except AudiocnnError as err:  # the recording changed or went since it was classified
+            except Exception as err:  # noqa: BLE001 - it changed or went since it was classified, or a surprise
                 warnings.warn(f"{item_failure(item.path, err)}; no snippets of it written", AudiocnnWarning,
                               stacklevel=2)
                 return written
