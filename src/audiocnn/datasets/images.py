@@ -43,7 +43,7 @@ def clip_images(clips: list[Clip], frontend: Frontend, clip_seconds: float, cach
     """(len(clips), channels, rows, frames) float32 images, read from / written to `cache_dir`."""
     key = cache_key(clips, frontend.config(), clip_seconds)
     return cached(cache_dir, key, lambda: images_of(clip_waves(clips, frontend.sample_rate, clip_seconds, progress),
-                                                    frontend), shape=(len(clips), *image_shape(frontend, clip_seconds)))
+                                                    frontend), shape=lambda: (len(clips), *image_shape(frontend, clip_seconds)))
 
 
 def image_shape(frontend: Frontend, clip_seconds: float) -> tuple[int, ...]:
@@ -66,18 +66,19 @@ def cache_key(clips: list[Clip], frontend: dict[str, Any], clip_seconds: float,
 
 
 def cached(cache_dir: Path | None, key: str, compute: Callable[[], torch.Tensor],
-           shape: tuple[int, ...] | None = None) -> torch.Tensor:
+           shape: Callable[[], tuple[int, ...]] | None = None) -> torch.Tensor:
     """The tensor stored under `key`, or `compute()` stored there atomically (no cache: just computed).
 
-    An entry that is not a float32 array of `shape` (-1: any size on that axis) is set aside like
-    a damaged one: a valid `.npy` of the wrong shape (a file copied in by hand, another version's
-    layout) otherwise failed deep inside training, on every run.
+    An entry that is not a float32 array of `shape()` (-1: any size on that axis; asked only when
+    an entry is there to check) is set aside like a damaged one: a valid `.npy` of the wrong shape
+    (a file copied in by hand, another version's layout) otherwise failed deep inside training, on
+    every run.
     """
     path = Path(cache_dir) / f"{key}.npy" if cache_dir is not None else None
     if path is not None and path.is_file():
         try:
             stored = np.load(path)  # never a pickle: np.load refuses them by default
-            _check_entry(stored, shape)
+            _check_entry(stored, shape() if shape is not None else None)
             return torch.from_numpy(stored)
         except (ValueError, OSError, EOFError) as err:  # truncated or garbage (a full disk, a bad copy)
             warnings.warn(f"{path}: unreadable feature-cache entry ({err}); computing it again", AudiocnnWarning,

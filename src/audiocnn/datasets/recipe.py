@@ -39,10 +39,10 @@ def limited_dataset(recipe: Recipe, data_root: Path, *, allow_incomplete: bool =
     fold (all if unset). A dataset with problems is refused unless `allow_incomplete`
     (`require_complete`)."""
     dataset = recipe_dataset(recipe, data_root)
-    set_aside_unreadable(dataset)
-    require_complete(dataset, allow_incomplete)
     if recipe.data.limit_per_class:
         dataset.clips = _limit(dataset.clips, recipe.data.limit_per_class)
+    set_aside_unreadable(dataset)  # of the clips kept: a smoke run does not open all of ESC-50
+    require_complete(dataset, allow_incomplete)
     return dataset
 
 

@@ -70,7 +70,7 @@ def augmented_images(clips: list[Clip], frontend: Frontend, clip_seconds: float,
         return torch.stack(copies)
 
     return cached(cache_dir, key, compute,
-                  shape=(augment.copies, len(clips), *image_shape(frontend, clip_seconds)))
+                  shape=lambda: (augment.copies, len(clips), *image_shape(frontend, clip_seconds)))
 
 
 def folder_digest(files: list[Path]) -> str:

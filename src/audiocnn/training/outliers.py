@@ -70,4 +70,4 @@ def outlier_images(cfg: OutlierConfig, frontend: Frontend, clip_seconds: float, 
             raise ConfigError(f"train.outliers.folder: none of the {len(files)} files in {root} can be read")
         return images_of(np.concatenate(parts), frontend)
 
-    return cached(cache_dir, key, compute, shape=(-1, *image_shape(frontend, clip_seconds)))
+    return cached(cache_dir, key, compute, shape=lambda: (-1, *image_shape(frontend, clip_seconds)))
