@@ -8,8 +8,9 @@ All frontends take waveforms shaped (batch, samples) or (samples,) at `sample_ra
 (batch, channels, rows, frames) in decibels (MFCC: DCT of decibels). STFT framing matches
 librosa's defaults (centred frames, zero padding, periodic Hann window), which the tests check.
 
-Filterbank matrices come from the field's reference packages (librosa's mel filters, the
-`gammatone` package's ERB weights); the modules only add batched, device-agnostic maths.
+Filterbank matrices are the field's reference ones: librosa's Slaney mel filters (written out in
+`spectral.slaney_filterbank`, bit for bit, so prediction need not import librosa and numba) and
+the `gammatone` package's ERB weights; the modules only add batched, device-agnostic maths.
 Their parameters and the shared STFT/mel blocks live in `audiocnn.spectral`.
 """
 

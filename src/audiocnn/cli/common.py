@@ -80,19 +80,23 @@ def fold_list(text: str) -> list[int]:
     return folds
 
 
+def error(text: object) -> None:
+    """One line on stderr: `audiocnn: error: TEXT` (a file name may hold terminal escapes: shown escaped)."""
+    print(f"audiocnn: error: {printable(text)}", file=sys.stderr)
+
+
 def report(err: AudiocnnError | OSError) -> None:
-    """One line on stderr: `audiocnn: error: FILE: problem` (a file name may hold terminal escapes)."""
+    """One line on stderr: `audiocnn: error: FILE: problem`."""
     if isinstance(err, OSError):
-        where = f"{err.filename}: " if err.filename else ""
-        print(f"audiocnn: error: {printable(where)}{printable(err.strerror or err)}", file=sys.stderr)
+        error(f"{err.filename}: {err.strerror or err}" if err.filename else err.strerror or err)
     else:
-        print(f"audiocnn: error: {printable(err)}", file=sys.stderr)
+        error(err)
 
 
 def report_failure(item: object, err: BaseException) -> None:
     """One item of many failed: its line on stderr (`errors.item_failure`: the message, or `internal
     error` with the traceback logged), and the caller goes on with the rest."""
-    print(f"audiocnn: error: {printable(item_failure(item, err))}", file=sys.stderr)
+    error(item_failure(item, err))
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

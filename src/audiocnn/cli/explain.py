@@ -97,7 +97,7 @@ def _explain_dataset(args: argparse.Namespace) -> int:
 
     def unreadable(problem: str) -> None:
         left_out.append(problem)
-        print(f"audiocnn: error: {common.printable(problem)}", file=sys.stderr)
+        common.error(problem)
 
     items = class_attributions(model, args.data_root, args.fold, method=args.method, steps=steps,
                                cache_dir=args.cache_dir, progress=not args.no_progress, on_unreadable=unreadable)

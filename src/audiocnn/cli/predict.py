@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -246,10 +245,9 @@ def _merge(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {args.out}: is the only table found; nothing else to join")
     merged = merge(tables, args.out)
     for failure in merged.failures:
-        print(f"audiocnn: error: {common.printable(failure)}", file=sys.stderr)
+        common.error(failure)
     if merged.failures:
-        print(f"audiocnn: error: {len(merged.failures)} of {len(tables)} table(s) cannot be joined; nothing written "
-              f"to {common.printable(args.out)}", file=sys.stderr)
+        common.error(f"{len(merged.failures)} of {len(tables)} table(s) cannot be joined; nothing written to {args.out}")
         return common.EXIT_ERROR
     print(f"{args.out}: {len(tables)} {merged.fmt} table(s) joined, {merged.rows} "
           f"{'file' if merged.fmt == 'json' else 'row'}(s)")
