@@ -71,6 +71,23 @@ def deadline(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+@contextlib.contextmanager
+def thousand_levels(top: Path) -> Iterator[Path]:
+    """A folder 1000 levels below `top`, removed level by level after (rmtree recurses)."""
+    deepest = top
+    for _ in range(1000):
+        deepest = deepest / "d"
+        deepest.mkdir()
+    try:
+        yield deepest
+    finally:
+        for path in deepest.iterdir():
+            path.unlink()
+        while deepest != top:
+            deepest.rmdir()
+            deepest = deepest.parent
+
+
 @dataclass
 class CliResult:
     code: int

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from audiocnn import audio
 from audiocnn.errors import AudiocnnWarning, AudioError
-from conftest import write_tone
+from conftest import thousand_levels, write_tone
 
 
 def dominant_hz(wave: np.ndarray, rate: int) -> float:
@@ -358,18 +358,9 @@ def test_a_loop_of_file_links_is_skipped_with_a_warning_and_the_folder_classifie
 
 
 def test_a_folder_a_thousand_levels_deep_is_walked(tmp_path):
-    deepest = tmp_path
-    for _ in range(1000):
-        deepest = deepest / "d"
-        deepest.mkdir()
-    (deepest / "x.wav").write_bytes(b"")
     (tmp_path / "loop").symlink_to(tmp_path)  # a link back up is not followed
-    try:
+    with thousand_levels(tmp_path) as deepest:
+        (deepest / "x.wav").write_bytes(b"")
         with pytest.warns(AudiocnnWarning, match=r"loop: skipped \(a link to a folder, not followed\)"):
             found = audio.audio_files(tmp_path)
         assert len(found) == 1 and found[0] == deepest / "x.wav"
-    finally:  # remove it bottom-up: shutil.rmtree (pytest's clean-up of old tmp folders) recurses per level
-        (deepest / "x.wav").unlink()
-        while deepest != tmp_path:
-            deepest.rmdir()
-            deepest = deepest.parent

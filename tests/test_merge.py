@@ -5,12 +5,10 @@ up here (no model needed), or by hand."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ import pytest
 from audiocnn.inference.formats import RAVEN_COLUMNS, SUFFIXES, PredictionWriter
 from audiocnn.inference.predictor import FilePrediction
 from audiocnn.inference.tables import read_audacity, read_csv, read_raven
-from conftest import deadline
+from conftest import deadline, thousand_levels
 from faults import MARKER, inject
 
 LABELS = ["bird", "=cmd|' /C calc'!A0"]
@@ -210,23 +208,6 @@ def test_a_pipe_named_like_a_table_is_skipped_and_refused_by_name(cli, tmp_path)
         assert f"{folder / 'waiting.audiocnn.csv'}: skipped (not a regular file: a pipe, socket or device)" in result.err
         named = cli("merge", _csv_shard(tmp_path), folder / "waiting.audiocnn.csv", "--out", tmp_path / "n.csv")
     assert named.code == 1 and "waiting.audiocnn.csv: not a regular file" in named.err
-
-
-@contextlib.contextmanager
-def thousand_levels(top: Path) -> Iterator[Path]:
-    """A folder 1000 levels below `top`, removed level by level after (rmtree recurses)."""
-    deepest = top
-    for _ in range(1000):
-        deepest = deepest / "d"
-        deepest.mkdir()
-    try:
-        yield deepest
-    finally:
-        for path in deepest.iterdir():
-            path.unlink()
-        while deepest != top:
-            deepest.rmdir()
-            deepest = deepest.parent
 
 
 def test_a_deep_folder_and_link_loops_do_not_stop_a_merge(cli, tmp_path):

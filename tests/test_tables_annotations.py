@@ -15,7 +15,7 @@ import soundfile as sf
 
 from audiocnn.datasets import load_dataset
 from audiocnn.datasets.annotated import find_selections
-from conftest import deadline
+from conftest import deadline, thousand_levels
 from faults import MARKER, inject
 
 RATE = 8_000
@@ -152,11 +152,7 @@ def test_pipes_link_loops_and_deep_folders_do_not_stop_the_reader(tmp_path):
     (root / "x.wav").symlink_to("y.wav")  # a loop of two links
     (root / "y.wav").symlink_to("x.wav")
     (root / "up").symlink_to(root)  # a folder link back up: not followed
-    deepest = root
-    for _ in range(1000):
-        deepest = deepest / "d"
-        deepest.mkdir()
-    try:
+    with thousand_levels(root) as deepest:
         (deepest / "deep.wav").write_bytes((root / "a.wav").read_bytes())  # libsndfile refuses so long a name
         (deepest / "deep.txt").write_text("1\t2\towl\n")
         with deadline(60), pytest.warns(Warning) as caught:
@@ -167,12 +163,6 @@ def test_pipes_link_loops_and_deep_folders_do_not_stop_the_reader(tmp_path):
         assert f"{root / 'p.txt'}: skipped (not a regular file: a pipe, socket or device)" in said
         assert f"{root / 'x.wav'}: skipped (Too many levels of symbolic links)" in said
         assert f"{root / 'up'}: skipped (a link to a folder, not followed)" in said
-    finally:
-        for path in deepest.iterdir():
-            path.unlink()
-        while deepest != root:
-            deepest.rmdir()
-            deepest = deepest.parent
 
 
 def test_an_unexpected_exception_is_one_problem_and_the_rest_is_read(tmp_path, monkeypatch):
