@@ -5,7 +5,8 @@ One process loads the model once and answers `POST /v1/predict` (the same docume
 `GET /healthz` and `GET /metrics`, and serves the page at `/`, which works offline. Uploads go to
 temporary files that are always deleted, even after a kill; a bounded pool of workers classifies
 them once they have arrived, a full pool answers 503 at once instead of queueing without end, and
-a job past its time is stopped. Modules: `app` (state, errors, lifespan), `routes`, `guards`
+a job past its time is stopped. Modules: `app` (guards and errors installed), `state` (what the routes share, admission,
+lifespan), `routes`, `guards`
 (Host, body size, pace and room), `multipart`, `uploads`, `pool`, `service`, `server` (uvicorn,
 header deadline, connection bound), `settings`, `metrics`.
 """

@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from audiocnn.errors import AudiocnnError
 from audiocnn.inference.formats import FORMATS
-from audiocnn.serve.app import Refused, ServerState, checked
 from audiocnn.serve.pool import Cancelled, Ticket
 from audiocnn.serve.service import PredictOptions, failure_line
+from audiocnn.serve.state import Refused, ServerState, checked
 
 
 def api_router(state: ServerState) -> APIRouter:
