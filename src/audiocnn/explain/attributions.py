@@ -76,8 +76,7 @@ def window_waveform(bundle: Bundle, source: str | Path | np.ndarray, start: floa
             from audiocnn.inference.predictor import Predictor
 
             # torch, not the default ONNX Runtime: explaining must not export graphs into the user's cache
-            prediction = Predictor(bundle, runtime="torch").predict(path)
-            start = float(prediction.starts[int(prediction.probabilities.max(axis=1).argmax())])
+            start = Predictor(bundle, runtime="torch").predict(path).most_confident_start
     if not 0 <= start < duration:
         raise ConfigError(f"--start {start:g}: {path} is {duration:.2f} s long")
     samples = audio.load(path, bundle.sample_rate, offset=start, duration=bundle.clip_seconds)

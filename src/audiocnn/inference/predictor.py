@@ -67,6 +67,11 @@ class FilePrediction:
         """Clip-level class probabilities: the mean over windows."""
         return self.probabilities.mean(axis=0)
 
+    @property
+    def most_confident_start(self) -> float:
+        """Start (s) of the window whose top probability is highest: the one to explain by default."""
+        return float(self.starts[int(self.probabilities.max(axis=1).argmax())])
+
     def top(self, probabilities: np.ndarray, k: int, min_confidence: float = 0.0) -> list[tuple[str, float | None]]:
         """The `k` most probable labels of one probability row, dropping those below `min_confidence`;
         when the top probability is below `unknown_below`, `(UNKNOWN, None)` comes first (the

@@ -200,9 +200,10 @@ class ModelService:
         methods = METHODS if method == "both" else (method,)
         try:
             self.check_length(upload)
-            if start is None:  # the most confident window, found by a job that stops like any other
-                found = self._classify(self.predictor(PredictOptions()), upload, ticket)
-                start = float(found.starts[int(found.probabilities.max(axis=1).argmax())])
+            if start is None and audio.info(upload.path).duration <= self.bundle.clip_seconds:
+                start = 0.0  # a short recording is its only window
+            elif start is None:  # the most confident window, found by a job that stops like any other
+                start = self._classify(self.predictor(PredictOptions()), upload, ticket).most_confident_start
             ticket.check()
             with self._explain_lock:
                 result = explain(self.bundle, upload.path, methods=methods, target=target, start=start, steps=steps,
