@@ -47,8 +47,9 @@ __all__ = ["DEFAULT_CLIPS", "INT8_GRAPH", "INT8_INFO", "calibration_clips", "fil
 #: Calibration clips by default: enough for stable activation ranges, a minute on 2 cores.
 DEFAULT_CLIPS = 256
 #: The most clips ONNX Runtime's calibrator runs at once. Every batch must hold the same number
-#: (it stacks each layer's outputs over batches), so the batch is the largest divisor of the
-#: clip count up to this: 36 clips go in batches of 12, 17 in batches of 1.
+#: (it stacks each layer's outputs over batches), so the last batch is filled up with the first
+#: clips again: 36 clips go in three batches of 16, 5 in one of 5 (a divisor of the count, as
+#: before, gave batches of 1 for a prime count such as 251, each a separate calibrator run).
 CALIBRATION_BATCH = 16
 _SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
@@ -181,11 +182,12 @@ def quantize(bundle: Bundle, data_root: Path, *, n_clips: int = DEFAULT_CLIPS, c
         raise ConfigError(f"{data_root}: {found}; the 8-bit graph needs at least one clip of the model's training data")
     images = model.normalise(raw)
     folded = fold_batchnorm(model.backbone, images[:2])
-    batch = max(size for size in range(1, CALIBRATION_BATCH + 1) if len(images) % size == 0)
+    batch = min(CALIBRATION_BATCH, len(images))
+    filled = torch.cat([images, images[: -len(images) % batch]])  # equal batches: the last topped up
 
     class Images(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter(torch.split(images, batch))
+            self.batches = iter(torch.split(filled, batch))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             part = next(self.batches, None)
