@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from audiocnn import atomic
 from audiocnn.config import parse_settings
 from audiocnn.errors import AudiocnnError, ConfigError, item_failure
-from audiocnn.inference.formats import printable
+from audiocnn.tabletext import printable
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 

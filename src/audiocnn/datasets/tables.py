@@ -30,7 +30,6 @@ from pathlib import Path
 from audiocnn.errors import AudiocnnError
 from audiocnn.tabletext import BEGIN_PATH, BEGIN_TIME, END_TIME, lines, read_text
 
-BEGIN, END = BEGIN_TIME, END_TIME
 #: Label columns Raven users name, in the order looked for (case does not matter).
 LABEL_COLUMNS = ("Annotation", "Label", "Species", "Class", "Sound Type")
 #: Columns naming a selection's recording: a full path (often the annotator's), or a file name.
@@ -60,7 +59,7 @@ def table_kind(path: Path, named_after_recording: bool) -> str | None:
     it is named after a recording beside it (`rec.txt`), or when its first line reads as a label.
     """
     found = [line for line in _text(path, SNIFF_BYTES)[0] if line.strip()]
-    if found and BEGIN in _fields(found[0]):
+    if found and BEGIN_TIME in _fields(found[0]):
         return "raven"
     first = next((line for line in found if not line.startswith("\\")), None)
     looks_like_labels = first is not None and len(_fields(first)) >= 2 and all(
@@ -105,8 +104,8 @@ def _raven(path: Path, lines: list[str], beside: Path | None, find: Finder,
             return [], [f"{path}: no label column {label_column!r} (found: {found})"]
         return [], [f"{path}: no label column (looked for {', '.join(LABEL_COLUMNS)}; found: {found}); "
                     "name it with data.label_column (--label-column)"]
-    if END.lower() not in column:
-        return [], [f"{path}: no {END!r} column (found: {found})"]
+    if END_TIME.lower() not in column:
+        return [], [f"{path}: no {END_TIME!r} column (found: {found})"]
     names_recording = [name for name in RECORDING_COLUMNS if name.lower() in column]
     if beside is None and not names_recording:
         return [], [f"{path}: which recording? No {' or '.join(RECORDING_COLUMNS)} column, and no recording "
@@ -133,7 +132,7 @@ def _raven(path: Path, lines: list[str], beside: Path | None, find: Finder,
             problems.append(f"{where}: recording {named} {recording}" if named else
                             f"{where}: names no recording ({' or '.join(names_recording)} is empty)")
             continue
-        times = _times(get(BEGIN), get(END), where, problems)
+        times = _times(get(BEGIN_TIME), get(END_TIME), where, problems)
         if times is None:
             continue
         begin, end = times

@@ -24,11 +24,12 @@ from tqdm import tqdm
 
 from audiocnn import atomic, audio
 from audiocnn.errors import item_failure
-from audiocnn.inference.formats import SUFFIXES, PredictionWriter, printable
+from audiocnn.inference.formats import SUFFIXES, PredictionWriter
 from audiocnn.inference.inputs import InputFile, result_path
 from audiocnn.inference.overview import SpectrogramCollector
 from audiocnn.inference.predictor import FilePrediction, Predictor
 from audiocnn.inference.workers import WHOLE, Part, PredictorSpec, outcomes
+from audiocnn.tabletext import printable
 
 
 @dataclass

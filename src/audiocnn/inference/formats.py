@@ -49,13 +49,7 @@ from typing import Any, TextIO
 
 from audiocnn.inference.detections import Detection, detections, window_labels
 from audiocnn.inference.predictor import FilePrediction
-from audiocnn.tabletext import (  # noqa: F401 - the escaping rules live there; these names are ours too
-    FORMULA_STARTS,
-    RAVEN_COLUMNS,
-    printable,
-    raven_text,
-    spreadsheet_text,
-)
+from audiocnn.tabletext import RAVEN_COLUMNS, printable, raven_text, spreadsheet_text
 
 FORMATS = ("table", "csv", "json", "raven", "audacity", "kaleidoscope", "scores")
 #: Formats that list detections, which `--merge-consecutive` joins.
