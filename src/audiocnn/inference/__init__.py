@@ -18,21 +18,3 @@
 Nothing here imports training code, lightning, scikit-learn or matplotlib: the prediction
 path stays light to import and safe to serve.
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-#: What `audiocnn.inference` held before it became this package (now `inference.runtimes`).
-_RUNTIME_NAMES = ("RUNTIMES", "ChannelsLast", "OnnxBackbone", "export_onnx", "fold_batchnorm", "for_inference",
-                  "onnx_cache_dir", "release_freed_memory")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _RUNTIME_NAMES:
-        from audiocnn._moved import warn_moved
-        from audiocnn.inference import runtimes
-
-        warn_moved(f"audiocnn.inference.{name}", f"audiocnn.inference.runtimes.{name}")
-        return getattr(runtimes, name)
-    raise AttributeError(f"module 'audiocnn.inference' has no attribute {name!r}")
