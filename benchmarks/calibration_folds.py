@@ -24,7 +24,6 @@ from audiocnn.datasets import split_fold
 from audiocnn.datasets.images import clip_images
 from audiocnn.datasets.recipe import limited_dataset
 from audiocnn.training.calibration import expected_calibration_error
-from audiocnn.training.fit import image_logits
 
 
 def score_fold(model_dir: Path, data: Path) -> dict[str, float]:
@@ -34,7 +33,7 @@ def score_fold(model_dir: Path, data: Path) -> dict[str, float]:
     fold = split_fold(model.metrics)
     clips = [c for c in limited_dataset(model.recipe, data).clips if c.fold == fold]
     images = clip_images(clips, model.model.frontend, model.clip_seconds, None, progress=False)
-    logits = image_logits(model.model, images)
+    logits = model.model.image_logits(images)
     labels = torch.tensor([model.labels.index(c.label) for c in clips])
     raw, scaled = logits.softmax(-1).numpy(), (logits / model.temperature).softmax(-1).numpy()
     truth = labels.numpy()

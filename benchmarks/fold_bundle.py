@@ -24,8 +24,9 @@ from audiocnn.datasets import make_splits
 from audiocnn.features import create_frontend
 from audiocnn.models import create
 from audiocnn.models.classifier import AudioClassifier
-from audiocnn.training.cv import prepare, split_data
-from audiocnn.training.fit import normalisation, predict_images
+from audiocnn.training.cv import split_data
+from audiocnn.training.fit import normalisation
+from audiocnn.training.prepare import prepare
 
 
 def main() -> None:
@@ -52,7 +53,7 @@ def main() -> None:
     backbone.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")})
     model = AudioClassifier(frontend, backbone, *normalisation(data.train[0])).eval()
 
-    probabilities = predict_images(model, data.test[0]).numpy()
+    probabilities = model.predict_images(data.test[0]).numpy()
     truth = data.test[1].numpy()
     with (fold_dir / "predictions.csv").open() as handle:
         scored = np.array([[float(r[c]) for c in prepared.dataset.classes] for r in csv.DictReader(handle)])

@@ -13,8 +13,9 @@ from audiocnn.errors import ConfigError
 from audiocnn.features import create_frontend
 from audiocnn.training.augment import augmented_waveform, waveform_transform
 from audiocnn.training.cache import augmented_images
-from audiocnn.training.cv import prepare, run_cv, split_data
+from audiocnn.training.cv import run_cv, split_data
 from audiocnn.training.fit import RandomCopy
+from audiocnn.training.prepare import prepare
 from conftest import SMOKE, TINY
 
 RATE = 8000

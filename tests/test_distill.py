@@ -14,9 +14,10 @@ from audiocnn.datasets import make_splits
 from audiocnn.datasets.images import clip_images
 from audiocnn.errors import ConfigError
 from audiocnn.training.cache import augmented_images
-from audiocnn.training.cv import prepare, run_cv
+from audiocnn.training.cv import run_cv
 from audiocnn.training.distill import distillation_loss, ensemble_probabilities
-from audiocnn.training.fit import RandomCopy, predict_images
+from audiocnn.training.fit import RandomCopy
+from audiocnn.training.prepare import prepare
 from audiocnn.training.teachers import teacher_targets
 from conftest import SMOKE, TINY
 
@@ -98,14 +99,14 @@ def test_a_student_learns_from_the_same_folds_models_of_its_teacher_runs(tones, 
     torch.testing.assert_close(targets.sum(-1), torch.ones(2, len(fold1.train)))
     # Version 0 is the teacher's prediction of each training clip's own image, in split order.
     teacher = bundle.load(tmp_path / "teacher" / "fold1" / "model")
-    own = predict_images(teacher.model, clip_images(fold1.train, teacher.model.frontend, 1.0, None, progress=False))
+    own = teacher.model.predict_images(clip_images(fold1.train, teacher.model.frontend, 1.0, None, progress=False))
     torch.testing.assert_close(targets[0], own, atol=1e-5, rtol=1e-4)
     # Version 1 is the teacher's prediction of each clip's first augmented copy, heard through
     # the teacher's own frontend (the same seeded waveform the student's copy was made from).
     teacher_copies = augmented_images(prepared.dataset.clips, teacher.model.frontend, 1.0, student_recipe.train.waveform,
                                       cache, progress=False)
     rows = [prepared.rows[clip.path] for clip in fold1.train]
-    torch.testing.assert_close(targets[1], predict_images(teacher.model, teacher_copies[0][rows]), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(targets[1], teacher.model.predict_images(teacher_copies[0][rows]), atol=1e-5, rtol=1e-4)
     assert not torch.allclose(targets[1], targets[0])
 
     summary = run_cv(student_recipe, tones, tmp_path / "student", folds=[1], cache_dir=cache, progress=False)

@@ -18,8 +18,9 @@ from audiocnn.config import load_recipe
 from audiocnn.datasets import make_splits
 from audiocnn.errors import AudiocnnWarning
 from audiocnn.features import create_frontend
-from audiocnn.training.cv import prepare, split_data
+from audiocnn.training.cv import split_data
 from audiocnn.training.fit import fit_split
+from audiocnn.training.prepare import prepare
 from conftest import REPO, SMOKE, TINY
 
 KILL_AT = REPO / "tests" / "kill_at.py"

@@ -17,7 +17,6 @@ from audiocnn.datasets.images import images_of
 from audiocnn.errors import ConfigError
 from audiocnn.features import create_frontend
 from audiocnn.training.cv import run_cv
-from audiocnn.training.fit import predict_images
 from audiocnn.training.outliers import outlier_images, outlier_loss, outlier_windows
 from conftest import SMOKE, TINY
 
@@ -80,7 +79,7 @@ def test_a_model_shown_outliers_is_less_sure_about_them(tones, esc50_root, tmp_p
         run_cv(recipe, tones, tmp_path / name, folds=[1], cache_dir=tmp_path / "cache", progress=False)
         model = bundle.load(tmp_path / name / "fold1" / "model").model
         seen = outlier_images(OutlierConfig(folder=str(folder)), model.frontend, 1.0, tmp_path / "cache", progress=False)
-        confidence[name] = float(predict_images(model, seen).max(-1).values.mean())
+        confidence[name] = float(model.predict_images(seen).max(-1).values.mean())
     assert confidence["exposed"] < confidence["plain"] - 0.1
     assert confidence["exposed"] < 0.6  # three classes: 1/3 is as unsure as it gets
     metrics = json.loads((tmp_path / "exposed" / "fold1" / "metrics.json").read_text())

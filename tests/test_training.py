@@ -21,8 +21,9 @@ from audiocnn.datasets import load_dataset, make_splits
 from audiocnn.datasets.images import cache_key, clip_images
 from audiocnn.features import create_frontend
 from audiocnn.training.augment import freq_mixstyle, mixup, spec_augment
-from audiocnn.training.cv import prepare, run_cv, split_data, train_bundle
+from audiocnn.training.cv import run_cv, split_data, train_bundle
 from audiocnn.training.fit import fit_split
+from audiocnn.training.prepare import prepare
 from conftest import SMOKE, TINY, TONE_LABELS
 
 
@@ -277,7 +278,7 @@ def test_train_all_data_via_cli_writes_a_bundle(cli, tones, tmp_path):
 
 def test_dataset_options_in_a_recipe_reach_the_loader_or_are_refused(esc50_root, tmp_path):
     from audiocnn.errors import DatasetError
-    from audiocnn.training.cv import prepare
+    from audiocnn.training.prepare import prepare
 
     with pytest.raises(DatasetError, match="esc50: does not take n_folds"):
         prepare(load_recipe(SMOKE, ["data.folds=3"]), esc50_root, None, progress=False)

@@ -30,3 +30,16 @@ class AudioClassifier(nn.Module):
 
     def forward(self, waveforms: Tensor) -> Tensor:
         return self.backbone(self.images(waveforms))
+
+    def image_logits(self, images: Tensor, batch_size: int = 64) -> Tensor:
+        """Logits (clips, classes) for unnormalised cached images (`datasets.images.clip_images`), in
+        eval mode and batches: what training, calibration and distillation score held-out clips with."""
+        self.eval()
+        with torch.inference_mode():
+            parts = [self.backbone(self.normalise(images[i : i + batch_size])).float()
+                     for i in range(0, len(images), batch_size)]
+        return torch.cat(parts) if parts else torch.empty(0, 0)
+
+    def predict_images(self, images: Tensor, batch_size: int = 64) -> Tensor:
+        """Class probabilities (before any calibration) for unnormalised cached images."""
+        return self.image_logits(images, batch_size).softmax(-1)

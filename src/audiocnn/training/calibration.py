@@ -194,7 +194,6 @@ def calibrate_bundle(bundle: Any, data_root: Path, *, cache_dir: Path | None = N
     """Fit a bundle's calibration on its own validation clips (for bundles trained before
     calibration existed, or to refit it); the caller writes it (`bundle.write_calibration`)."""
     from audiocnn.datasets.images import clip_images
-    from audiocnn.training.fit import image_logits
 
     clips = validation_clips(bundle, data_root)
     unknown = sorted({clip.label for clip in clips} - set(bundle.labels))
@@ -206,4 +205,4 @@ def calibrate_bundle(bundle: Any, data_root: Path, *, cache_dir: Path | None = N
     model = bundle.model.eval()
     images = clip_images(clips, model.frontend, bundle.clip_seconds, cache_dir, progress=progress)
     labels = torch.tensor([bundle.labels.index(clip.label) for clip in clips])
-    return calibrate(image_logits(model, images), labels, keep_correct)
+    return calibrate(model.image_logits(images), labels, keep_correct)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,14 @@ from sklearn.metrics import f1_score
 
 from audiocnn import atomic, bundle
 from audiocnn.config import Recipe, recipe_from_dict
-from audiocnn.datasets import Dataset, Split, holdout, make_splits
-from audiocnn.datasets.images import clip_images
+from audiocnn.datasets import Split, holdout, make_splits
 from audiocnn.datasets.recipe import limited_dataset
 from audiocnn.errors import ConfigError
 from audiocnn.features import create_frontend
 from audiocnn.training import robustness
-from audiocnn.training.cache import augmented_images
 from audiocnn.training.calibration import expected_calibration_error
 from audiocnn.training.fit import FitResult, SplitData, fit_split
-from audiocnn.training.outliers import outlier_images
+from audiocnn.training.prepare import Prepared, prepare, prepare_images
 from audiocnn.training.reports import TIMING, write_summary
 from audiocnn.training.teachers import teacher_targets
 
@@ -39,38 +36,6 @@ from audiocnn.training.teachers import teacher_targets
 #: trainings: 2 = timm's optimizer (no weight decay on biases and norm parameters) and mixup
 #: that draws nothing when off (metrics.json without the key: 1).
 TRAINING_SCHEME = 2
-
-
-@dataclass
-class Prepared:
-    """A dataset with the images of all its clips (and their augmented copies, if the recipe asks)."""
-
-    dataset: Dataset
-    images: torch.Tensor  # (clips, channels, rows, frames)
-    copies: torch.Tensor | None  # (copies, clips, channels, rows, frames)
-    rows: dict[Path | tuple[Path, str], int]  # each clip's row in `images`, by `Clip.key` (a file and its part)
-    outliers: torch.Tensor | None = None  # (windows, channels, rows, frames): train.outliers' recordings
-
-
-def prepare(recipe: Recipe, data_root: Path, cache_dir: Path | None, progress: bool = True, *,
-            allow_incomplete: bool = False) -> Prepared:
-    """The dataset (limited as the recipe says), all its images, and each clip's row in them."""
-    dataset = limited_dataset(recipe, data_root, allow_incomplete=allow_incomplete)
-    return prepare_images(recipe, dataset, cache_dir, progress)
-
-
-def prepare_images(recipe: Recipe, dataset: Dataset, cache_dir: Path | None, progress: bool = True) -> Prepared:
-    """All images of `dataset` (from the cache where it has them) and each clip's row in them."""
-    frontend = create_frontend(recipe.frontend)
-    images = clip_images(dataset.clips, frontend, recipe.data.clip_seconds, cache_dir, progress=progress)
-    augment = recipe.train.waveform
-    # Copies are made for every clip (test folds too), so one cached file serves all folds;
-    # only the training clips' copies are ever shown to a model.
-    copies = (augmented_images(dataset.clips, frontend, recipe.data.clip_seconds, augment, cache_dir,
-                               seed=recipe.train.seed, progress=progress) if augment.copies else None)
-    outliers = (outlier_images(recipe.train.outliers, frontend, recipe.data.clip_seconds, cache_dir, progress)
-                if recipe.train.outliers.folder else None)
-    return Prepared(dataset, images, copies, {clip.key: i for i, clip in enumerate(dataset.clips)}, outliers)
 
 
 def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | None = None,

@@ -198,26 +198,12 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
         except pickle.UnpicklingError as err:  # planted after the fit began
             refuse_objects(best, err)
     classifier.backbone = lit.backbone.to(memory_format=torch.contiguous_format).cpu().float().eval()
-    test_logits = image_logits(classifier, data.test[0]) if data.test is not None else None
+    test_logits = classifier.image_logits(data.test[0]) if data.test is not None else None
     # Calibrated on the validation clips (from the training folds): the test fold stays untouched.
-    calibration = (calibrate(image_logits(classifier, data.val[0]), data.val[1])
+    calibration = (calibrate(classifier.image_logits(data.val[0]), data.val[1])
                    if data.val is not None and len(data.val[1]) >= MIN_VALIDATION_CLIPS else None)
     return FitResult(classifier, test_logits, trainer.current_epoch, best_val, trainer.is_global_zero,
                      time.perf_counter() - started, calibration)
-
-
-def image_logits(classifier: AudioClassifier, images: Tensor, batch_size: int = 64) -> Tensor:
-    """Logits for unnormalised cached images."""
-    classifier.eval()
-    with torch.inference_mode():
-        parts = [classifier.backbone(classifier.normalise(images[i : i + batch_size])).float()
-                 for i in range(0, len(images), batch_size)]
-    return torch.cat(parts) if parts else torch.empty(0, 0)
-
-
-def predict_images(classifier: AudioClassifier, images: Tensor, batch_size: int = 64) -> Tensor:
-    """Class probabilities for unnormalised cached images."""
-    return image_logits(classifier, images, batch_size).softmax(-1)
 
 
 def _loader(part: tuple[Tensor, Tensor], classifier: AudioClassifier, cfg: TrainConfig, shuffle: bool = False,

@@ -7,7 +7,6 @@ run, so that no test clip leaks into the student through its teacher.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -21,10 +20,7 @@ from audiocnn.errors import ConfigError
 from audiocnn.features import create_frontend
 from audiocnn.training.cache import augmented_images
 from audiocnn.training.distill import ensemble_probabilities
-from audiocnn.training.fit import image_logits
-
-if TYPE_CHECKING:
-    from audiocnn.training.cv import Prepared
+from audiocnn.training.prepare import Prepared
 
 
 def teacher_bundle(teacher: str, split: Split) -> Path:
@@ -80,7 +76,7 @@ def teacher_targets(recipe: Recipe, split: Split, prepared: Prepared, cache_dir:
             copies = (augmented_images(clips, frontend, seconds, augment, cache_dir, seed=recipe.train.seed,
                                        progress=progress) if augment.copies else None)
         versions = [images] + (list(copies) if copies is not None else [])
-        members.append([image_logits(model.model, version[rows])
+        members.append([model.model.image_logits(version[rows])
                         for version in tqdm(versions, desc=f"teacher {model.path}", unit="version",
                                             disable=not progress, leave=False)])
     return torch.stack([ensemble_probabilities([logits[v] for logits in members]) for v in range(len(members[0]))])
