@@ -149,7 +149,7 @@ def test_mel_matches_librosa(wave):
 def test_the_mel_filterbank_is_librosas_bit_for_bit(rate, n_fft, n_mels, fmin, fmax):
     """Written out so prediction does not import librosa (200 MB of numba and llvmlite); it must not
     move a single weight, or models trained with librosa's filterbank would see other features."""
-    from audiocnn.spectral import mel_frequencies, slaney_filterbank
+    from audiocnn.features.spectral import mel_frequencies, slaney_filterbank
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # librosa's "Empty filters" for the narrow band

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from audiocnn.errors import ConfigError
 from audiocnn.features import Frontend, Pcen, create_frontend
-from audiocnn.spectral import MelPower, PcenParams, Stft
+from audiocnn.features.spectral import MelPower, PcenParams, Stft
 
 #: How far the copy's images (dB) may stray from the original's on the check signal. Both are
 #: float32; they differ only in rounding, which is largest in bins 80 dB below a frame's peak.

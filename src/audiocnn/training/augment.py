@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 
 from audiocnn import audio
+from audiocnn.config.train import FreqMixStyleConfig, SpecAugmentConfig, WaveformAugmentConfig
 from audiocnn.errors import AudioError, ConfigError
-from audiocnn.train_config import FreqMixStyleConfig, SpecAugmentConfig, WaveformAugmentConfig
 
 WaveformTransform = Callable[[np.ndarray, int], np.ndarray]
 

@@ -19,10 +19,10 @@ import torch
 from tqdm import tqdm
 
 from audiocnn import audio
+from audiocnn.config.train import WaveformAugmentConfig
 from audiocnn.datasets.base import Clip
 from audiocnn.datasets.images import cache_key, cached, clip_waves, image_shape, images_of
 from audiocnn.features import Frontend
-from audiocnn.train_config import WaveformAugmentConfig
 from audiocnn.training.augment import augmented_waveform, background_files, waveform_transform
 
 #: Bumped when the way augmented copies are seeded changes, so older cached copies are not reused.

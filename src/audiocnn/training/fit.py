@@ -26,11 +26,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from audiocnn.config import Recipe
+from audiocnn.config.train import TrainConfig
 from audiocnn.errors import ConfigError
 from audiocnn.features import Frontend
 from audiocnn.models.classifier import AudioClassifier
 from audiocnn.models.factory import create
-from audiocnn.train_config import TrainConfig
 from audiocnn.training.calibration import MIN_VALIDATION_CLIPS, Calibration, calibrate
 from audiocnn.training.module import LitClassifier
 from audiocnn.training.resume import AtomicCheckpointIO, RandomState, refuse_objects, usable_checkpoints

@@ -16,8 +16,8 @@ from timm.optim import create_optimizer_v2
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
+from audiocnn.config.train import TrainConfig
 from audiocnn.errors import TrainingError
-from audiocnn.train_config import TrainConfig
 from audiocnn.training.augment import freq_mixstyle, mixup, spec_augment
 from audiocnn.training.distill import distillation_loss
 from audiocnn.training.outliers import outlier_loss

@@ -18,10 +18,10 @@ from torch import Tensor
 from tqdm import tqdm
 
 from audiocnn import audio
+from audiocnn.config.train import OutlierConfig
 from audiocnn.datasets.images import cache_key, cached, image_shape, images_of
 from audiocnn.errors import AudiocnnWarning, AudioError, ConfigError
 from audiocnn.features import Frontend
-from audiocnn.train_config import OutlierConfig
 from audiocnn.training.cache import folder_digest
 
 

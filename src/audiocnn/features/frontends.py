@@ -11,7 +11,7 @@ librosa's defaults (centred frames, zero padding, periodic Hann window), which t
 Filterbank matrices are the field's reference ones: librosa's Slaney mel filters (written out in
 `spectral.slaney_filterbank`, bit for bit, so prediction need not import librosa and numba) and
 the `gammatone` package's ERB weights; the modules only add batched, device-agnostic maths.
-Their parameters and the shared STFT/mel blocks live in `audiocnn.spectral`.
+Their parameters and the shared STFT/mel blocks live in `features.spectral`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from pydantic import ValidationError
 from torch import Tensor, nn
 
 from audiocnn.errors import ConfigError
-from audiocnn.spectral import AMIN_POWER as AMIN_POWER  # re-exported: features.py held it before spectral.py
-from audiocnn.spectral import (
+from audiocnn.features.spectral import (
     GammatoneParams,
     MelParams,
     MelPower,
@@ -41,7 +40,6 @@ from audiocnn.spectral import (
     pcen,
     power_to_db,
 )
-from audiocnn.spectral import next_power_of_two as next_power_of_two
 from audiocnn.validation import shown_keys, validation_problem
 
 CPU_CHUNK_ELEMENTS = 1 << 20  # STFT frame samples per CPU chunk (4 MB of float32, stays in cache)

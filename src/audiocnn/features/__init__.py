@@ -1,0 +1,12 @@
+"""Sound into pictures: the frontends (torch modules, batched on any device) and their blocks.
+
+- `frontends`: the registry (`FRONTENDS`, `create_frontend`) and the six kinds: log-spectrogram,
+  log-mel, PCEN, MFCC, gammatone and multi-resolution mel;
+- `spectral`: their parameters and the shared STFT, mel filterbank and PCEN blocks.
+"""
+
+from audiocnn.features.frontends import FRONTENDS, Frontend, Pcen, create_frontend, register
+from audiocnn.features.spectral import AMIN_POWER, MelParams, StftParams, next_power_of_two, power_to_db
+
+__all__ = ["AMIN_POWER", "FRONTENDS", "Frontend", "MelParams", "Pcen", "StftParams", "create_frontend",
+           "next_power_of_two", "power_to_db", "register"]
