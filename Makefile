@@ -46,7 +46,8 @@ test: $(STAMP) browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
-# The inner loop: everything but the tests marked slow (under 30 s on 2 idle cores).
+# The inner loop: everything but the tests marked slow (every test over ~0.5 s is: about a minute
+# on 2 idle cores; pytest-xdist was tried and is slower here, the torch tests fight for the cores).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" --durations=5
 

@@ -340,6 +340,7 @@ def test_whole_file_cache_keys_are_unchanged_and_parts_have_their_own(esc50_clip
 # ----------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_a_model_trains_on_annotated_recordings(cli, annotated, tmp_path):
     """A short real run: `train --test-fold 1` on the clips and negatives of the annotated recordings."""
     overrides = ["data.dataset=annotations", "data.clip_seconds=1.0", "data.folds=2", "data.negatives=4",

@@ -95,6 +95,7 @@ def test_a_simulated_room_adds_a_seeded_reverberant_tail_and_keeps_the_energy(es
     assert (wet_db[:first] < -100).all() and abs(int(np.argmax(wet_db)) - int(np.argmax(dry_db))) <= 1
 
 
+@pytest.mark.slow
 def test_simulated_rooms_decay_at_the_drawn_reverberation_time_and_never_fail():
     import random
 
@@ -114,6 +115,7 @@ def test_simulated_rooms_decay_at_the_drawn_reverberation_time_and_never_fail():
             assert low <= rt60 <= max(high, 0.5) and 0.2 * rt60 < minus_30_db < 0.8 * rt60, (seed, rt60, minus_30_db)
 
 
+@pytest.mark.slow
 def test_background_beds_mix_at_the_drawn_snr_and_their_recordings_key_the_cache(esc50_root, tones, tmp_path):
     import shutil
 

@@ -163,6 +163,7 @@ def test_a_pipe_or_device_in_a_bundle_is_one_bundle_error_and_never_opened(saved
     assert str(caught.value).startswith(f"{path / name}: {expected}")
 
 
+@pytest.mark.slow
 def test_a_pipe_as_weights_is_one_error_line_from_predict_not_a_hang(saved, tmp_path):
     """The measured failure: `predict --model B` with B/model.safetensors a named pipe waited forever."""
     path, _ = saved

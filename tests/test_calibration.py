@@ -221,6 +221,7 @@ def test_calibrate_says_what_set_the_threshold_and_warns_when_too_few_did(cli, t
     assert bundle.load(copy).calibration["unknown_fitted"] is False and bundle.load(copy).unknown_below == 0
 
 
+@pytest.mark.slow
 def test_train_and_cv_print_each_models_threshold_and_warn_when_it_is_not_fitted(cli, tones, tmp_path):
     options = [arg for item in [*TINY, "train.epochs=1"] for arg in ("--set", item)]
     trained = cli("train", SMOKE, "--data-root", tones, "--out", tmp_path / "model", "--test-fold", "1",

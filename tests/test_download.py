@@ -227,6 +227,7 @@ def test_stalled_server_times_out(server: FileServer, tmp_path: Path) -> None:
     assert server.url("/slow.bin") in str(info.value)
 
 
+@pytest.mark.slow
 def test_a_server_that_trickles_bytes_is_given_up_on(server: FileServer, tmp_path: Path) -> None:
     """A byte every 50 ms never trips the silence timeout; the minimum rate catches it."""
     server.files["/trickle.bin"] = b"x" * 1000

@@ -112,6 +112,7 @@ def test_explain_picks_the_most_confident_window_of_a_long_file(esc50_model, esc
     assert explain(esc50_model, long, methods=("gradcam",), start=2.0).start == 2.0
 
 
+@pytest.mark.slow
 def test_the_figure_format_follows_the_out_suffix(cli, tone_bundle, tones, tmp_path):
     clip = tones / "low" / "low1.wav"
     svg = cli("explain", clip, "--model", tone_bundle, "--method", "gradcam", "--out", tmp_path / "low.svg")

@@ -104,6 +104,7 @@ def test_any_batch_size_gives_each_window_the_same_probabilities(exported, model
     assert np.allclose(together.sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_8_bit_graph_is_the_bundles_8_bit_model_and_agrees_with_the_float_graph(exported, exported_int8, model):
     """Its backbone is the bundle's own (`audiocnn quantize`), so it gives what `predict --runtime int8` gives;
     its top-1 agrees with the float graph's on the examples (8/8 files and 10/10 windows when written)."""
@@ -242,6 +243,7 @@ def test_the_bundle_folder_and_its_missing_files_are_refused_as_out_too(cli, tmp
     assert sorted(p.name for p in plain.iterdir()) == ["MODEL_CARD.md", "config.json", "model.safetensors"]
 
 
+@pytest.mark.slow
 def test_export_over_the_int8_record_is_refused_by_the_command_and_predict_still_works(tmp_path, esc50_clip):
     """The measured failure, as a user meets it: two commands, each its own process."""
     model = Path(shutil.copytree(default_model(), tmp_path / "model"))

@@ -72,6 +72,7 @@ def low_then_high(tmp_path_factory) -> Path:
 # ----------------------------------------------------------------------------- formats
 
 
+@pytest.mark.slow
 def test_every_format_reads_back_with_the_names_and_times_it_was_given(cli, tone_model, predictor, low_then_high,
                                                                        tmp_path):
     truth = predictor.predict(low_then_high)
@@ -171,6 +172,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_out_dir_mirrors_the_tree_and_skips_finished_recordings(cli, tone_model, collection, tmp_path):
     out = tmp_path / "results"
     args = ["predict", collection, "--model", tone_model, "--runtime", "torch", "--format", "raven",
@@ -190,6 +192,7 @@ def test_out_dir_mirrors_the_tree_and_skips_finished_recordings(cli, tone_model,
     assert cli("predict", collection, "--model", tone_model, "--format", "audacity").code != 0
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_batch_resumes_without_losing_or_redoing_a_recording(tone_model, collection, tmp_path):
     out = tmp_path / "results"
     command = ["-m", "audiocnn", "predict", str(collection), "--model", str(tone_model), "--runtime", "torch",
@@ -208,6 +211,7 @@ def test_a_run_killed_mid_batch_resumes_without_losing_or_redoing_a_recording(to
     assert _tree(out) == _tree(straight)
 
 
+@pytest.mark.slow
 def test_two_workers_and_two_shards_merged_give_what_one_run_gives(cli, tone_model, collection, tmp_path):
     base = ["predict", collection, "--model", tone_model, "--format", "csv", "--no-progress", "--top-k", 2]
     assert cli(*base, "--out", tmp_path / "one.csv").code == 0
@@ -295,6 +299,7 @@ def test_a_reviewed_audacity_track_of_ours_trains_as_the_labels_it_shows(cli, to
     assert len(load_dataset("annotations", field, clip_seconds=1.0, n_folds=2).clips) == len(dataset.clips)
 
 
+@pytest.mark.slow
 def test_a_model_the_workers_cannot_run_is_one_clear_error(cli, tone_model, collection):
     result = cli("predict", collection, "--model", tone_model, "--runtime", "int8", "--workers", 2, "--format", "csv",
                  "--no-progress")

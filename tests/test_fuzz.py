@@ -97,6 +97,7 @@ def damaged(name: str, steps: list[tuple]) -> bytes:
 
 @given(damages())
 @example(("float.wav", [("insert", 86, b"\x00"), ("cut", 704, 1)]))  # found by fuzzing: samples of 1e38 overflowed
+@pytest.mark.slow
 def test_damaged_audio_loads_or_is_one_audio_error(tmp_path, case):
     name, steps = case
     path = tmp_path / f"fuzzed-{name}"

@@ -57,6 +57,7 @@ def logs(tmp_path, monkeypatch) -> Path:
     # while drawing its timeline, before its result: no result, so the next run tries it again
     ("audiocnn.viz.timeline:save_timeline", "save_timeline", ["--timeline"]),
 ])
+@pytest.mark.slow
 def test_predict_reports_an_unexpected_failure_and_classifies_the_rest(cli, tmp_path, logs, monkeypatch, target,
                                                                        where, extra):
     folder = tmp_path / "recordings"

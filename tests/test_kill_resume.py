@@ -70,6 +70,7 @@ def test_a_cv_run_killed_at_six_moments_resumes_to_identical_results(tones, tmp_
     assert attempts == [f"version_{k}" for k in range(5)]  # every kill after the cache's came in a fit
 
 
+@pytest.mark.slow
 def test_a_damaged_last_checkpoint_is_set_aside_and_the_fold_trains_again(tones, tmp_path):
     recipe = load_recipe(SMOKE, [*TINY, "train.epochs=1"])
     prepared = prepare(recipe, tones, None, progress=False)

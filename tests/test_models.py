@@ -51,6 +51,7 @@ def test_packaged_imagenet_weights_recognise_a_cat_and_random_weights_do_not(nam
 
 
 @pytest.mark.parametrize("name", list(PACKAGED))
+@pytest.mark.slow
 def test_pretrained_first_conv_folds_into_one_channel(name, cat_photo):
     gray = cat_photo.mean(dim=1, keepdim=True)
     model = create(name, n_classes=1000, in_chans=1, weights="packaged")

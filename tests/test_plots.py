@@ -23,6 +23,7 @@ def test_frequency_ticks_sit_where_those_frequencies_are():
     assert gaps.min() >= 0.07 * len(rows) - 1e-9
 
 
+@pytest.mark.slow
 def test_feature_figure_writes_a_picture_per_channel(tmp_path, esc50_clip):
     mel = feature_figure(esc50_clip, create_frontend("mel"), tmp_path / "mel.png")
     multires = feature_figure(esc50_clip, create_frontend("multires"), tmp_path / "multires.png")

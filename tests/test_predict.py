@@ -399,6 +399,7 @@ def test_out_into_a_device_writes_into_it_and_leaves_it_a_device(cli, tone_model
     assert discard.is_symlink() and stat.S_ISCHR(discard.stat().st_mode) and not list(tmp_path.glob(".*.partial"))
 
 
+@pytest.mark.slow
 def test_names_and_labels_cannot_break_a_format_or_act_on_its_reader(cli, tone_model, low_then_high, tmp_path,
                                                                      monkeypatch):
     """A recording's name and a downloaded bundle's labels are outside text: no format may let them

@@ -83,6 +83,7 @@ def test_the_8_bit_model_is_small_and_agrees_with_the_float_one(quantized, tones
     assert 0 < max(probabilities) < 0.2  # 8-bit: close to the float model, but not the same computation
 
 
+@pytest.mark.slow
 def test_int8_needs_its_own_graph_made_from_these_weights(quantized, tmp_path):
     plain = Path(shutil.copytree(quantized, tmp_path / "plain"))
     (plain / INT8_GRAPH).unlink()
@@ -128,6 +129,7 @@ def _audiocnn(*args: object, timeout: float = 300) -> subprocess.CompletedProces
                           timeout=timeout)
 
 
+@pytest.mark.slow
 def test_quantize_takes_every_clip_a_small_dataset_has_and_says_how_many(cli, tones, tone_bundle, tmp_path):
     """The tone dataset holds 36 clips outside the held-out fold: fewer than the default 256 and not a
     multiple of the calibrator's 16, which raised `ValueError ... inhomogeneous shape` (every small
@@ -207,6 +209,7 @@ def test_a_broken_int8_record_or_graph_is_one_bundle_error_naming_it(quantized, 
     assert message in str(caught.value) and str(path) in str(caught.value)
 
 
+@pytest.mark.slow
 def test_predict_int8_with_a_graph_where_its_record_was_is_one_error_line(quantized, tones, tmp_path):
     """What `export --out BUNDLE/int8.json` left behind before it was refused: a traceback from predict."""
     path = Path(shutil.copytree(quantized, tmp_path / "b"))

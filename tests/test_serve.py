@@ -160,6 +160,7 @@ def test_no_audio_at_all_is_a_422(client):
     assert answer.status_code == 422 and "holds no audio" in answer.json()["error"]
 
 
+@pytest.mark.slow
 def test_uploads_never_stay_on_the_server(service, tmp_path, monkeypatch):
     """Every request's files lie in the server's own folder (`audiocnn-serve-PID-…` in the temporary
     folder), are deleted when the request ends, and the folder goes when the server stops."""
@@ -209,6 +210,7 @@ def _sharing(service: ModelService, settings: ServeSettings) -> ModelService:
     return shared
 
 
+@pytest.mark.slow
 def test_a_full_pool_answers_503_with_retry_after(service, tmp_path):
     long = tmp_path / "hour.flac"
     sf.write(long, np.random.default_rng(1).normal(0, 0.05, 16_000 * 600).astype(np.float32), 16_000)
@@ -242,6 +244,7 @@ def test_the_api_key(service):
 # ----------------------------------------------------------------------------- explain, model, metrics, page
 
 
+@pytest.mark.slow
 def test_explain_draws_the_picture_or_gives_the_arrays(client):
     picture = client.post("/v1/explain", params={"method": "gradcam"}, files=files(DOG))
     assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")

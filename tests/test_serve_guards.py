@@ -28,6 +28,9 @@ import soundfile as sf
 from conftest import served
 from test_serve import DOG
 
+#: Each test starts a real server process and holds it seconds: all of them are the slow set's.
+pytestmark = pytest.mark.slow
+
 #: A long job for the 5 s model: 3600 s at hop 0.5 s is 7200 windows (minutes of CPU). At 1 kHz
 #: the file is 7 MB, so it uploads in a blink.
 LONG_JOB = {"hop": "0.5"}

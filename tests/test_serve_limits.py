@@ -73,6 +73,7 @@ def test_longer_windows_are_scored_in_smaller_batches(service):
     assert Predictor(service.bundle, window_seconds=2, build=False).batch_size == 32
 
 
+@pytest.mark.slow
 def test_the_duration_limit_counts_audio_decoded_not_the_header(service, tmp_path):
     mp3 = lying_mp3(tmp_path / "short-claim.mp3")
     assert audio.info(mp3).duration < 1  # what the header says

@@ -40,6 +40,7 @@ def labelled(root: Path, names: list[str]) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_table_cannot_make_more_clips_than_its_recording_allows(tmp_path):
     """A 220 KB table of 20,000 one-hour selections over an hour of silence would make 14.4 M clips
     (gigabytes): the recording's clips are capped, it is left out with a problem, memory stays small."""

@@ -341,6 +341,7 @@ def test_training_that_diverges_stops_with_one_line_naming_the_epoch(cli, tones,
 
 
 @pytest.mark.filterwarnings("default::audiocnn.errors.AudiocnnWarning")  # shown as the CLI shows it
+@pytest.mark.slow
 def test_a_dataset_with_problems_is_refused_or_trained_with_a_warning(cli, tones, tmp_path):
     """A CSV row without a label used to be dropped without a word; now training names it."""
     listing = tmp_path / "clips.csv"
@@ -373,6 +374,7 @@ def test_a_partly_extracted_esc50_is_refused_before_training(cli, esc50_root, tm
     assert not list((tmp_path / "run").glob("fold*"))
 
 
+@pytest.mark.slow
 def test_a_run_folder_whose_first_attempt_failed_before_training_takes_a_corrected_recipe(tones, tmp_path):
     from audiocnn.errors import ConfigError
 
