@@ -184,3 +184,18 @@ def test_an_unexpected_exception_is_one_problem_and_the_rest_is_read(tmp_path, m
         f"traceback in {log}",
         f"{root / 'd'}.{MARKER}.txt: internal error (InjectedFault: injected fault in _text); traceback in {log}"])
     assert log.read_text().count("InjectedFault") >= 2
+
+
+def test_an_audacity_track_audiocnn_wrote_trains_as_the_labels_it_shows(tmp_path):
+    """One Audacity parser (tabletext.audacity_lines) for predict's tracks and annotators' files: a
+    label our writer escaped (a tab, a backslash) is read back by the annotations reader as written,
+    with the confidence our writer appends taken off; frequency and blank lines are no labels."""
+    from audiocnn.tabletext import raven_text
+
+    root = tmp_path / "root"
+    recording(root / "dawn.wav")
+    label = "song\tthrush \\ blackbird"
+    (root / "dawn.txt").write_text(f"1.0\t3.0\t{raven_text(label)} 0.9731\n\\\t500\t4000\n\n5\t7\towl\n")
+    selections, problems = find_selections(root)
+    assert not problems
+    assert [(s.begin_s, s.end_s, s.label) for s in selections] == [(1.0, 3.0, label), (5.0, 7.0, "owl")]

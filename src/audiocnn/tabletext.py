@@ -36,7 +36,7 @@ import os
 import re
 import stat
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from audiocnn.errors import AudiocnnWarning, ConfigError
@@ -85,6 +85,20 @@ def raven_value(cell: str) -> str:
         return {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}[short] if short else chr(int(byte or wide, 16))
 
     return _RAVEN_ESCAPE.sub(unescaped, spreadsheet_value(cell))
+
+
+def audacity_lines(track: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each line of an Audacity label track that holds a label: its
+    start, end and (when there) label texts, the label's escapes undone (`raven_value`). Blank
+    lines and a label's frequency line (`\\` first) hold none. The one parser of the format:
+    `inference.tables` reads our own tracks back, `datasets.tables` an annotator's."""
+    for number, line in enumerate(track, start=1):
+        if not line.strip() or line.startswith("\\"):
+            continue
+        fields = line.split("\t", 2)
+        if len(fields) == 3:
+            fields[2] = raven_value(fields[2])
+        yield number, fields
 
 
 def printable(text: object) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audiocnn.errors import AudiocnnError
-from audiocnn.tabletext import BEGIN_PATH, BEGIN_TIME, END_TIME, lines, read_text
+from audiocnn.tabletext import BEGIN_PATH, BEGIN_TIME, END_TIME, audacity_lines, lines, read_text
 
 #: Label columns Raven users name, in the order looked for (case does not matter).
 LABEL_COLUMNS = ("Annotation", "Label", "Species", "Class", "Sound Type")
@@ -152,13 +152,10 @@ def _audacity(path: Path, lines: list[str], beside: Path | None) -> tuple[list[S
         return [], [f"{path}: an Audacity label file, but no recording beside it with its name "
                     f"({path.stem}.wav or another audio format)"]
     selections, problems = [], []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip() or line.startswith("\\"):  # blank, or a label's frequency range
-            continue
+    for number, fields in audacity_lines(lines):
         where = f"{path}:{number}"
-        fields = line.split("\t", 2)
         if len(fields) < 2:
-            problems.append(f"{where}: expected start<TAB>end<TAB>label, got {line.strip()[:40]!r}")
+            problems.append(f"{where}: expected start<TAB>end<TAB>label, got {fields[0].strip()[:40]!r}")
             continue
         times = _times(fields[0], fields[1], where, problems)
         if times is None:

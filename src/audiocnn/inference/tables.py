@@ -36,6 +36,7 @@ from audiocnn.errors import ConfigError, item_failure
 from audiocnn.inference.formats import KALEIDOSCOPE_COLUMNS, SCORE_INDEX, SUFFIXES
 from audiocnn.tabletext import (
     RAVEN_COLUMNS,
+    audacity_lines,
     lines,
     raven_text,
     raven_value,
@@ -96,12 +97,10 @@ def read_raven(path: Path) -> list[dict[str, str]]:
 def read_audacity(path: Path) -> list[tuple[float, float, str]]:
     """(start, end, label text) of an Audacity label track; frequency lines (`\\t...`) are skipped."""
     labels = []
-    for number, line in enumerate(lines(read_text(Path(path))), start=1):
-        if not line or line.startswith("\\"):
-            continue
+    for number, fields in audacity_lines(lines(read_text(Path(path)))):
         try:
-            start, end, text = line.split("\t", 2)
-            labels.append((float(start), float(end), raven_value(text)))
+            start, end, text = fields
+            labels.append((float(start), float(end), text))
         except ValueError:
             raise ConfigError(f"{path}:{number}: not start<TAB>end<TAB>label") from None
     return labels
