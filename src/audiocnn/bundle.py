@@ -80,6 +80,9 @@ _CONFIG_SCHEMA = TypeAdapter(_Config)
 
 @dataclass
 class Bundle:
+    """A loaded bundle: the model (waveforms to logits), its labels, the recipe it was trained with,
+    its metrics and calibration, and the folder it came from. `load` makes one; `save` writes one."""
+
     model: AudioClassifier
     labels: list[str]
     recipe: Recipe
@@ -99,16 +102,43 @@ class Bundle:
 
     @property
     def sample_rate(self) -> int:
+        """Hz the model hears: recordings are resampled to this before windowing."""
         return self.model.frontend.sample_rate
 
     @property
     def clip_seconds(self) -> float:
+        """Length of the clips it was trained on: prediction's default window."""
         return self.recipe.data.clip_seconds
 
 
 def save(path: str | Path, model: AudioClassifier, labels: list[str], recipe: Recipe,
          metrics: dict[str, Any] | None = None, *, calibration: Any = None) -> Path:
-    """Write the bundle folder (created if needed; its two files are replaced)."""
+    """Write a bundle folder (created if needed; its files are replaced, config.json last).
+
+    Args:
+        path: the bundle folder.
+        model: the trained classifier; only its backbone's weights are stored, the frontend and
+            normalisation go into config.json.
+        labels: class names, in the order of the model's outputs.
+        recipe: the recipe it was trained with.
+        metrics: results to record (accuracy, the split it left out, ...).
+        calibration: a `training.calibration.Calibration` or mapping (temperature, unknown_below).
+
+    Returns:
+        `path`, as a Path.
+
+    Example:
+        >>> import tempfile
+        >>> from audiocnn.bundled import default_model
+        >>> shipped = load(default_model())
+        >>> folder = save(Path(tempfile.mkdtemp()) / "copy", shipped.model, shipped.labels, shipped.recipe,
+        ...               shipped.metrics, calibration=shipped.calibration)
+        >>> sorted(p.name for p in folder.iterdir())
+        ['config.json', 'model.safetensors']
+        >>> load(folder).labels == shipped.labels
+        True
+        >>> import shutil; shutil.rmtree(folder.parent)
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -184,14 +214,32 @@ class NoBackbone(torch.nn.Module):
         self.path = path
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Always a BundleError: the weights were not loaded."""
         raise BundleError(f"{self.path}: loaded without its backbone (bundle.load(..., backbone=False))")
 
 
 def load(path: str | Path, *, backbone: bool = True) -> Bundle:
-    """Restore a bundle; any problem is a BundleError naming the folder and what is wrong.
+    """Restore a bundle from its folder.
 
-    `backbone=False` skips building the CNN and reading its weights (and importing timm, about
-    2 s of start-up): for `predict --runtime int8`, whose 8-bit graph replaces the backbone.
+    Args:
+        path: a folder with config.json and model.safetensors (`save`, `audiocnn train`).
+        backbone: False skips building the CNN and reading its weights (and importing timm, about
+            2 s of start-up): for `predict --runtime int8`, whose 8-bit graph replaces the backbone.
+
+    Returns:
+        The `Bundle`, its model in eval mode.
+
+    Raises:
+        BundleError: naming the folder and what is wrong (missing or malformed config, another
+            format version, weights that do not match the backbone).
+
+    Example:
+        >>> from audiocnn.bundled import default_model
+        >>> shipped = load(default_model())
+        >>> len(shipped.labels), shipped.labels[:3], shipped.sample_rate, shipped.clip_seconds
+        (50, ['dog', 'rooster', 'pig'], 16000, 5.0)
+        >>> shipped.recipe.model.backbone
+        'mobilenetv2_100'
     """
     path = Path(path)
     config = read_config(path)
@@ -300,6 +348,7 @@ def owned_file(folder: Path, path: Path) -> str | None:
 
 
 def read_config(path: Path) -> dict[str, Any]:
+    """A bundle's config.json as plain data, format and version checked; else a BundleError."""
     if not path.is_dir():
         raise BundleError(f"{path}: no such model bundle (a folder with {CONFIG} and {WEIGHTS})")
     regular_file(path / CONFIG, f"{path}: not a model bundle ({CONFIG} is missing)")

@@ -42,9 +42,38 @@ def loader_options(name: str) -> set[str]:
 def load_dataset(name: str, root: str | Path, **options: Any) -> Dataset:
     """Load dataset `name` from `root` (for "csv", root is the CSV file).
 
-    Options go to the loader (e.g. `n_folds`, `seed`, GTZAN's `split` and `splits_dir`, the
-    annotations' `clip_seconds`, `label_column`, `negatives` and `negative_label`);
-    options a loader does not take are an error, not silently ignored.
+    Args:
+        name: one of `LOADERS`: esc50, urbansound8k, gtzan, folder, csv, annotations.
+        root: the dataset's folder (its layout: the README's "Datasets and folds").
+        **options: for the loader (`loader_options(name)` lists them), e.g. `n_folds`, `seed`,
+            GTZAN's `split` and `splits_dir`, the annotations' `clip_seconds`, `label_column`,
+            `negatives` and `negative_label`. None means the loader's default.
+
+    Returns:
+        The `Dataset`: classes, clips with folds (and groups), and the problems found reading it.
+
+    Raises:
+        DatasetError: an unknown name, a missing root or metadata, or an option the loader does not
+            take (never silently ignored).
+
+    Example:
+        >>> import shutil, tempfile
+        >>> import numpy as np
+        >>> import soundfile as sf
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for label, hz in [("high", 2000), ("low", 200)]:
+        ...     (root / label).mkdir()
+        ...     for i in range(2):
+        ...         sf.write(root / label / f"{i}.wav", 0.1 * np.sin(2 * np.pi * hz * np.arange(1600) / 16000), 16000)
+        >>> dataset = load_dataset("folder", root, n_folds=2)
+        >>> dataset.classes, len(dataset.clips), dataset.folds
+        (['high', 'low'], 4, [1, 2])
+        >>> [(s.name, len(s.test)) for s in make_splits(dataset, val_fraction=0)]
+        [('fold1', 2), ('fold2', 2)]
+        >>> load_dataset("folder", root, split="filtered")
+        Traceback (most recent call last):
+        audiocnn.errors.DatasetError: folder: does not take split (it takes: n_folds, seed)
+        >>> shutil.rmtree(root)
     """
     accepted = loader_options(name)
     root = Path(root).expanduser()

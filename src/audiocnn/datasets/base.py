@@ -26,6 +26,13 @@ class Clip:
     of the image tensor, the feature cache, duplicate checks, seeds) the key is `key`: the
     file alone for a whole-file clip, as it always was (existing caches stay valid), and the
     file with its `segment` for a part.
+
+    Example:
+        >>> Clip(Path("dog.wav"), "dog", fold=1).segment  # a whole file
+        ''
+        >>> part = Clip(Path("dawn.wav"), "robin", fold=2, group="site3", start_s=12.5, duration_s=5.0)
+        >>> part.segment, part.key == (Path("dawn.wav"), "@12.5s+5.0s")
+        ('@12.5s+5.0s', True)
     """
 
     path: Path
@@ -55,6 +62,12 @@ class Split:
     `test_fold` is the fold held out as `test` (None for a published fixed split, or for
     training on all data); `name` says which split it is in folder names and records
     ("fold3", "filtered", "all-data").
+
+    Example:
+        >>> clips = [Clip(Path(f"{i}.wav"), "dog", fold=i) for i in (1, 2, 3)]
+        >>> split = Split.for_fold(3, train=clips[:1], val=clips[1:2], test=clips[2:])
+        >>> split.name, split.test_fold, [c.path.name for c in split.test]
+        ('fold3', 3, ['3.wav'])
     """
 
     name: str
@@ -65,6 +78,7 @@ class Split:
 
     @classmethod
     def for_fold(cls, fold: int, train: list[Clip], val: list[Clip], test: list[Clip]) -> Split:
+        """The split that tests on `fold`, named as run folders name it ("fold3")."""
         return cls(f"fold{fold}", train, val, test, fold)
 
 
@@ -85,7 +99,14 @@ class Dataset:
     """A labelled collection of clips with its class list and the problems found reading it.
 
     `fixed_split` is set for datasets whose authors publish one train/val/test partition
-    (GTZAN's artist-filtered split) instead of cross-validation folds.
+    (GTZAN's artist-filtered split) instead of cross-validation folds. Loaders make these
+    (`audiocnn.datasets.load_dataset`); one can be built by hand too.
+
+    Example:
+        >>> clips = [Clip(Path(f"{label}{i}.wav"), label, fold=i % 3 + 1) for label in ("cat", "dog") for i in range(6)]
+        >>> dataset = Dataset("toy", Path("toy"), ["cat", "dog"], clips)
+        >>> dataset.folds, dataset.label_index()
+        ([1, 2, 3], {'cat': 0, 'dog': 1})
     """
 
     name: str
@@ -97,9 +118,11 @@ class Dataset:
 
     @property
     def folds(self) -> list[int]:
+        """The fold numbers its clips carry, sorted (empty before folds are assigned)."""
         return sorted({c.fold for c in self.clips if c.fold is not None})
 
     def label_index(self) -> dict[str, int]:
+        """Class name to its output index, in the order of `classes`."""
         return {label: i for i, label in enumerate(self.classes)}
 
 
@@ -126,7 +149,28 @@ def assign_folds(clips: list[Clip], n_folds: int, seed: int = 0) -> list[Clip]:
 
 
 def make_splits(dataset: Dataset, *, val_fraction: float = 0.1, seed: int = 0) -> list[Split]:
-    """One split per fold: that fold is the test set; val is carved out of the other folds."""
+    """One split per fold: that fold is the test set; val is carved out of the other folds.
+
+    Args:
+        dataset: clips with folds (a dataset with a published `fixed_split` gives that one only).
+        val_fraction: about this share of the training folds' clips goes to val, stratified by label,
+            no group on both sides (0: no val).
+        seed: the same seed gives the same val clips.
+
+    Returns:
+        A `Split` per fold, in fold order.
+
+    Raises:
+        DatasetError: fewer than 2 folds, or too few groups to hold val out.
+
+    Example:
+        >>> clips = [Clip(Path(f"{label}{i}.wav"), label, fold=i % 3 + 1) for label in ("cat", "dog") for i in range(6)]
+        >>> splits = make_splits(Dataset("toy", Path("toy"), ["cat", "dog"], clips), val_fraction=0.25)
+        >>> [(s.name, len(s.train), len(s.val), len(s.test)) for s in splits]
+        [('fold1', 6, 2, 4), ('fold2', 6, 2, 4), ('fold3', 6, 2, 4)]
+        >>> [sorted(c.label for c in s.val) for s in splits]  # stratified: one of each class
+        [['cat', 'dog'], ['cat', 'dog'], ['cat', 'dog']]
+    """
     if dataset.fixed_split is not None:
         return [dataset.fixed_split]
     if len(dataset.folds) < 2:

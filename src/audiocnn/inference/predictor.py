@@ -84,6 +84,7 @@ class FilePrediction:
         return guesses
 
     def abstains(self, probabilities: np.ndarray) -> bool:
+        """Whether this probability row is answered `unknown` (its top is below `unknown_below`)."""
         return float(probabilities.max()) < self.unknown_below
 
 
@@ -111,7 +112,34 @@ def checked_windows(trained_seconds: float, window_seconds: float | None, hop_se
 
 
 class Predictor:
-    """A bundle's model applied window by window to whole recordings."""
+    """A bundle's model applied window by window to whole recordings.
+
+    Args:
+        bundle: the trained model (`audiocnn.bundle.load`).
+        window_seconds: window length; default the model's trained clip length.
+        hop_seconds: step between window starts; default half a window.
+        batch_size: windows scored at once (fewer for windows longer than the trained clip).
+        denoise: share of the background removed by spectral gating first (0: off, up to 1).
+        block_seconds: audio decoded at a time; memory stays flat however long the file.
+        runtime: "auto", "torch", "onnx" or "int8" (the bundle's 8-bit graph, `audiocnn quantize`).
+        unknown_below: answer `unknown` below this top probability; default the bundle's threshold.
+        build: False plans windows without building a runtime (`predict` then refuses).
+
+    Raises:
+        ConfigError: a window, hop, batch size, denoise or threshold out of range.
+        BundleError: the int8 runtime asked of a bundle whose 8-bit graph cannot run.
+
+    Example:
+        >>> from pathlib import Path
+        >>> import audiocnn
+        >>> from audiocnn import bundle
+        >>> from audiocnn.bundled import default_model
+        >>> predictor = Predictor(bundle.load(default_model()), hop_seconds=2.5)
+        >>> predictor.rate, predictor.window, predictor.hop
+        (16000, 80000, 40000)
+        >>> predictor.windows_for(12.0)  # 0-5, 2.5-7.5, 5-10, 7.5-12 s
+        4
+    """
 
     def __init__(self, bundle: Bundle, *, window_seconds: float | None = None, hop_seconds: float | None = None,
                  batch_size: int = 32, denoise: float = 0.0, block_seconds: float = BLOCK_SECONDS,
@@ -158,12 +186,37 @@ class Predictor:
     def predict(self, path: str | Path, *, on_window: Callable[[], None] | None = None,
                 on_block: BlockObserver | None = None, offset: float = 0.0,
                 duration: float | None = None, max_seconds: float | None = None) -> FilePrediction:
-        """Class probabilities for every window of `path` (or of its part from `offset` seconds,
-        `duration` long; window times stay times in the recording); bad audio raises AudioError.
+        """Class probabilities for every window of one recording.
 
-        `max_seconds`: more decoded audio than this raises `TooLong` as soon as it is read (within
-        one block of the limit), however short the file's header says it is. `on_window` and
-        `on_block` may raise to stop the work (a server's deadline does)."""
+        Args:
+            path: an audio file in any format, rate and channel count `audiocnn.audio` reads.
+            on_window: called once per window scored; it may raise to stop the work (a deadline).
+            on_block: called with each decoded block of samples (at the model's rate); may raise too.
+            offset: classify from this many seconds in (window times stay times in the recording).
+            duration: classify only this many seconds (default: to the end).
+            max_seconds: more decoded audio than this raises `TooLong` as soon as it is read (within
+                one block of the limit), however short the file's header says it is.
+
+        Returns:
+            A `FilePrediction`: window start/end times, calibrated probabilities (windows, classes),
+            logits, and the file's `summary` (mean over windows).
+
+        Raises:
+            AudioError: the file is missing, unreadable or holds no samples (`TooLong` is one).
+
+        Example:
+            >>> from pathlib import Path
+            >>> import audiocnn
+            >>> from audiocnn import bundle
+            >>> from audiocnn.bundled import default_model
+            >>> examples = Path(audiocnn.__file__).parents[2] / "examples"
+            >>> predictor = Predictor(bundle.load(default_model()))
+            >>> result = predictor.predict(examples / "dog-bark.wav")
+            >>> result.probabilities.shape  # one window (the recording is shorter than 5 s), 50 classes
+            (1, 50)
+            >>> [(label, round(p, 2)) for label, p in result.top(result.summary, 2)]
+            [('dog', 0.92), ('sneezing', 0.02)]
+        """
         path = Path(path)
         seen = [0]  # samples read so far: this call's own, so calls from several threads never mix
         limit = None if max_seconds is None else round(max_seconds * self.rate)

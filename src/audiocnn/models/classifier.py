@@ -14,6 +14,28 @@ from audiocnn.features import Frontend
 
 
 class AudioClassifier(nn.Module):
+    """Waveforms (batch, samples) at the frontend's rate in, class logits (batch, classes) out.
+
+    Args:
+        frontend: the features (`audiocnn.features.create_frontend`), a torch module.
+        backbone: the image CNN (`audiocnn.models.factory.create`), or any module taking
+            (batch, channels, rows, frames) images.
+        mean: per-channel mean of the training images (dB), one per frontend channel.
+        std: per-channel standard deviation of the training images, one per frontend channel.
+
+    Example:
+        >>> import torch
+        >>> from audiocnn.features import create_frontend
+        >>> frontend = create_frontend({"kind": "mel", "n_mels": 32})
+        >>> backbone = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(frontend.out_channels, 3))
+        >>> model = AudioClassifier(frontend, backbone, mean=[-40.0], std=[20.0]).eval()
+        >>> waveforms = 0.1 * torch.randn(2, frontend.sample_rate)  # two clips of 1 s
+        >>> model.images(waveforms).shape  # what the backbone sees: 32 mel bands, 20 ms frames
+        torch.Size([2, 1, 32, 51])
+        >>> model(waveforms).shape
+        torch.Size([2, 3])
+    """
+
     def __init__(self, frontend: Frontend, backbone: nn.Module, mean: list[float], std: list[float]) -> None:
         super().__init__()
         self.frontend = frontend
@@ -26,9 +48,11 @@ class AudioClassifier(nn.Module):
         return self.normalise(self.frontend(waveforms))
 
     def normalise(self, features: Tensor) -> Tensor:
+        """Features scaled by the training images' per-channel statistics, as training fed them."""
         return (features - self.mean) / self.std
 
     def forward(self, waveforms: Tensor) -> Tensor:
+        """Logits (batch, classes) of waveforms (batch, samples): frontend, normalisation, backbone."""
         return self.backbone(self.images(waveforms))
 
     def image_logits(self, images: Tensor, batch_size: int = 64) -> Tensor:

@@ -70,6 +70,7 @@ class PredictOptions:
     merge_consecutive: bool = False  # raven, audacity, kaleidoscope: a label's consecutive windows as one
 
     def check(self) -> None:
+        """Refuse (ConfigError) a format, top_k, min_confidence or combination the server cannot answer."""
         if self.format not in FORMATS:
             raise ConfigError(f"format must be one of {', '.join(FORMATS)} (got {self.format!r})")
         if self.merge_consecutive and self.format not in DETECTION_FORMATS:
@@ -89,6 +90,8 @@ class PredictOptions:
 
 @dataclass
 class PredictAnswer:
+    """One predict request's answer: its body and media type, and what the metrics count."""
+
     body: Any  # the JSON document, or the text of another format
     media_type: str
     ok: int
@@ -97,6 +100,30 @@ class PredictAnswer:
 
 
 class ModelService:
+    """What a server's routes call: the model loaded once, and the predict and explain jobs on it.
+
+    Args:
+        settings: the server's options; `settings.model` is the bundle (None: the bundled model).
+
+    Raises:
+        BundleError: the bundle cannot be loaded.
+
+    Example:
+        >>> from audiocnn.serve.pool import Ticket
+        >>> from audiocnn.serve.settings import ServeSettings
+        >>> import audiocnn
+        >>> examples = Path(audiocnn.__file__).parents[2] / "examples"
+        >>> service = ModelService(ServeSettings(max_seconds=60))
+        >>> service.describe()["name"], service.describe()["window_seconds"]
+        ('esc50-mobilenetv2', 5.0)
+        >>> answer = service.predict([Upload("bark.wav", examples / "dog-bark.wav")], PredictOptions(top_k=1),
+        ...                          Ticket(seconds=60))
+        >>> answer.ok, answer.failed, answer.media_type
+        (1, [], 'application/json')
+        >>> answer.body["files"][0]["summary"]
+        [{'label': 'dog', 'probability': 0.9...}]
+    """
+
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self.path = Path(settings.model) if settings.model is not None else default_model()
@@ -107,6 +134,7 @@ class ModelService:
         self.predictor(PredictOptions())  # the default one is built (and checked) before the first request
 
     def predictor(self, options: PredictOptions) -> Predictor:
+        """The Predictor for these window options, built once and kept (the last `MAX_PREDICTORS`)."""
         key = (options.window, options.hop, options.denoise, options.unknown_below)
         with self._predictors_lock:
             if key in self._predictors:
@@ -147,7 +175,21 @@ class ModelService:
 
     def predict(self, uploads: list[Upload], options: PredictOptions, ticket: Ticket) -> PredictAnswer:
         """Every upload classified in turn; a bad one, or one that fails unexpectedly, is listed as failed
-        and the rest go on. `ticket.check` stops the whole job (raising `Cancelled`)."""
+        and the rest go on. `ticket.check` stops the whole job (raising `Cancelled`).
+
+        Args:
+            uploads: the request's files, stored by the server (`uploads.UploadFolder`).
+            options: `audiocnn predict`'s options as the request gave them (checked already).
+            ticket: the job's deadline and stop flag, checked per block and per batch of windows.
+
+        Returns:
+            The answer in `options.format` (JSON as a document, other formats as text), with the
+            count of files classified, the failed ones, and the seconds of audio classified.
+
+        Raises:
+            ConfigError: a one-recording format (audacity) asked of several files.
+            Cancelled: the ticket's deadline passed or the job was cancelled.
+        """
         if options.format in ONE_RECORDING_FORMATS and len(uploads) > 1:
             raise ConfigError(f"format={options.format} describes one recording: send one file per request "
                               f"(got {len(uploads)})")

@@ -40,6 +40,39 @@ TRAINING_SCHEME = 2
 
 def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | None = None,
            cache_dir: Path | None = None, progress: bool = True, allow_incomplete: bool = False) -> dict[str, Any]:
+    """Cross-validate a recipe: one model per test fold, then the run's summary (`audiocnn cv`).
+
+    Args:
+        recipe: what to train (`audiocnn.config.load_recipe`), its dataset named in `recipe.data`.
+        data_root: the dataset's folder (for the csv dataset, its CSV file).
+        out: the run folder: `recipe.json`, one `foldK/` per fold (metrics.json, predictions.csv,
+            robustness.json, the fold's `model/` bundle), summary.json, summary.md, confusion.png.
+            Folds finished there before are kept (a killed run resumes).
+        folds: train these test folds only (default: all).
+        cache_dir: where clip images are cached between runs (None: computed each time).
+        progress: show progress bars.
+        allow_incomplete: train on the readable clips of a dataset with problems instead of refusing.
+
+    Returns:
+        The summary (`mean_accuracy`, `std_accuracy`, `mean_macro_f1`, per-fold and per-class scores,
+        robustness); {} on the non-zero ranks of a multi-GPU run.
+
+    Raises:
+        ConfigError: `out` was started with another recipe or an older training scheme, or a fold
+            the dataset lacks.
+        DatasetError: the dataset cannot be read, or has problems and `allow_incomplete` is False.
+
+    Example:
+        >>> import audiocnn
+        >>> from audiocnn.config import load_recipe
+        >>> recipes = Path(audiocnn.__file__).parents[2] / "recipes"
+        >>> recipe = load_recipe(recipes / "smoke.yaml", ["data.folds=2"])  # seconds-long: 1 epoch, tiny images
+        >>> recipe.data.dataset, recipe.model.backbone, recipe.train.epochs
+        ('esc50', 'mobilenetv2_100', 1)
+        >>> summary = run_cv(recipe, Path("data/esc50"), Path("runs/smoke"))  # doctest: +SKIP
+        >>> sorted(summary)  # doctest: +SKIP
+        ['folds', 'mean_accuracy', 'mean_macro_f1', 'per_class_f1', 'robustness', 'std_accuracy']
+    """
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "recipe.json"
     # A folder whose earlier attempt failed before any fold trained holds no work to protect:
@@ -113,7 +146,36 @@ def same_recipe(saved: Path, recipe: Recipe) -> bool:
 def train_bundle(recipe: Recipe, data_root: Path, out: Path, *, test_fold: int | None = None,
                  cache_dir: Path | None = None, progress: bool = True, allow_incomplete: bool = False
                  ) -> dict[str, Any]:
-    """Train one model (on all data, or all but `test_fold`) and save it as a bundle at `out`."""
+    """Train one model (on all data, or all but `test_fold`) and save it as a bundle at `out`.
+
+    Args:
+        recipe: what to train (`audiocnn.config.load_recipe`).
+        data_root: the dataset's folder (for the csv dataset, its CSV file).
+        out: the bundle folder (`audiocnn.bundle.load` reads it); its `training/` keeps checkpoints,
+            so a killed run resumes.
+        test_fold: leave this fold out and score the model on it (None: train on all data but
+            the `recipe.data.val_fraction` held out for validation and calibration).
+        cache_dir: where clip images are cached between runs (None: computed each time).
+        progress: show progress bars.
+        allow_incomplete: train on the readable clips of a dataset with problems instead of refusing.
+
+    Returns:
+        The metrics saved in the bundle ({} on the non-zero ranks of a multi-GPU run).
+
+    Raises:
+        ConfigError: a `test_fold` the dataset lacks.
+        DatasetError: the dataset cannot be read, or has problems and `allow_incomplete` is False.
+
+    Example:
+        >>> from audiocnn.config import recipe_from_dict
+        >>> recipe = recipe_from_dict({"data": {"dataset": "folder", "clip_seconds": 1.0, "folds": 2},
+        ...                            "model": {"backbone": "resnet18", "weights": "none"}, "train": {"epochs": 1}})
+        >>> recipe.frontend["kind"], recipe.data.val_fraction
+        ('mel', 0.1)
+        >>> metrics = train_bundle(recipe, Path("my_sounds"), Path("my-model"), test_fold=1)  # doctest: +SKIP
+        >>> sorted(metrics)[:3]  # doctest: +SKIP
+        ['accuracy', 'best_val_accuracy', 'calibration']
+    """
     prepared = prepare(recipe, data_root, cache_dir, progress, allow_incomplete=allow_incomplete)
     dataset = prepared.dataset
     if test_fold is not None:
@@ -136,6 +198,7 @@ def train_bundle(recipe: Recipe, data_root: Path, out: Path, *, test_fold: int |
 
 
 def split_data(split: Split, prepared: Prepared) -> SplitData:
+    """The split's rows of the prepared images, with class indices: what `fit_split` trains on."""
     index = prepared.dataset.label_index()
 
     def picks(clips: list) -> torch.Tensor:
