@@ -1,4 +1,4 @@
-"""The documentation is code: the public API's examples run.
+"""The documentation is code: the public API's examples run, and every public name says what it is for.
 
 The examples (doctests, numpydoc/Google style as librosa's) are run over exactly the modules of
 the entry points the README names, so an example that stops matching the code fails here.
@@ -6,10 +6,16 @@ the entry points the README names, so an example that stops matching the code fa
 
 from __future__ import annotations
 
+import ast
 import doctest
 import importlib
+from pathlib import Path
 
 import pytest
+
+from conftest import REPO
+
+SRC = REPO / "src" / "audiocnn"
 
 #: The modules whose examples run, and whether they take more than about half a second (slow),
 #: measured with the suite's imports done (timm, Lightning, FastAPI: its collection imports them).
@@ -23,6 +29,14 @@ DOCTESTED = {
     "audiocnn.datasets.base": False,
 }
 
+#: Public names still without a docstring, in files another change is editing (issue 30): to be
+#: documented there, and then removed from here (the test below fails once they are documented).
+PENDING = {
+    "datasets/annotated.py: load",
+    "inference/detections.py: Detection.is_unknown",
+    "inference/formats.py: PredictionWriter.close",
+}
+
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if slow else [])
                                   for name, slow in DOCTESTED.items()])
@@ -31,3 +45,31 @@ def test_examples_run(name):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0, f"{name} has no examples"
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {name} failed (printed above)"
+
+
+def _undocumented(path: Path) -> list[str]:
+    """`relative/path.py: Name` or `Class.method` of each public definition without a docstring
+    (module level, and the methods of public classes; dunder methods and property setters aside)."""
+    def public(node: ast.AST) -> bool:
+        return isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and not node.name.startswith("_")
+
+    def setter(node: ast.AST) -> bool:
+        return any(isinstance(d, ast.Attribute) and d.attr in ("setter", "deleter") for d in node.decorator_list)
+
+    where = path.relative_to(SRC).as_posix()
+    found = []
+    for node in filter(public, ast.parse(path.read_text(encoding="utf-8")).body):
+        if ast.get_docstring(node) is None:
+            found.append(f"{where}: {node.name}")
+        if isinstance(node, ast.ClassDef):
+            found += [f"{where}: {node.name}.{sub.name}" for sub in filter(public, node.body)
+                      if not isinstance(sub, ast.ClassDef) and not setter(sub) and ast.get_docstring(sub) is None]
+    return found
+
+
+def test_every_public_name_has_a_docstring():
+    missing = [name for path in sorted(SRC.rglob("*.py")) for name in _undocumented(path)]
+    offenders = sorted(set(missing) - PENDING)
+    assert not offenders, "public names without a docstring (say what each is for):\n" + "\n".join(offenders)
+    done = sorted(PENDING - set(missing))
+    assert not done, "documented now, so remove from PENDING in tests/test_docs.py:\n" + "\n".join(done)

@@ -70,6 +70,7 @@ class AudioInfo:
 
     @property
     def duration(self) -> float:
+        """Length in seconds, from the header's frame count and rate."""
         return self.frames / self.sample_rate
 
     @property

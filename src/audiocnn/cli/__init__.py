@@ -25,6 +25,7 @@ GROUPS = (data, features, training, predict, explain, serve, export)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command `argv` names (default: sys.argv[1:]); the exit status, errors as one line, not a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
@@ -63,6 +64,7 @@ def _one_line_warnings(show):  # noqa: ANN001, ANN202 - warnings.showwarning's s
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `audiocnn` parser with every command group's sub-commands (their handlers set as `handler`)."""
     parser = argparse.ArgumentParser(
         prog="audiocnn",
         description="Classify sounds by turning them into spectrogram images and fine-tuning ImageNet CNNs.",

@@ -29,12 +29,14 @@ def _parent() -> argparse.ArgumentParser:
 
 
 def progress_option() -> argparse.ArgumentParser:
+    """Parent parser with --no-progress, for commands that show progress bars."""
     parent = _parent()
     parent.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parent
 
 
 def cache_option() -> argparse.ArgumentParser:
+    """Parent parser with --cache-dir: where spectrograms are kept between training runs."""
     from audiocnn.datasets.images import default_cache_dir
 
     parent = _parent()
@@ -44,12 +46,14 @@ def cache_option() -> argparse.ArgumentParser:
 
 
 def data_root_option(what: str = "dataset folder (for csv: the CSV file)") -> argparse.ArgumentParser:
+    """Parent parser with the required --data-root; `what` is its help text."""
     parent = _parent()
     parent.add_argument("--data-root", required=True, type=Path, help=what)
     return parent
 
 
 def model_option(*, required: bool = False, what: str = "model bundle folder") -> argparse.ArgumentParser:
+    """Parent parser with --model (a bundle folder; optional means the bundled model)."""
     parent = _parent()
     default = "" if required else " (default: the bundled ESC-50 model, non-commercial use only)"
     parent.add_argument("--model", type=Path, required=required, help=f"{what}{default}")
@@ -57,6 +61,7 @@ def model_option(*, required: bool = False, what: str = "model bundle folder") -
 
 
 def incomplete_option() -> argparse.ArgumentParser:
+    """Parent parser with --allow-incomplete: train on the usable clips of a dataset with problems."""
     parent = _parent()
     parent.add_argument("--allow-incomplete", action="store_true",
                         help="train even if the dataset has problems (missing files, empty or unknown labels): on the "
@@ -65,12 +70,14 @@ def incomplete_option() -> argparse.ArgumentParser:
 
 
 def folds_option(default: str = "all") -> argparse.ArgumentParser:
+    """Parent parser with --folds (a comma list, `fold_list`); `default` is said in its help."""
     parent = _parent()
     parent.add_argument("--folds", type=fold_list, help=f"only these folds, e.g. 1,2 (default: {default})")
     return parent
 
 
 def fold_list(text: str) -> list[int]:
+    """argparse type of --folds: `1,3` as sorted fold numbers, each at least 1; else a usage error."""
     try:
         folds = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:

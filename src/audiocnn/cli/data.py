@@ -9,6 +9,7 @@ from audiocnn.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Commands, progr
 
 
 def add_commands(commands: Commands) -> None:
+    """Add `data info` and `data download` to the command line."""
     from audiocnn.datasets import LOADERS
 
     data = commands.add_parser(

@@ -11,6 +11,7 @@ from audiocnn.errors import ConfigError
 
 
 def add_commands(commands: common.Commands) -> None:
+    """Add `explain` (one recording) and `explain-dataset` (class profiles) to the command line."""
     from audiocnn.explain import BASELINES, DEFAULT_STEPS
 
     explain = commands.add_parser(

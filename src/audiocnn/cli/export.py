@@ -9,6 +9,7 @@ from audiocnn.cli import common
 
 
 def add_commands(commands: common.Commands) -> None:
+    """Add `export` (a bundle as one ONNX graph) to the command line."""
     export = commands.add_parser(
         "export", parents=[common.model_option()],
         help="write a model as one ONNX graph (waveform in, probabilities out) for devices with ONNX Runtime",

@@ -13,6 +13,7 @@ from audiocnn.errors import ConfigError
 
 
 def add_commands(commands: Commands) -> None:
+    """Add `features` (draw feature images of recordings) to the command line."""
     from audiocnn.features import FRONTENDS
 
     features = commands.add_parser(

@@ -11,6 +11,7 @@ from audiocnn.errors import ConfigError
 
 
 def add_commands(commands: common.Commands) -> None:
+    """Add `predict`, `merge`, `quantize` and `calibrate` to the command line."""
     from audiocnn.inference.formats import FORMATS
     from audiocnn.inference.snippets import DEFAULT_PER_LABEL
 

@@ -10,6 +10,7 @@ from audiocnn.cli import common
 
 
 def add_commands(commands: common.Commands) -> None:
+    """Add `serve` (the REST API and page) to the command line."""
     serve = commands.add_parser(
         "serve", parents=[common.model_option()],
         help="a web page and a REST API to classify and explain recordings",

@@ -31,6 +31,7 @@ def _recipe_options() -> argparse.ArgumentParser:
 
 
 def add_commands(commands: Commands) -> None:
+    """Add the training commands `cv`, `train` and `study` to the command line."""
     shared = [_recipe_options(), data_root_option(), cache_option(), progress_option(), incomplete_option()]
     cv = commands.add_parser(
         "cv", parents=[*shared, folds_option()], help="cross-validate a recipe over a dataset's folds",

@@ -40,6 +40,8 @@ MAX_CLIP_SECONDS = 600.0
 
 @dataclass(frozen=True, config=STRICT)
 class DataConfig:
+    """The recipe's `data` section: which dataset and which of its clips, their length, folds and validation share."""
+
     dataset: str = "esc50"
     clip_seconds: Annotated[Float, Field(gt=0, le=MAX_CLIP_SECONDS)] = 5.0  # every clip is cropped/zero-padded to this
     val_fraction: Annotated[Float, Field(ge=0, lt=0.5)] = 0.1  # validation share carved out of the training folds
@@ -55,6 +57,8 @@ class DataConfig:
 
 @dataclass(frozen=True, config=STRICT)
 class ModelConfig:
+    """The recipe's `model` section: the timm backbone, its starting weights and dropout."""
+
     backbone: str = "mobilenetv2_100"
     weights: str = "none"  # none | imagenet | packaged | path to a weights file
     drop_rate: Annotated[Float, Field(ge=0, lt=1)] = 0.2
@@ -70,6 +74,7 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
+        """The recipe as plain data (what recipe.json and a bundle's config.json store)."""
         return dataclasses.asdict(self)
 
 

@@ -27,6 +27,8 @@ Mask = Annotated[int, Field(ge=0, le=1024)]
 
 @dataclass(frozen=True, config=STRICT)
 class SpecAugmentConfig:
+    """SpecAugment on training images: how many frequency/time masks, and their largest width."""
+
     freq_masks: Mask = 0
     freq_width: Mask = 0  # largest mask, in image rows
     time_masks: Mask = 0
@@ -131,6 +133,8 @@ Strategy = Literal["auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "ddp_
 
 @dataclass(frozen=True, config=STRICT)
 class TrainConfig:
+    """The recipe's `train` section: optimiser, schedule, epochs, augmentation, distillation, outliers."""
+
     epochs: Annotated[int, Field(ge=1, le=MAX_EPOCHS)] = 30
     batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] = 32
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"

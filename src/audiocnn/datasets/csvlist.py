@@ -15,6 +15,7 @@ from audiocnn.errors import DatasetError
 
 
 def load(csv_path: Path, *, n_folds: int = 5, seed: int = 0) -> Dataset:
+    """A dataset listed in a CSV (`path,label[,fold][,group]`, paths relative to it); folds assigned if absent."""
     rows = read_csv(csv_path, ["path", "label"])
     if not rows:
         raise DatasetError(f"{csv_path}: lists no clips")

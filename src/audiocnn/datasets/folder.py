@@ -15,6 +15,7 @@ from audiocnn.errors import DatasetError
 
 
 def load(root: Path, *, n_folds: int = 5, seed: int = 0) -> Dataset:
+    """A dataset of `root/<class>/**/<audio>` with stratified folds from `seed`; loose files are a problem."""
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -33,6 +33,7 @@ def genres_folder(root: Path) -> Path:
 def load(
     root: Path, *, split: str = "kfold", n_folds: int = 10, seed: int = 0, splits_dir: Path | None = None
 ) -> Dataset:
+    """GTZAN from `root`: seeded stratified `n_folds` (split=kfold) or the artist-filtered split (split=filtered)."""
     folder = genres_folder(root)
     clips, problems = [], []
     for genre in CLASSES:

@@ -54,6 +54,7 @@ class Attribution:
 
     @property
     def target_label(self) -> str:
+        """The name of the class explained."""
         return self.labels[self.target]
 
 

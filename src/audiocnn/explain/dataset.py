@@ -30,6 +30,9 @@ DATASET_STEPS = 32
 
 @dataclass
 class ClassAttribution:
+    """One class's profile over a test fold: its mean spectrogram and mean attribution, and how
+    many of its clips the model got right."""
+
     label: str
     n_clips: int
     n_correct: int
@@ -116,4 +119,5 @@ def write_profiles(items: list[ClassAttribution], bundle: Bundle, out: Path) -> 
 
 
 def method_name(method: str) -> str:
+    """An attribution method's name for people (`ig` -> Integrated Gradients)."""
     return {"ig": "Integrated Gradients", "gradcam": "Grad-CAM"}[method]

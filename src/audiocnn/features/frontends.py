@@ -51,6 +51,7 @@ FRONTENDS: dict[str, type[Frontend]] = {}
 
 
 def register(cls: type[Frontend]) -> type[Frontend]:
+    """Class decorator: add a frontend to `FRONTENDS` under its `kind` (what recipes and bundles name)."""
     FRONTENDS[cls.kind] = cls
     return cls
 
@@ -70,6 +71,7 @@ class Frontend(nn.Module):
 
     @property
     def sample_rate(self) -> int:
+        """Hz the frontend expects its waveforms at."""
         return int(self.params.sample_rate)
 
     def config(self) -> dict[str, Any]:
@@ -120,6 +122,7 @@ class Frontend(nn.Module):
         return torch.cat([self.compute(part) for part in x.split(chunk)])
 
     def compute(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """The image of a float batch (batch, samples) in one go; `forward` chunks it on CPU."""
         raise NotImplementedError
 
     def cache_fft(self) -> int:
@@ -143,9 +146,11 @@ class LogSpectrogram(Frontend):
         self.stft = Stft(params.n_fft, params.win_length, params.hop_length)
 
     def compute(self, x: Tensor) -> Tensor:
+        """dB power spectrogram, one channel."""
         return power_to_db(self.stft(x), self.params.top_db).unsqueeze(1)
 
     def row_frequencies(self) -> np.ndarray:
+        """The FFT bin frequencies."""
         return np.fft.rfftfreq(self.params.n_fft, 1.0 / self.sample_rate)
 
 
@@ -161,9 +166,11 @@ class LogMel(Frontend):
         self.mel = MelPower(params)
 
     def compute(self, x: Tensor) -> Tensor:
+        """dB mel power, one channel."""
         return power_to_db(self.mel(x), self.params.top_db).unsqueeze(1)
 
     def row_frequencies(self) -> np.ndarray:
+        """The mel bands' centre frequencies."""
         return mel_centres(self.params)
 
 
@@ -182,9 +189,11 @@ class Pcen(Frontend):
         self.mel = MelPower(params)
 
     def compute(self, x: Tensor) -> Tensor:
+        """PCEN of the (scaled) mel power, one channel."""
         return pcen(self.mel(x) * self.params.scale, self.params).unsqueeze(1)
 
     def row_frequencies(self) -> np.ndarray:
+        """The mel bands' centre frequencies."""
         return mel_centres(self.params)
 
 
@@ -206,10 +215,12 @@ class Mfcc(Frontend):
         self.register_buffer("dct", torch.from_numpy(basis).float(), persistent=False)
 
     def compute(self, x: Tensor) -> Tensor:
+        """DCT of the dB mel power, one channel."""
         log_mel = power_to_db(self.mel(x), self.params.top_db)
         return torch.matmul(self.dct, log_mel).unsqueeze(1)
 
     def image_shape(self, n_samples: int) -> tuple[int, int, int]:
+        """(1, n_mfcc, frames): MFCC rows are coefficients, not frequencies."""
         return 1, self.params.n_mfcc, n_samples // self.params.hop_length + 1
 
 
@@ -236,11 +247,13 @@ class Gammatone(Frontend):
         self.register_buffer("weights", torch.from_numpy(weights / params.n_fft).float(), persistent=False)
 
     def compute(self, x: Tensor) -> Tensor:
+        """dB energy of gammatone (ERB) bands, from the STFT magnitude."""
         magnitude = self.stft(x).sqrt()
         bands = torch.matmul(self.weights, magnitude)
         return power_to_db(bands.square(), self.params.top_db).unsqueeze(1)
 
     def row_frequencies(self) -> np.ndarray:
+        """The ERB bands' centre frequencies, lowest first."""
         from gammatone.filters import erb_space
 
         return erb_space(self.params.fmin, self.sample_rate / 2, self.params.n_bands)[::-1]
@@ -263,9 +276,11 @@ class MultiResolutionMel(Frontend):
 
     @property
     def out_channels(self) -> int:  # type: ignore[override]
+        """One channel per window length."""
         return len(self.params.win_ms)
 
     def compute(self, x: Tensor) -> Tensor:
+        """One dB mel image per window length, each resized to height x width."""
         size = (self.params.height, self.params.width)
         planes = [
             F.interpolate(
@@ -276,21 +291,26 @@ class MultiResolutionMel(Frontend):
         return torch.cat(planes, dim=1)
 
     def cache_fft(self) -> int:
+        """Samples per frame summed over the resolutions (sizes the CPU chunks)."""
         return sum(self.params.channel(i).n_fft for i in range(len(self.params.win_ms)))
 
     def cache_hop(self) -> int:
+        """The smallest hop of the resolutions (sizes the CPU chunks)."""
         return min(self.params.channel(i).hop_length for i in range(len(self.params.win_ms)))
 
     def row_frequencies(self) -> np.ndarray:
+        """The first resolution's mel centres, interpolated to the image height."""
         centres = mel_centres(self.params.channel(0))
         rows = np.linspace(0, len(centres) - 1, self.params.height)
         return np.interp(rows, np.arange(len(centres)), centres)
 
     def frame_times(self, n_frames: int, n_samples: int) -> np.ndarray:
+        """Column centres spread over the clip: every image has the same width."""
         duration = n_samples / self.sample_rate
         return (np.arange(n_frames) + 0.5) * duration / n_frames
 
     def image_shape(self, n_samples: int) -> tuple[int, int, int]:
+        """(window lengths, height, width), whatever the clip's length."""
         return self.out_channels, self.params.height, self.params.width
 
 

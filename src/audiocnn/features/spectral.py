@@ -48,6 +48,7 @@ def power_to_db(power: Tensor, top_db: float | None) -> Tensor:
 
 
 def next_power_of_two(n: int) -> int:
+    """The smallest power of two at least `n` (FFT sizes)."""
     return 1 << max(0, int(np.ceil(np.log2(n))))
 
 
@@ -65,23 +66,29 @@ class StftParams:
         _require(self.n_fft <= MAX_FFT, "win_ms", f"makes an FFT of {self.n_fft} points; at most {MAX_FFT}")
 
     def samples(self, ms: float) -> int:
+        """Milliseconds as a whole number of samples (at least 1)."""
         return max(1, int(round(ms * self.sample_rate / 1000.0)))
 
     @property
     def win_length(self) -> int:
+        """Window length in samples."""
         return self.samples(self.win_ms)
 
     @property
     def hop_length(self) -> int:
+        """Hop in samples."""
         return self.samples(self.hop_ms)
 
     @property
     def n_fft(self) -> int:
+        """FFT size: the window length rounded up to a power of two."""
         return next_power_of_two(self.win_length)
 
 
 @dataclass(frozen=True, config=STRICT)
 class MelParams(StftParams):
+    """STFT framing plus the mel bands: how many, and their frequency range."""
+
     n_mels: Rows = 128
     fmin: Hz = 0.0
     fmax: Hz | None = None  # None: Nyquist
@@ -92,6 +99,7 @@ class MelParams(StftParams):
 
     @property
     def top_hz(self) -> float:
+        """The highest mel band edge: `fmax`, or the Nyquist frequency."""
         return self.fmax if self.fmax is not None else self.sample_rate / 2
 
 
@@ -119,6 +127,8 @@ class PcenParams(MelParams):
 
 @dataclass(frozen=True, config=STRICT)
 class MfccParams(MelParams):
+    """Mel parameters plus how many cepstral coefficients are kept (at most n_mels)."""
+
     n_mfcc: Rows = 40
 
     def __post_init__(self) -> None:
@@ -128,6 +138,8 @@ class MfccParams(MelParams):
 
 @dataclass(frozen=True, config=STRICT)
 class GammatoneParams(StftParams):
+    """STFT framing plus the gammatone (ERB) bands: how many, and the lowest frequency."""
+
     n_bands: Rows = 128
     fmin: Hz = 50.0
 
@@ -137,6 +149,7 @@ class GammatoneParams(StftParams):
 
     @property
     def n_fft(self) -> int:
+        """FFT size: twice the window length, rounded up to a power of two."""
         # As the gammatone package's fft_gtgram: an FFT twice the window, so narrow
         # low-frequency ERB bands still get several FFT bins each.
         return next_power_of_two(2 * self.win_length)
@@ -173,6 +186,7 @@ class MultiresParams:
             self.channel(index)  # each channel's framing checked as a mel frontend's
 
     def channel(self, index: int) -> MelParams:
+        """The mel parameters of resolution `index` (its window and hop)."""
         return MelParams(
             sample_rate=self.sample_rate, win_ms=self.win_ms[index], hop_ms=self.hop_ms[index],
             top_db=self.top_db, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax,
@@ -199,6 +213,7 @@ class Stft(nn.Module):
         self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Power spectrogram (batch, bins, frames) of waveforms (batch, samples), centred frames."""
         spec = torch.stft(
             x, self.n_fft, self.hop_length, self.win_length, self.window,
             center=True, pad_mode="constant", return_complex=True,
@@ -230,6 +245,7 @@ class MelPower(nn.Module):
             self._sparse = self.filterbank.to_sparse_csr()
 
     def forward(self, x: Tensor) -> Tensor:
+        """Mel power (batch, bands, frames) of waveforms (batch, samples)."""
         power = self.stft(x)  # (batch, bins, frames), laid out frame-major by torch.stft
         if power.device.type != "cpu":
             return torch.matmul(self.filterbank, power)

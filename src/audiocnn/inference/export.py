@@ -86,6 +86,7 @@ class ImageGraph(nn.Module):
         self.register_buffer("std", std.detach().clone(), persistent=False)
 
     def forward(self, waveform: Tensor) -> Tensor:
+        """Normalised images (batch, channels, rows, frames) of waveform windows (batch, samples)."""
         return (self.frontend(waveform) - self.mean) / self.std
 
 
@@ -97,6 +98,7 @@ class ProbabilityGraph(nn.Module):
         self.images, self.backbone, self.temperature = images, backbone, float(temperature)
 
     def forward(self, waveform: Tensor) -> Tensor:
+        """Calibrated probabilities (batch, classes): softmax of logits over the temperature."""
         return torch.softmax(self.backbone(self.images(waveform)) / self.temperature, dim=1)
 
 

@@ -34,6 +34,8 @@ from audiocnn.tabletext import printable
 
 @dataclass
 class BatchResult:
+    """What a run over many files did: files classified, failed, and skipped as done before."""
+
     ok: int
     failed: int
     skipped: int = 0  # finished by an earlier run (`--skip-existing`)
@@ -47,10 +49,17 @@ FileDone = Callable[[InputFile, FilePrediction, SpectrogramCollector | None], No
 class ResultSink(Protocol):
     """Where predictions are written."""
 
-    def finished(self, item: InputFile) -> bool: ...
-    def add(self, item: InputFile, prediction: FilePrediction) -> None: ...
-    def add_failure(self, item: InputFile, message: str) -> None: ...
-    def close(self) -> None: ...
+    def finished(self, item: InputFile) -> bool:
+        """Whether this recording's result exists already (`--skip-existing`)."""
+
+    def add(self, item: InputFile, prediction: FilePrediction) -> None:
+        """Write one recording's prediction."""
+
+    def add_failure(self, item: InputFile, message: str) -> None:
+        """Record that one recording failed, with its one-line message."""
+
+    def close(self) -> None:
+        """Finish the output once every recording is in."""
 
 
 class StreamSink:
@@ -60,15 +69,19 @@ class StreamSink:
         self.writer = writer
 
     def finished(self, item: InputFile) -> bool:
+        """Never: one table is written from scratch."""
         return False
 
     def add(self, item: InputFile, prediction: FilePrediction) -> None:
+        """Add the recording's rows to the table."""
         self.writer.add(prediction, item.root)
 
     def add_failure(self, item: InputFile, message: str) -> None:
+        """Add the recording's failure to the table."""
         self.writer.add_failure(item.path, message)
 
     def close(self) -> None:
+        """End the table (a JSON document is written whole here)."""
         self.writer.close()
 
 
@@ -84,12 +97,15 @@ class FolderSink:
         self.skip_existing = skip_existing
 
     def target(self, item: InputFile) -> Path:
+        """The recording's result file below `out_dir`, mirroring where it lies below its input folder."""
         return result_path(self.out_dir, item, self.suffix)
 
     def finished(self, item: InputFile) -> bool:
+        """Whether `--skip-existing` is set and the result file exists."""
         return self.skip_existing and self.target(item).is_file()
 
     def add(self, item: InputFile, prediction: FilePrediction) -> None:
+        """Write the recording's own result file, atomically."""
         target = self.target(item)
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic.remove_stale_partials(target)  # the one a run killed while writing it left behind
@@ -102,7 +118,7 @@ class FolderSink:
         """No result file: the recording is tried again by the next run (and reported again)."""
 
     def close(self) -> None:
-        pass
+        """Nothing to finish: each file was complete when written."""
 
 
 def classify_files(predictor: Predictor, inputs: list[InputFile], sink: ResultSink, *,

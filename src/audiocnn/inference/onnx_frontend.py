@@ -101,6 +101,7 @@ class MatrixMelPower(nn.Module):
         self.register_buffer("weights", both.reshape(-1, bank.shape[1]).float(), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Mel power (batch, bands, frames) with the STFT as matrix products (exportable)."""
         s = self.stft
         squares = s.spectrum(x).square().transpose(0, 1).reshape(-1, s.rows * 2 * s.out_cols)
         return torch.matmul(squares, self.weights).reshape(x.shape[0], s.frames, -1).transpose(1, 2)
@@ -122,6 +123,7 @@ class MatrixPcen(nn.Module):
         self.register_buffer("response", response.float(), persistent=False)
 
     def forward(self, energy: Tensor) -> Tensor:
+        """PCEN of mel energy, the smoother as a matrix product (exportable)."""
         p = self.params
         smoothed = torch.matmul(energy, self.response)
         gain_factor = torch.exp(-p.gain * (np.log(p.eps) + torch.log1p(smoothed / p.eps)))
@@ -140,6 +142,7 @@ class ExportableFrontend(nn.Module):
             self.pcen = MatrixPcen(self.frontend.params, 1 + n_samples // self.frontend.params.hop_length)
 
     def forward(self, waveforms: Tensor) -> Tensor:
+        """The frontend's images computed with operators ONNX can export."""
         if isinstance(self.frontend, Pcen):
             return self.pcen(self.frontend.mel(waveforms) * self.frontend.params.scale).unsqueeze(1)
         # compute(), not forward(): the CPU chunking in Frontend.forward would fix the batch size in the graph

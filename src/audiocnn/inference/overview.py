@@ -50,6 +50,7 @@ class SpectrogramCollector:
         self._leftover = image[:, whole:] if whole < image.shape[1] else None
 
     def image(self) -> np.ndarray:
+        """The overview so far: (bands, columns) dB, the last partial column averaged."""
         parts = list(self._columns)
         if self._leftover is not None:
             parts.append(self._leftover.mean(axis=1, keepdims=True))

@@ -74,6 +74,7 @@ class ChannelsLast(nn.Module):
         self.model = model.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The wrapped model on channels-last images (faster convolutions on CPU)."""
         return self.model(images.contiguous(memory_format=torch.channels_last))
 
 
@@ -87,6 +88,7 @@ class OnnxBackbone(nn.Module):
         self.input = self.session.get_inputs()[0].name
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits of a batch of images, computed by onnxruntime."""
         array = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
         return torch.from_numpy(self.session.run(None, {self.input: array})[0])
 

@@ -67,6 +67,7 @@ class PredictorSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
     def build(self) -> Predictor:
+        """The worker's Predictor (the backbone is not loaded for the int8 runtime)."""
         from audiocnn import bundle
 
         return Predictor(bundle.load(self.model, backbone=self.options.get("runtime") != "int8"), **self.options)

@@ -74,12 +74,14 @@ class UploadBudget:
         self._lock = threading.Lock()
 
     def take(self, size: int) -> None:
+        """Count `size` more bytes held, or raise NoRoom (503) if the budget would be exceeded."""
         with self._lock:
             if self.held + size > self.max_bytes:
                 raise NoRoom(f"the server holds {self.max_bytes / 2**20:.1f} MiB of uploads already; try again shortly")
             self.held += size
 
     def give_back(self, size: int) -> None:
+        """Bytes no longer held (the request ended)."""
         with self._lock:
             self.held -= size
 
@@ -130,6 +132,7 @@ class BodyLimit:
             self.budget.give_back(seen)
 
     def message(self, size: int, streamed: bool = False) -> str:
+        """The refusal of a body of `size` bytes (`streamed`: counted so far, more may follow)."""
         what = "more than" if streamed else ""
         return (f"the upload is {what} {size / 2**20:.1f} MiB".replace("  ", " ") +
                 f", over this server's limit of {self.max_bytes / 2**20:g} MiB (--max-upload-mb)")

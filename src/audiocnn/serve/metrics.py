@@ -13,6 +13,8 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 
 
 class ServerMetrics:
+    """The server's Prometheus metrics (requests, errors, latency, audio, files, jobs) in a registry of its own."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("audiocnn_requests", "HTTP requests answered, by route and status",
@@ -28,4 +30,5 @@ class ServerMetrics:
         self.busy = Gauge("audiocnn_jobs_admitted", "Jobs running or waiting for a worker", registry=self.registry)
 
     def text(self) -> bytes:
+        """The metrics in Prometheus' text format."""
         return generate_latest(self.registry)

@@ -46,6 +46,7 @@ class Ticket:
         self._stop = threading.Event()
 
     def cancel(self) -> None:
+        """Ask the job to stop at its next check (a client went away, a deadline passed)."""
         self._stop.set()
 
     def check(self, *_: object) -> None:
@@ -55,6 +56,9 @@ class Ticket:
 
 
 class WorkerPool:
+    """A bounded set of worker threads and waiting places: a full pool refuses at once (503), and a
+    job past its time is stopped."""
+
     def __init__(self, concurrency: int, queue: int) -> None:
         self.capacity = concurrency + queue
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="audiocnn-worker")
@@ -75,6 +79,7 @@ class WorkerPool:
             self._admitted += 1
 
     def release(self) -> None:
+        """Give back a slot taken with `admit`."""
         with self._lock:
             self._admitted -= 1
 

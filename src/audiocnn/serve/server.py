@@ -33,6 +33,8 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 def run(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
         extra_hosts: tuple[str, ...] = ()) -> None:
+    """Serve until stopped: the model is loaded first, then uvicorn listens, with the header deadline
+    and the connection bound."""
     import uvicorn
 
     settings = replace(settings, allowed_hosts=allowed_hosts(host, extra_hosts),

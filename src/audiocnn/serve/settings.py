@@ -57,6 +57,7 @@ class ServeSettings:
 
     @property
     def max_upload_bytes(self) -> int:
+        """--max-upload-mb in bytes."""
         return int(self.max_upload_mb * 1024 * 1024)
 
     @property

@@ -57,6 +57,7 @@ class ServerState:
             self.folder.close()
 
     def authorised(self, request: Request) -> None:
+        """Refuse (401) a request without this server's API key, when it has one."""
         key = self.settings.api_key
         if key is None:
             return

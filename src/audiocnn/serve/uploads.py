@@ -36,6 +36,8 @@ LOCK = ".lock"
 
 @dataclass
 class Upload:
+    """One uploaded file: the name the client gave it, and where the server stored it."""
+
     name: str  # the client's file name, as text for the results
     path: Path  # where it lies on this server, inside the request's own folder
 
@@ -70,6 +72,7 @@ class UploadFolder:
         return upload
 
     def close(self) -> None:
+        """Delete the folder and every upload in it."""
         shutil.rmtree(self.path, ignore_errors=True)
 
 
@@ -97,6 +100,7 @@ class ServerFolder:
         return sorted(p for p in self.path.iterdir() if p.name != LOCK)
 
     def close(self) -> None:
+        """Delete the server's folder and release its lock."""
         shutil.rmtree(self.path, ignore_errors=True)
         os.close(self._lock)
 

@@ -70,6 +70,7 @@ class Calibration:
     fitted_on: str = "validation clips of the training folds"
 
     def to_dict(self) -> dict[str, float | int | str]:
+        """As config.json and metrics.json store it."""
         return asdict(self)
 
 

@@ -98,6 +98,9 @@ class RandomCopy(Dataset):
 
 @dataclass
 class FitResult:
+    """What training one split gives: the model (the weights `train.select` chose), its test logits,
+    calibration and training time."""
+
     model: AudioClassifier
     test_logits: Tensor | None  # (n_test, n_classes)
     epochs_trained: int

@@ -35,9 +35,11 @@ class LitClassifier(L.LightningModule):
         self.val_accuracy = MulticlassAccuracy(n_classes, average="micro")
 
     def forward(self, images: Tensor) -> Tensor:
+        """Logits of a batch of normalised images (channels-last for speed)."""
         return self.backbone(images.contiguous(memory_format=torch.channels_last))
 
     def training_step(self, batch: tuple[Tensor, ...], _: int) -> Tensor:
+        """Loss of one augmented batch (SpecAugment, mixup, distillation and outliers as the recipe says)."""
         images, labels, *teachers = batch  # a third part: the distillation teachers' probabilities
         images = spec_augment(images, self.cfg.specaugment)
         images = freq_mixstyle(images, self.cfg.freq_mixstyle)
@@ -69,6 +71,7 @@ class LitClassifier(L.LightningModule):
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], _: int) -> None:
+        """Log validation loss and accuracy of one batch (unaugmented)."""
         images, labels = batch
         logits = self(images)
         self.val_accuracy(logits, labels)
@@ -76,6 +79,7 @@ class LitClassifier(L.LightningModule):
         self.log("val_acc", self.val_accuracy, prog_bar=True)
 
     def configure_optimizers(self):
+        """timm's optimizer (no weight decay on biases and norms) with the recipe's schedule."""
         cfg = self.cfg
         # timm's factory, as timm trains its ImageNet models: no weight decay on biases and norm
         # parameters (every 1-d tensor); `sgd` is Nesterov momentum 0.9. Its effect on cpu.yaml:

@@ -25,6 +25,7 @@ TIMING = "timing.json"
 
 
 def write_summary(run: Path, classes: list[str]) -> dict[str, Any]:
+    """Summarise a run's finished folds: summary.json, summary.md, confusion.png and timing.json; the summary."""
     records = sorted(((p, json.loads(p.read_text())) for p in run.glob("fold*/metrics.json")),
                      key=lambda record: split_fold(record[1]) or 0)
     if not records:

@@ -40,6 +40,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's torch checkpoint writer, with the file renamed into place only when whole."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        """Write the checkpoint under a temporary name, then rename it into place."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with atomic.replaced(path) as partial:
             super().save_checkpoint(checkpoint, partial, storage_options)
@@ -49,9 +50,11 @@ class RandomState(L.Callback):
     """Saves the random generators with each checkpoint; restores them when a fit resumes."""
 
     def on_save_checkpoint(self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Store every random generator's state in the checkpoint."""
         checkpoint[RANDOM_STATE_KEY] = _random_state()
 
     def on_load_checkpoint(self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Restore the generators, so a resumed fit draws what the uninterrupted one would."""
         if RANDOM_STATE_KEY in checkpoint:  # a checkpoint of an audiocnn before exact resume has none
             _set_random_state(checkpoint[RANDOM_STATE_KEY])
 
@@ -116,6 +119,7 @@ def checkpoint_problem(path: Path) -> str | None:
 
 
 def refuse_objects(path: Path, err: Exception) -> None:
+    """Raise the ConfigError for a checkpoint holding pickled objects (never loaded)."""
     raise ConfigError(f"{path}: not a checkpoint audiocnn wrote (it holds objects, not only tensors, so it is "
                       f"not loaded: {_first_line(err)}); delete it and run again") from None
 

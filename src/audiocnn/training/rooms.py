@@ -51,6 +51,7 @@ class SimulatedRoom(BaseWaveformTransform):
         self.min_rt60, self.max_rt60 = min_rt60, max_rt60
 
     def randomize_parameters(self, samples: np.ndarray, sample_rate: int) -> None:
+        """Draw the RT60, the room's size and where source and microphone stand."""
         super().randomize_parameters(samples, sample_rate)
         if self.parameters["should_apply"]:
             rt60 = random.uniform(self.min_rt60, self.max_rt60)
@@ -65,6 +66,7 @@ class SimulatedRoom(BaseWaveformTransform):
             )
 
     def apply(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        """The samples convolved with the drawn room's impulse response, at the input's energy."""
         response = room_impulse_response(self.parameters["size"], self.parameters["rt60"], self.parameters["source"],
                                          self.parameters["microphone"], sample_rate)
         wet = fftconvolve(samples, response)[: len(samples)]

@@ -43,6 +43,8 @@ SECTIONS = ("data", "frontend", "model", "train")
 
 @dataclass
 class Study:
+    """A study file read: the base recipe and each variant's recipe and overrides."""
+
     path: Path
     base_recipe: Path
     variants: dict[str, Recipe]  # in file order; the first is the reference
@@ -51,11 +53,14 @@ class Study:
 
     @property
     def reference(self) -> str:
+        """The first variant's name: the others are compared against it."""
         return next(iter(self.variants))
 
 
 @dataclass
 class VariantResult:
+    """One variant's per-fold scores, training time, and its difference from the reference."""
+
     name: str
     overrides: dict[str, Any]
     accuracy: dict[int, float]  # fold -> accuracy
@@ -117,6 +122,7 @@ def check_run_folder(folder: Path, recipe: Recipe) -> None:
 
 
 def report_path(study: Study, out: Path, suffix: str = ".md") -> Path:
+    """The study's report file in `out`, named after the study file."""
     return (out / study.path.stem).with_suffix(suffix)
 
 

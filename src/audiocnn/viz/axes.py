@@ -48,6 +48,7 @@ _NICE_HZ = np.array([m * 10**e for e in range(1, 6) for m in (1, 2, 5)], dtype=f
 
 
 def format_hz(hz: float) -> str:
+    """A tick label for a frequency: `500`, `2k`, `12.5k`."""
     return f"{hz / 1000:g}k" if hz >= 1000 else f"{hz:g}"
 
 

@@ -33,6 +33,7 @@ def write_dataset_explanation(items: list[ClassAttribution], bundle: Bundle, out
 
 
 def save_class_figure(item: ClassAttribution, frontend: Frontend, n_samples: int, out: Path, method: str) -> Path:
+    """Draw one class's mean spectrogram and mean attribution into `out` (PNG); the path."""
     fig = figure(figsize=(13, 6.4))
     grid = fig.add_gridspec(2, 2, width_ratios=(4, 1))
     ax = fig.add_subplot(grid[0, 0])
