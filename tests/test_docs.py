@@ -29,14 +29,6 @@ DOCTESTED = {
     "audiocnn.datasets.base": False,
 }
 
-#: Public names still without a docstring, in files another change is editing (issue 30): to be
-#: documented there, and then removed from here (the test below fails once they are documented).
-PENDING = {
-    "datasets/annotated.py: load",
-    "inference/detections.py: Detection.is_unknown",
-    "inference/formats.py: PredictionWriter.close",
-}
-
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if slow else [])
                                   for name, slow in DOCTESTED.items()])
@@ -69,7 +61,4 @@ def _undocumented(path: Path) -> list[str]:
 
 def test_every_public_name_has_a_docstring():
     missing = [name for path in sorted(SRC.rglob("*.py")) for name in _undocumented(path)]
-    offenders = sorted(set(missing) - PENDING)
-    assert not offenders, "public names without a docstring (say what each is for):\n" + "\n".join(offenders)
-    done = sorted(PENDING - set(missing))
-    assert not done, "documented now, so remove from PENDING in tests/test_docs.py:\n" + "\n".join(done)
+    assert not missing, "public names without a docstring (say what each is for):\n" + "\n".join(sorted(missing))

@@ -87,6 +87,9 @@ def clip_budget(duration: float, clip_seconds: float) -> int:
 
 def load(root: Path, *, clip_seconds: float = 5.0, label_column: str | None = None, negatives: int = 0,
          negative_label: str = DEFAULT_NEGATIVE_LABEL, n_folds: int = 5, seed: int = 0) -> Dataset:
+    """Clips of `clip_seconds` cut from the long recordings below `root` at their Raven or Audacity
+    selections (plus `negatives` per recording from unannotated time), folds assigned by recording;
+    every table's or recording's problem is listed, and an `AnnotationsError` keeps them all."""
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder")
     if not clip_seconds > 0:

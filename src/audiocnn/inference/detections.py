@@ -29,6 +29,7 @@ class Detection:
 
     @property
     def is_unknown(self) -> bool:
+        """The model abstained here (`unknown`, no confidence): no detection to review or cut."""
         return self.label == UNKNOWN and self.confidence is None
 
 

@@ -112,6 +112,8 @@ class PredictionWriter:
         self._failures.append({"path": str(path), "error": message})
 
     def close(self) -> None:
+        """Finish the stream: JSON is written whole here (its `files` and `failed` lists); the others
+        were written file by file as they were added."""
         if self.fmt == "json":
             json.dump({"files": self._documents, "failed": self._failures}, self.stream, indent=2)
             self.stream.write("\n")
