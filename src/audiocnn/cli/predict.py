@@ -12,9 +12,11 @@ from audiocnn.errors import ConfigError
 
 def add_commands(commands: common.Commands) -> None:
     """Add `predict`, `merge`, `quantize` and `calibrate` to the command line."""
-    from audiocnn.inference.formats import FORMATS
-    from audiocnn.inference.snippets import DEFAULT_PER_LABEL
+    for add in (_add_predict, _add_merge, _add_quantize, _add_calibrate):
+        add(commands)
 
+
+def _add_predict(commands: common.Commands) -> None:
     predict = commands.add_parser(
         "predict", parents=[common.model_option(), common.progress_option()],
         help="classify recordings of any length with a trained model",
@@ -35,24 +37,7 @@ def add_commands(commands: common.Commands) -> None:
     predict.add_argument("--unknown-below", type=float, metavar="P",
                          help="answer `unknown` (its guesses after it) where the top calibrated probability is below "
                          "P; default: the threshold stored in the model (see its model card), 0 turns it off")
-    predict.add_argument("--format", default="table", choices=FORMATS,
-                         help="table (default), csv, json, raven (Raven Pro selection table), audacity (label track), "
-                         "kaleidoscope (Kaleidoscope's CSV), or scores (every class's probability per window, as "
-                         "OpenSoundscape's score tables)")
-    predict.add_argument("--out", type=Path, help="write the results to this file (default: standard output)")
-    predict.add_argument("--out-dir", type=Path, metavar="DIR",
-                         help="one result file per recording, mirroring the input folders (rec.wav -> "
-                         "DIR/rec.audiocnn.selections.txt for raven, ...); each is written when its recording is done")
-    predict.add_argument("--skip-existing", action=argparse.BooleanOptionalAction, default=True,
-                         help="with --out-dir, skip recordings whose result file exists, so a killed run resumes where "
-                         "it stopped (default: on)")
-    predict.add_argument("--merge-consecutive", action="store_true",
-                         help="raven, audacity, kaleidoscope: join a label's detections in consecutive windows into one")
-    predict.add_argument("--snippets", type=Path, metavar="DIR",
-                         help="write the audio of each detection (a window's top label, not `unknown`, at least "
-                         "--min-confidence) for review: DIR/<label>/<recording>__<start>-<end>s__<confidence>.wav")
-    predict.add_argument("--snippets-per-label", type=int, default=DEFAULT_PER_LABEL, metavar="N",
-                         help=f"at most N snippets per label, the first in input order (default {DEFAULT_PER_LABEL})")
+    _add_outputs(predict)
     predict.add_argument("--offset", type=float, default=0.0, metavar="S",
                          help="classify each recording from S seconds on (times in the results stay times in the file)")
     predict.add_argument("--duration", type=float, metavar="S", help="classify only S seconds of each recording")
@@ -76,6 +61,33 @@ def add_commands(commands: common.Commands) -> None:
                          "about 2.5x faster on the CNN, top-1 agreement in BENCHMARKS.md)")
     predict.set_defaults(handler=_predict)
 
+
+def _add_outputs(predict: argparse.ArgumentParser) -> None:
+    """Where `predict`'s results go, and in which format (its options, in --help order)."""
+    from audiocnn.inference.formats import FORMATS
+    from audiocnn.inference.snippets import DEFAULT_PER_LABEL
+
+    predict.add_argument("--format", default="table", choices=FORMATS,
+                         help="table (default), csv, json, raven (Raven Pro selection table), audacity (label track), "
+                         "kaleidoscope (Kaleidoscope's CSV), or scores (every class's probability per window, as "
+                         "OpenSoundscape's score tables)")
+    predict.add_argument("--out", type=Path, help="write the results to this file (default: standard output)")
+    predict.add_argument("--out-dir", type=Path, metavar="DIR",
+                         help="one result file per recording, mirroring the input folders (rec.wav -> "
+                         "DIR/rec.audiocnn.selections.txt for raven, ...); each is written when its recording is done")
+    predict.add_argument("--skip-existing", action=argparse.BooleanOptionalAction, default=True,
+                         help="with --out-dir, skip recordings whose result file exists, so a killed run resumes where "
+                         "it stopped (default: on)")
+    predict.add_argument("--merge-consecutive", action="store_true",
+                         help="raven, audacity, kaleidoscope: join a label's detections in consecutive windows into one")
+    predict.add_argument("--snippets", type=Path, metavar="DIR",
+                         help="write the audio of each detection (a window's top label, not `unknown`, at least "
+                         "--min-confidence) for review: DIR/<label>/<recording>__<start>-<end>s__<confidence>.wav")
+    predict.add_argument("--snippets-per-label", type=int, default=DEFAULT_PER_LABEL, metavar="N",
+                         help=f"at most N snippets per label, the first in input order (default {DEFAULT_PER_LABEL})")
+
+
+def _add_merge(commands: common.Commands) -> None:
     merge = commands.add_parser(
         "merge", help="join result tables (shards of a job array, or --out-dir's per-file tables) into one",
         description="Join the tables of `audiocnn predict --shard K/N` runs, or the per-recording tables of "
@@ -90,6 +102,8 @@ def add_commands(commands: common.Commands) -> None:
     merge.add_argument("--out", type=Path, required=True, help="the joined table (written atomically)")
     merge.set_defaults(handler=_merge)
 
+
+def _add_quantize(commands: common.Commands) -> None:
     quantize = commands.add_parser(
         "quantize",
         parents=_bundle_tool_options(),
@@ -103,6 +117,8 @@ def add_commands(commands: common.Commands) -> None:
                           help="calibration clips, at most (default 256; a smaller dataset gives all it has)")
     quantize.set_defaults(handler=_quantize)
 
+
+def _add_calibrate(commands: common.Commands) -> None:
     calibrate = commands.add_parser(
         "calibrate",
         parents=_bundle_tool_options(),

@@ -13,15 +13,22 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from audiocnn.errors import AudiocnnError
 from audiocnn.inference.formats import FORMATS
+from audiocnn.serve.metrics import ServerMetrics
 from audiocnn.serve.pool import Cancelled, Ticket
-from audiocnn.serve.service import PredictOptions, failure_line
+from audiocnn.serve.service import MEDIA_TYPES, PredictAnswer, PredictOptions, failure_line
 from audiocnn.serve.state import Refused, ServerState, checked
 
 
 def api_router(state: ServerState) -> APIRouter:
     """The routes of one server."""
     router = APIRouter()
-    service, metrics = state.service, state.metrics
+    for add in (_add_predict, _add_explain, _add_status):
+        add(router, state)
+    return router
+
+
+def _add_predict(router: APIRouter, state: ServerState) -> None:
+    service = state.service
 
     @router.post("/v1/predict", summary="Classify recordings", response_model=None)
     async def predict(
@@ -55,19 +62,29 @@ def api_router(state: ServerState) -> APIRouter:
         folder = await state.uploaded(request, name)
         answer = await state.in_worker(lambda ticket: checked(lambda: service.predict(folder.uploads, options, ticket)),
                                        folder)
-        metrics.audio_seconds.inc(answer.audio_seconds)
-        metrics.files.labels("classified").inc(answer.ok)
-        for failure in answer.failed:
-            metrics.files.labels("refused").inc()
-            metrics.errors.labels(failure["kind"]).inc()
-        if answer.ok == 0:  # nothing to show: the first file's problem is the answer
-            first = answer.failed[0]
-            return JSONResponse({"error": first["error"], "file": first["path"], "failed": answer.failed},
-                                status_code=500 if first["kind"] == "internal" else 422)
-        headers = {"X-Audiocnn-Failed": str(len(answer.failed))}
-        if format == "json":
-            return JSONResponse(answer.body, headers=headers)
-        return Response(answer.body, media_type=answer.media_type, headers=headers)
+        return _predict_response(answer, state.metrics)
+
+
+def _predict_response(answer: PredictAnswer, metrics: ServerMetrics) -> Response:
+    """The answer to /v1/predict, counted in the metrics: the results (failed files listed beside
+    them), or, when no file succeeded, the first file's problem as the error."""
+    metrics.audio_seconds.inc(answer.audio_seconds)
+    metrics.files.labels("classified").inc(answer.ok)
+    for failure in answer.failed:
+        metrics.files.labels("refused").inc()
+        metrics.errors.labels(failure["kind"]).inc()
+    if answer.ok == 0:  # nothing to show: the first file's problem is the answer
+        first = answer.failed[0]
+        return JSONResponse({"error": first["error"], "file": first["path"], "failed": answer.failed},
+                            status_code=500 if first["kind"] == "internal" else 422)
+    headers = {"X-Audiocnn-Failed": str(len(answer.failed))}
+    if answer.media_type == MEDIA_TYPES["json"]:
+        return JSONResponse(answer.body, headers=headers)
+    return Response(answer.body, media_type=answer.media_type, headers=headers)
+
+
+def _add_explain(router: APIRouter, state: ServerState) -> None:
+    service = state.service
 
     @router.post("/v1/explain", summary="Explain one window of a recording", response_model=None)
     async def explain(
@@ -98,6 +115,10 @@ def api_router(state: ServerState) -> APIRouter:
                                                           folder)
         return Response(body, media_type=media_type, headers=headers)
 
+
+def _add_status(router: APIRouter, state: ServerState) -> None:
+    service, metrics = state.service, state.metrics
+
     @router.get("/v1/model", summary="The model: labels, window, recipe, metrics, model card")
     async def model(request: Request) -> dict[str, Any]:
         state.authorised(request)
@@ -112,5 +133,3 @@ def api_router(state: ServerState) -> APIRouter:
         state.authorised(request)
         metrics.busy.set(state.pool.admitted)
         return Response(metrics.text(), media_type="text/plain; version=0.0.4; charset=utf-8")
-
-    return router
