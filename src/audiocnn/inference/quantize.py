@@ -161,15 +161,6 @@ def quantize(bundle: Bundle, data_root: Path, *, n_clips: int = DEFAULT_CLIPS, c
     Any number of calibration clips from 1 works (`calibration_clips` in the record says how many
     were used: fewer than `n_clips` when the dataset's usable clips are fewer); none is a ConfigError.
     """
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quant_pre_process,
-        quantize_static,
-    )
-
     if n_clips < 1:
         raise ConfigError(f"--clips must be at least 1 (got {n_clips})")
     weights = file_digest(bundle.path / WEIGHTS)  # of the weights loaded now, checked again before writing
@@ -182,28 +173,10 @@ def quantize(bundle: Bundle, data_root: Path, *, n_clips: int = DEFAULT_CLIPS, c
         raise ConfigError(f"{data_root}: {found}; the 8-bit graph needs at least one clip of the model's training data")
     images = model.normalise(raw)
     folded = fold_batchnorm(model.backbone, images[:2])
-    batch = min(CALIBRATION_BATCH, len(images))
-    filled = torch.cat([images, images[: -len(images) % batch]])  # equal batches: the last topped up
-
-    class Images(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter(torch.split(filled, batch))
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            part = next(self.batches, None)
-            return None if part is None else {"images": part.numpy()}
-
     partial = bundle.path / f"{INT8_GRAPH}.{os.getpid()}.partial"
     partial_info = bundle.path / f"{INT8_INFO}.{os.getpid()}.partial"
     try:
-        with tempfile.TemporaryDirectory() as work:
-            graph = export_onnx(folded, images[:2], Path(work))
-            prepared = Path(work) / "prepared.onnx"
-            quant_pre_process(str(graph), str(prepared), skip_symbolic_shape=True)
-            with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints its histogram settings
-                quantize_static(str(prepared), str(partial), Images(), quant_format=QuantFormat.QDQ,
-                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                calibrate_method=CalibrationMethod.Percentile)
+        _write_eight_bit(folded, images, partial)
         with torch.inference_mode():
             reference = folded(images).argmax(-1)
             eight_bit = OnnxBackbone(partial)(images).argmax(-1)
@@ -223,6 +196,39 @@ def quantize(bundle: Bundle, data_root: Path, *, n_clips: int = DEFAULT_CLIPS, c
         partial.unlink(missing_ok=True)
         partial_info.unlink(missing_ok=True)
     return info
+
+
+def _write_eight_bit(folded: torch.nn.Module, images: torch.Tensor, target: Path) -> None:
+    """The 8-bit (QDQ: int8 weights per channel, uint8 activations) ONNX graph of `folded`, its
+    activation ranges calibrated (percentile) on `images`, written to `target`."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
+
+    batch = min(CALIBRATION_BATCH, len(images))
+    filled = torch.cat([images, images[: -len(images) % batch]])  # equal batches: the last topped up
+
+    class Images(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(torch.split(filled, batch))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            part = next(self.batches, None)
+            return None if part is None else {"images": part.numpy()}
+
+    with tempfile.TemporaryDirectory() as work:
+        graph = export_onnx(folded, images[:2], Path(work))
+        prepared = Path(work) / "prepared.onnx"
+        quant_pre_process(str(graph), str(prepared), skip_symbolic_shape=True)
+        with contextlib.redirect_stdout(io.StringIO()):  # the calibrator prints its histogram settings
+            quantize_static(str(prepared), str(target), Images(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.Percentile)
 
 
 def int8_graph(bundle: Bundle) -> Path:
