@@ -21,7 +21,7 @@ from sklearn.metrics import f1_score
 
 from audiocnn import atomic, bundle
 from audiocnn.config import Recipe, recipe_from_dict
-from audiocnn.datasets import Split, holdout, make_splits
+from audiocnn.datasets import Dataset, Split, holdout, make_splits
 from audiocnn.datasets.recipe import limited_dataset
 from audiocnn.errors import ConfigError
 from audiocnn.features import create_frontend
@@ -73,23 +73,10 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
         >>> sorted(summary)  # doctest: +SKIP
         ['folds', 'mean_accuracy', 'mean_macro_f1', 'per_class_f1', 'robustness', 'std_accuracy']
     """
-    out.mkdir(parents=True, exist_ok=True)
-    saved = out / "recipe.json"
-    # A folder whose earlier attempt failed before any fold trained holds no work to protect:
-    # a corrected recipe replaces its recipe.json.
-    trained = any(out.glob("fold*/metrics.json")) or any(out.glob("fold*/checkpoints/*.ckpt"))
-    if trained and saved.is_file() and not same_recipe(saved, recipe):
-        raise ConfigError(f"{out}: this run folder was started with a different recipe ({saved}); "
-                          f"resuming would mix the two. Use a new --out")
-    atomic.write_text(saved, json.dumps(recipe.to_dict(), indent=2) + "\n")
+    _claim_run_folder(out, recipe)
     dataset = limited_dataset(recipe, data_root, allow_incomplete=allow_incomplete)
     prepared = None  # images are made (or read from the cache) only if a fold is left to train
-    splits = make_splits(dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)
-    if folds:
-        unknown = sorted(set(folds) - set(dataset.folds))
-        if unknown:
-            raise ConfigError(f"--folds {unknown}: {dataset.name} has folds {dataset.folds}")
-        splits = [s for s in splits if s.test_fold in folds]
+    splits = _fold_splits(recipe, dataset, folds)
     if any(not (out / s.name / "metrics.json").is_file() for s in splits):
         refuse_older_folds(out)
     for split in splits:
@@ -114,6 +101,30 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
         write_timing(fold_dir, result)
         mark_finished(fold_dir, metrics)  # last: a kill before it leaves the fold to be redone on resume
     return write_summary(out, dataset.classes)
+
+
+def _claim_run_folder(out: Path, recipe: Recipe) -> None:
+    """Make `out` this recipe's run folder (its `recipe.json`), unless folds trained there came
+    from another recipe. A folder whose earlier attempt failed before any fold trained holds no
+    work to protect: a corrected recipe replaces its recipe.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / "recipe.json"
+    trained = any(out.glob("fold*/metrics.json")) or any(out.glob("fold*/checkpoints/*.ckpt"))
+    if trained and saved.is_file() and not same_recipe(saved, recipe):
+        raise ConfigError(f"{out}: this run folder was started with a different recipe ({saved}); "
+                          f"resuming would mix the two. Use a new --out")
+    atomic.write_text(saved, json.dumps(recipe.to_dict(), indent=2) + "\n")
+
+
+def _fold_splits(recipe: Recipe, dataset: Dataset, folds: list[int] | None) -> list[Split]:
+    """The (train, val, test) split of each test fold asked for (all by default)."""
+    splits = make_splits(dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)
+    if not folds:
+        return splits
+    unknown = sorted(set(folds) - set(dataset.folds))
+    if unknown:
+        raise ConfigError(f"--folds {unknown}: {dataset.name} has folds {dataset.folds}")
+    return [s for s in splits if s.test_fold in folds]
 
 
 def refuse_older_folds(out: Path) -> None:
