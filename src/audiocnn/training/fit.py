@@ -145,6 +145,29 @@ def fit_split(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: in
         return _fit(recipe, frontend, data, n_classes, out, progress, callbacks or [])
 
 
+def _callbacks(out: Path, cfg: TrainConfig, validated: bool, extra: list[L.Callback]
+               ) -> tuple[ModelCheckpoint, list[L.Callback]]:
+    """The best-model checkpoint, and every callback of a fit.
+
+    Two checkpoints: `last.ckpt` after every epoch (what a killed run resumes from, and the
+    model `select: last` keeps) and `best.ckpt` at the best validation accuracy. One callback
+    with save_last=True is not enough: Lightning then refreshes last.ckpt only when the
+    monitored best improves, so it can lag the real last epoch. The best callback comes
+    first, so the last.ckpt of an epoch holds the best score as it stands after that epoch
+    (saved the other way round, a resumed run compared against a stale best).
+    """
+    checkpoints = ModelCheckpoint(
+        dirpath=out / "checkpoints", filename="best", enable_version_counter=False,
+        monitor="val_acc" if validated else None, mode="max", save_top_k=1 if validated else 0,
+    )
+    latest = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_top_k=1,
+                             enable_version_counter=False)
+    callbacks = [checkpoints, latest, RandomState(), *extra]
+    if cfg.early_stopping and validated:
+        callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=cfg.early_stopping))
+    return checkpoints, callbacks
+
+
 def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, out: Path, progress: bool,
          callbacks: list[L.Callback]) -> FitResult:
     cfg = recipe.train
@@ -157,21 +180,7 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
     train_loader = _loader(data.train, classifier, cfg, shuffle=True, copies=data.train_copies,
                            targets=data.train_targets)
     val_loader = _loader(data.val, classifier, cfg) if data.val is not None and len(data.val[1]) else None
-    # Two checkpoints: `last.ckpt` after every epoch (what a killed run resumes from, and the
-    # model `select: last` keeps) and `best.ckpt` at the best validation accuracy. One callback
-    # with save_last=True is not enough: Lightning then refreshes last.ckpt only when the
-    # monitored best improves, so it can lag the real last epoch. The best callback comes
-    # first, so the last.ckpt of an epoch holds the best score as it stands after that epoch
-    # (saved the other way round, a resumed run compared against a stale best).
-    checkpoints = ModelCheckpoint(
-        dirpath=out / "checkpoints", filename="best", enable_version_counter=False,
-        monitor="val_acc" if val_loader else None, mode="max", save_top_k=1 if val_loader else 0,
-    )
-    latest = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_top_k=1,
-                             enable_version_counter=False)
-    callbacks = [checkpoints, latest, RandomState(), *callbacks]
-    if cfg.early_stopping and val_loader:
-        callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=cfg.early_stopping))
+    checkpoints, callbacks = _callbacks(out, cfg, val_loader is not None, callbacks)
     trainer = L.Trainer(
         max_epochs=cfg.epochs, precision=resolve_precision(cfg.precision), deterministic=cfg.deterministic,
         accelerator="auto", devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
