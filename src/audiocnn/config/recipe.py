@@ -30,10 +30,6 @@ from audiocnn.config.train import (
 from audiocnn.errors import ConfigError
 from audiocnn.validation import MAX_NESTING, STRICT, Float, settings_text, shown_keys, validation_problem
 
-__all__ = ["ConfigError", "DataConfig", "DistillConfig", "FreqMixStyleConfig", "ModelConfig", "OutlierConfig", "Recipe",
-           "SpecAugmentConfig", "TrainConfig", "WaveformAugmentConfig", "load_recipe", "read_recipe_yaml",
-           "read_yaml_mapping", "recipe_from_dict", "apply_override", "parse_settings"]
-
 #: The longest clip that still makes sense; beyond it a run would only exhaust memory or time.
 MAX_CLIP_SECONDS = 600.0
 
