@@ -27,6 +27,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from audiocnn import bundle
+from audiocnn.inference.options import PredictOptions
 from audiocnn.inference.predictor import Predictor
 from audiocnn.training.robustness import degrade, recorded_like_noise
 
@@ -47,7 +48,7 @@ def main() -> None:
     bundle.require_held_out(model, args.fold)
     with (args.data / "meta" / "esc50.csv").open() as handle:
         rows = [r for r in csv.DictReader(handle) if int(r["fold"]) == args.fold][: args.limit]
-    plain, denoising = Predictor(model), Predictor(model, denoise=args.strength)
+    plain, denoising = Predictor(model), Predictor(model, PredictOptions(denoise_strength=args.strength))
     conditions = ["clean", "clean, 20 dB quieter", *(f"{snr} dB" for snr in SNRS_DB)]
     correct = {(c, d): 0 for c in conditions for d in (False, True)}
     seconds = {False: 0.0, True: 0.0}

@@ -28,6 +28,7 @@ import numpy as np
 
 from audiocnn import bundle
 from audiocnn.audio import audio_files
+from audiocnn.inference.options import PredictOptions
 from audiocnn.inference.predictor import Predictor
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -40,7 +41,7 @@ def true_label(path: Path) -> str:
 def score_model(model_dir: Path, files: list[Path]) -> dict[str, str]:
     """File name -> the model's top-1 label for the whole file."""
     model = bundle.load(model_dir)
-    predictor = Predictor(model, runtime="torch")  # many models, each used once: no ONNX export
+    predictor = Predictor(model, PredictOptions(runtime="torch"))  # many models, each used once: no ONNX export
     top1 = {}
     for path in files:
         result = predictor.predict(path)

@@ -38,6 +38,7 @@ import torch
 from audiocnn import audio, bundle
 from audiocnn.bundled import default_model
 from audiocnn.inference.export import INPUT, export
+from audiocnn.inference.options import PredictOptions
 from audiocnn.inference.predictor import Predictor
 from audiocnn.inference.runtimes import onnx_session as session
 
@@ -91,7 +92,7 @@ def main() -> None:
     window = round(model.clip_seconds * model.sample_rate)
     graphs = {kind: export(model, args.work / f"model-{kind}.onnx", int8=kind == "int8").path
               for kind in ("float", "int8")}
-    predictors = {"auto": Predictor(model, runtime="auto"), "int8": Predictor(lean, runtime="int8")}
+    predictors = {"auto": Predictor(model, PredictOptions(runtime="auto")), "int8": Predictor(lean, PredictOptions(runtime="int8"))}
     sessions = {kind: session(path, memory_arena=True) for kind, path in graphs.items()}  # as on a device
     engines = {
         **{f"predict {runtime}": functools.partial(lambda p: p.predict(recording).probabilities, predictor)

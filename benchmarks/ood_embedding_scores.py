@@ -30,6 +30,7 @@ import torch
 from audiocnn import audio, bundle
 from audiocnn.datasets.images import clip_images
 from audiocnn.datasets.recipe import limited_dataset
+from audiocnn.inference.options import PredictOptions
 from audiocnn.inference.predictor import Predictor
 from audiocnn.inference.windows import windows
 from audiocnn.training.calibration import validation_clips
@@ -73,7 +74,7 @@ def main() -> None:
     precision = np.linalg.inv(covariance)
     train_unit, means_unit = unit(features), unit(means)
 
-    predictor = Predictor(model, runtime="torch")
+    predictor = Predictor(model, PredictOptions(runtime="torch"))
     with (args.set / "manifest.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     scores: dict[str, list[float]] = {"mahalanobis": [], "knn": [], "class_cosine": []}

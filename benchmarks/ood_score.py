@@ -45,6 +45,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from audiocnn import bundle
+from audiocnn.inference.options import PredictOptions
 from audiocnn.inference.predictor import Predictor
 from audiocnn.training.calibration import confidence_error
 
@@ -81,7 +82,7 @@ class SetOutputs:
 def model_outputs(model_dir: Path, folder: Path, rows: list[dict[str, str]]) -> SetOutputs:
     """Every recording classified as `audiocnn predict` does (windows, then the mean)."""
     model = bundle.load(model_dir)
-    predictor = Predictor(model, runtime="torch")
+    predictor = Predictor(model, PredictOptions(runtime="torch"))
     probabilities, logits = [], []
     for row in tqdm(rows, desc=model_dir.parent.name + "/" + model_dir.name, unit="file", leave=False):
         prediction = predictor.predict(folder / row["file"])

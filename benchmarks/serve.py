@@ -61,9 +61,10 @@ def cli_throughput(paths: list[Path], runtime: str) -> dict[str, float]:
     """Audio-seconds per second of the library `audiocnn predict` runs, model already loaded."""
     from audiocnn import bundle
     from audiocnn.bundled import default_model
+    from audiocnn.inference.options import PredictOptions
     from audiocnn.inference.predictor import Predictor
 
-    predictor = Predictor(bundle.load(default_model()), runtime=runtime)
+    predictor = Predictor(bundle.load(default_model()), PredictOptions(runtime=runtime))
     predictor.predict(paths[0])  # warm-up
     start = time.perf_counter()
     seconds = sum(predictor.predict(path).duration for path in paths)

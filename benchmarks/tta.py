@@ -28,6 +28,7 @@ from tqdm import tqdm
 from audiocnn import audio, bundle
 from audiocnn.datasets import load_dataset
 from audiocnn.datasets.images import clip_waves
+from audiocnn.inference.options import PredictOptions
 from audiocnn.inference.predictor import Predictor
 from audiocnn.inference.windows import windows
 
@@ -99,7 +100,7 @@ def main() -> None:
     for run in args.runs:
         for model_dir in sorted(run.glob("fold*/model")):
             model, fold = bundle.load(model_dir), int(model_dir.parent.name.removeprefix("fold"))
-            predictor = Predictor(model, runtime="torch")
+            predictor = Predictor(model, PredictOptions(runtime="torch"))
             clips = [c for c in dataset.clips if c.fold == fold]
             waves = clip_waves(clips, model.sample_rate, model.clip_seconds, progress=False)
             folds_plain, folds_tta, seconds = [], [], [0.0, 0.0]

@@ -9,6 +9,7 @@ import pytest
 
 from audiocnn import bundle
 from audiocnn.bundled import default_model
+from audiocnn.inference.options import PredictOptions
 from audiocnn.inference.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +84,7 @@ def test_the_bundled_8_bit_model_belongs_to_its_weights_and_names_the_examples_a
     from audiocnn.inference.quantize import int8_graph
 
     assert int8_graph(shipped).stat().st_size < 5 * 2**20
-    float_model, eight_bit = Predictor(shipped, runtime="torch"), Predictor(shipped, runtime="int8")
+    float_model, eight_bit = Predictor(shipped, PredictOptions(runtime="torch")), Predictor(shipped, PredictOptions(runtime="int8"))
     for path in EXAMPLES:
         p = float_model.predict(path).summary
         first, second = np.argsort(-p)[:2]

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from audiocnn import bundle
 from audiocnn.inference.formats import PredictionWriter
+from audiocnn.inference.options import OutputOptions, PredictOptions
 from audiocnn.inference.predictor import UNKNOWN, Predictor
 from audiocnn.training.calibration import (
     DEFAULT_UNKNOWN_BELOW,
@@ -88,7 +89,7 @@ def noise_then_tone(tmp_path_factory):
 
 def _written(fmt: str, prediction, can_abstain: bool = True) -> str:
     stream = io.StringIO()
-    writer = PredictionWriter(stream, fmt, top_k=2, can_abstain=can_abstain)
+    writer = PredictionWriter(stream, OutputOptions(format=fmt, top_k=2), can_abstain=can_abstain)
     writer.add(prediction)
     writer.close()
     return stream.getvalue()
@@ -102,8 +103,8 @@ def _softened(tone_bundle):
 
 
 def test_the_temperature_divides_the_logits(tone_bundle, noise_then_tone):
-    plain = Predictor(bundle.load(tone_bundle), runtime="torch").predict(noise_then_tone)
-    soft = Predictor(_softened(tone_bundle), runtime="torch").predict(noise_then_tone)
+    plain = Predictor(bundle.load(tone_bundle), PredictOptions(runtime="torch")).predict(noise_then_tone)
+    soft = Predictor(_softened(tone_bundle), PredictOptions(runtime="torch")).predict(noise_then_tone)
     expected = torch.from_numpy(soft.logits / 20.0).softmax(-1).numpy()
     np.testing.assert_allclose(soft.probabilities, expected, atol=1e-6)
     assert soft.probabilities.max() < plain.probabilities.max()
@@ -112,8 +113,8 @@ def test_the_temperature_divides_the_logits(tone_bundle, noise_then_tone):
 
 def test_unknown_comes_first_with_the_guesses_after_it_in_every_format(tone_bundle, noise_then_tone):
     model = _softened(tone_bundle)
-    sure = Predictor(model, runtime="torch", unknown_below=0.0).predict(noise_then_tone)
-    unsure = Predictor(model, runtime="torch", unknown_below=1.0).predict(noise_then_tone)  # nothing is that sure
+    sure = Predictor(model, PredictOptions(runtime="torch", unknown_below=0.0)).predict(noise_then_tone)
+    unsure = Predictor(model, PredictOptions(runtime="torch", unknown_below=1.0)).predict(noise_then_tone)  # nothing is that sure
     guesses = sure.top(sure.summary, 2)
     assert unsure.top(unsure.summary, 2) == [(UNKNOWN, None), *guesses] and UNKNOWN not in dict(guesses)
 
@@ -140,7 +141,7 @@ def test_unknown_comes_first_with_the_guesses_after_it_in_every_format(tone_bund
 
 def test_min_confidence_still_drops_weak_labels_of_an_unknown_window(tone_bundle, noise_then_tone):
     model = _softened(tone_bundle)
-    prediction = Predictor(model, runtime="torch", unknown_below=1.0).predict(noise_then_tone)
+    prediction = Predictor(model, PredictOptions(runtime="torch", unknown_below=1.0)).predict(noise_then_tone)
     row = prediction.probabilities[0]
     assert prediction.top(row, 3, min_confidence=1.01) == []  # no label left: the window is not listed
     kept = prediction.top(row, 3, min_confidence=float(np.sort(row)[-2]) + 1e-6)
@@ -174,7 +175,7 @@ def test_calibrate_refuses_a_dataset_without_the_models_labels(cli, tone_bundle,
 def test_an_unknown_threshold_outside_0_1_is_one_error_line(cli, tone_bundle, noise_then_tone):
     result = cli("predict", noise_then_tone, "--model", tone_bundle, "--unknown-below", "2", "--no-progress")
     assert result.code == 1 and "Traceback" not in result.err
-    assert result.err.strip() == "audiocnn: error: --unknown-below must be between 0 and 1 (got 2)"
+    assert result.err.strip() == "audiocnn: error: --unknown-below: should be less than or equal to 1 (got 2.0)"
 
 
 # ----------------------------------------------------------------------------- too few clips to fit a threshold

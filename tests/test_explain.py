@@ -130,7 +130,7 @@ def test_explain_rejects_bad_targets_and_starts(cli, tmp_path):
     unknown = cli("explain", clip, "--target", "dgo", "--out", str(tmp_path / "x.png"))
     assert unknown.code == 1 and "'dgo' is not one of the model's 50 labels" in unknown.err
     late = cli("explain", clip, "--start", "30", "--out", str(tmp_path / "x.png"))
-    assert late.code == 1 and "--start 30" in late.err
+    assert late.code == 1 and "error: --start: 30 s is not within" in late.err and "0.90 s long" in late.err
     empty = tmp_path / "empty.wav"
     sf.write(empty, np.zeros(0, dtype=np.float32), RATE)
     bad = cli("explain", str(empty), "--out", str(tmp_path / "x.png"))
@@ -170,11 +170,12 @@ def test_explain_gives_the_same_calibrated_probabilities_as_predict():
     from audiocnn import bundle
     from audiocnn.bundled import default_model
     from audiocnn.explain import explain
+    from audiocnn.inference.options import PredictOptions
     from audiocnn.inference.predictor import Predictor
 
     shipped = bundle.load(default_model())
     assert shipped.temperature != 1.0  # a calibrated model, or this test shows nothing
     clip = REPO / "examples" / "dog-bark.wav"
-    predicted = Predictor(shipped, runtime="torch").predict(clip).probabilities[0]
+    predicted = Predictor(shipped, PredictOptions(runtime="torch")).predict(clip).probabilities[0]
     explained = explain(shipped, clip, methods=("gradcam",)).probabilities
     assert explained == pytest.approx(predicted, abs=1e-4)

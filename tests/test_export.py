@@ -23,6 +23,7 @@ from audiocnn.cli import main
 from audiocnn.features import FRONTENDS, create_frontend
 from audiocnn.inference.export import INPUT, MAX_DIFFERENCE, OPSET, run, to_onnx
 from audiocnn.inference.onnx_frontend import MAX_DB_DIFFERENCE, check_signal, exportable
+from audiocnn.inference.options import PredictOptions
 from audiocnn.inference.predictor import Predictor
 from audiocnn.inference.runtimes import onnx_session as session
 from audiocnn.inference.windows import windows
@@ -113,7 +114,7 @@ def test_the_8_bit_graph_is_the_bundles_8_bit_model_and_agrees_with_the_float_gr
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert meta["precision"] == "int8" and json.loads(meta["int8"])["calibration_clips"] == 256
     assert "8-bit graph: top-1 agrees with the float graph on" in printed and "calibration clips" in printed
-    predictor = Predictor(bundle.load(default_model(), backbone=False), runtime="int8")
+    predictor = Predictor(bundle.load(default_model(), backbone=False), PredictOptions(runtime="int8"))
     graphs = session(path, memory_arena=True), session(exported[0], memory_arena=True)
     files = windows_agree = n_windows = 0
     for recording in RECORDINGS:

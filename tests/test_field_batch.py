@@ -21,6 +21,7 @@ from audiocnn import bundle
 from audiocnn.inference.detections import detections
 from audiocnn.inference.formats import KALEIDOSCOPE_COLUMNS, RAVEN_COLUMNS
 from audiocnn.inference.inputs import InputFile, collect, shard
+from audiocnn.inference.options import PredictOptions
 from audiocnn.inference.predictor import Predictor
 from audiocnn.inference.tables import read_audacity, read_csv, read_raven
 from conftest import REPO, TONE_HZ, noise_clip, tone_clip, uncalibrated_copy
@@ -38,7 +39,7 @@ def tone_model(tone_bundle, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(tone_model) -> Predictor:
-    return Predictor(bundle.load(tone_model), runtime="torch")
+    return Predictor(bundle.load(tone_model), PredictOptions(runtime="torch"))
 
 
 def _recording(path: Path, parts: list[tuple[str, float]], seed: int) -> Path:
@@ -145,7 +146,8 @@ def test_snippets_are_the_detected_audio_capped_per_label_and_not_written_twice(
             tmp_path / "r.csv", "--snippets", out, "--snippets-per-label", 3, "--min-confidence", 0.6,
             "--no-progress"]
     refused = cli(*args, "--merge-consecutive")
-    assert refused.code == 1 and "--format csv lists windows" in refused.err  # it joins detections only
+    assert refused.code == 1 and "--merge-consecutive: joins detections" in refused.err  # detections only
+    assert "the csv format lists windows" in refused.err
     assert cli(*args).code == 0
     folders = sorted(p.name for p in out.iterdir())
     assert set(folders) <= {"high", "low", "noise"} and "low" in folders and "high" in folders
@@ -253,7 +255,7 @@ def test_shards_split_a_collection_deterministically_whatever_its_order():
 
 def test_offset_and_duration_classify_only_that_part_at_its_times(cli, tone_model, predictor, low_then_high,
                                                                   tmp_path):
-    part = predictor.predict(low_then_high, offset=3.0, duration=2.0)
+    part = Predictor(predictor.bundle, PredictOptions(runtime="torch", offset=3.0, duration=2.0)).predict(low_then_high)
     audio, _ = sf.read(low_then_high, dtype="float32")
     cut = tmp_path / "cut.wav"
     sf.write(cut, audio[3 * RATE : 5 * RATE], RATE)

@@ -33,6 +33,7 @@ from audiocnn.config import read_recipe_yaml, recipe_from_dict
 from audiocnn.datasets import load_dataset
 from audiocnn.errors import AudioError, BundleError, ConfigError, DatasetError
 from audiocnn.inference.formats import SUFFIXES, PredictionWriter, spreadsheet_text
+from audiocnn.inference.options import OutputOptions
 from audiocnn.inference.predictor import FilePrediction
 from audiocnn.inference.tables import merge, read_csv, read_raven
 from test_audio import _id3v2, _mp3_in_wav
@@ -225,7 +226,7 @@ def _prediction(name: str, labels: list[str]) -> FilePrediction:
 def _result_table(fmt: str, names: list[str], labels: list[str]) -> bytes:
     """A result table as `predict` writes it."""
     stream = io.StringIO(newline="")
-    writer = PredictionWriter(stream, fmt, top_k=2, labels=labels)
+    writer = PredictionWriter(stream, OutputOptions(format=fmt, top_k=2), labels=labels)
     for name in names:
         writer.add(_prediction(name, labels), Path("site"))
     writer.close()

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from audiocnn.inference.formats import RAVEN_COLUMNS, SUFFIXES, PredictionWriter
+from audiocnn.inference.options import OutputOptions
 from audiocnn.inference.predictor import FilePrediction
 from audiocnn.inference.tables import read_audacity, read_csv, read_raven
 from conftest import deadline, thousand_levels
@@ -35,7 +36,7 @@ def prediction(name: str) -> FilePrediction:
 
 def write_table(path: Path, fmt: str, names: list[str]) -> Path:
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = PredictionWriter(handle, fmt, top_k=2, labels=LABELS)
+        writer = PredictionWriter(handle, OutputOptions(format=fmt, top_k=2), labels=LABELS)
         for name in names:
             writer.add(prediction(name), Path("site"))
         writer.close()
@@ -74,7 +75,7 @@ def test_an_audacity_track_reads_back_labels_with_any_line_break(tmp_path):
     label = "".join(BREAKS) + "=x\\"
     track = tmp_path / "rec.txt"
     with track.open("w", newline="", encoding="utf-8") as handle:
-        writer = PredictionWriter(handle, "audacity", top_k=1)
+        writer = PredictionWriter(handle, OutputOptions(format="audacity", top_k=1))
         writer.add(FilePrediction(Path("rec.wav"), 1.0, [label], np.array([0.0]), np.array([1.0]),
                                   np.array([[1.0]])))
     assert [text for _, _, text in read_audacity(track)] == [f"{label} 1.0000"]

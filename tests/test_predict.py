@@ -231,9 +231,11 @@ def test_usage_errors_are_clear(cli, tone_model, low_then_high, tmp_path, capsys
     other_version = cli("predict", low_then_high, "--model", old)
     assert other_version.code == 1 and "bundle format version 99 (made by audiocnn 9.0)" in other_version.err
     bad_hop = cli("predict", low_then_high, "--model", tone_model, "--hop", "0")
-    assert bad_hop.code == 1 and "hop 0 s: must be at least 0.1 s" in bad_hop.err
+    assert bad_hop.code == 1 and "error: --hop: should be greater than 0 (got 0.0)" in bad_hop.err
+    short_hop = cli("predict", low_then_high, "--model", tone_model, "--hop", "0.01")
+    assert short_hop.code == 1 and "error: --hop: must be at least 0.1 s, a tenth of the 1 s window" in short_hop.err
     too_strong = cli("predict", low_then_high, "--model", tone_model, "--denoise-strength", "2")
-    assert too_strong.code == 1 and "--denoise-strength must be between 0 and 1" in too_strong.err
+    assert too_strong.code == 1 and "--denoise-strength: should be less than or equal to 1" in too_strong.err
 
 
 # ----------------------------------------------------------------------------- timeline, denoise

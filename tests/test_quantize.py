@@ -19,7 +19,8 @@ from safetensors.torch import load_file, save_file
 
 from audiocnn import bundle
 from audiocnn.datasets import make_splits
-from audiocnn.errors import BundleError, ConfigError
+from audiocnn.errors import BundleError, ConfigError, OptionError
+from audiocnn.inference.options import PredictOptions
 from audiocnn.inference.predictor import Predictor
 from audiocnn.inference.quantize import INT8_GRAPH, INT8_INFO, calibration_clips, int8_graph, quantize
 from conftest import TONE_LABELS, uncalibrated_copy
@@ -88,7 +89,7 @@ def test_int8_needs_its_own_graph_made_from_these_weights(quantized, tmp_path):
     plain = Path(shutil.copytree(quantized, tmp_path / "plain"))
     (plain / INT8_GRAPH).unlink()
     with pytest.raises(ConfigError, match="has no 8-bit model yet; make one with `audiocnn quantize"):
-        Predictor(bundle.load(plain), runtime="int8")
+        Predictor(bundle.load(plain), PredictOptions(runtime="int8"))
     retrained = Path(shutil.copytree(quantized, tmp_path / "retrained"))
     weights = load_file(str(retrained / "model.safetensors"))
     first = next(iter(weights))
@@ -105,18 +106,18 @@ def test_a_bundle_loaded_without_its_backbone_refuses_to_run_it(quantized, tones
     with pytest.raises(BundleError, match="loaded without its backbone"):
         light.model(torch.zeros(1, 16_000))
     clip = sorted((tones / "high").glob("*.wav"))[0]
-    light_prediction = Predictor(light, runtime="int8").predict(clip)
-    full_prediction = Predictor(bundle.load(quantized), runtime="int8").predict(clip)
+    light_prediction = Predictor(light, PredictOptions(runtime="int8")).predict(clip)
+    full_prediction = Predictor(bundle.load(quantized), PredictOptions(runtime="int8")).predict(clip)
     np.testing.assert_array_equal(light_prediction.probabilities, full_prediction.probabilities)
 
 
 def test_int8_refuses_other_windows_and_a_changed_graph(quantized, tmp_path):
-    with pytest.raises(ConfigError, match="takes 1 s windows only .got --window 0.5"):
-        Predictor(bundle.load(quantized), window_seconds=0.5, runtime="int8")
+    with pytest.raises(OptionError, match="^window: .* takes 1 s windows only .got 0.5."):
+        Predictor(bundle.load(quantized), PredictOptions(window=0.5, runtime="int8"))
     broken = Path(shutil.copytree(quantized, tmp_path / "broken"))
     (broken / INT8_GRAPH).write_bytes(b"not a graph")
     with pytest.raises(BundleError, match="is not the graph .*int8.json describes"):
-        Predictor(bundle.load(broken), runtime="int8")
+        Predictor(bundle.load(broken), PredictOptions(runtime="int8"))
     assert not list(quantized.glob("*.partial"))  # quantize left nothing half-written behind
 
 
@@ -142,7 +143,7 @@ def test_quantize_takes_every_clip_a_small_dataset_has_and_says_how_many(cli, to
     assert json.loads((path / INT8_INFO).read_text())["calibration_clips"] == 36
     info = quantize(bundle.load(path), tones, n_clips=5, progress=False)
     assert info["calibration_clips"] == 5 and 0 <= info["top1_agreement_on_calibration"] <= 1
-    Predictor(bundle.load(path, backbone=False), runtime="int8")  # the graph and its record belong together
+    Predictor(bundle.load(path, backbone=False), PredictOptions(runtime="int8"))  # the graph and its record belong together
 
 
 @pytest.mark.slow
@@ -205,7 +206,7 @@ def test_a_broken_int8_record_or_graph_is_one_bundle_error_naming_it(quantized, 
         if stat.S_ISFIFO(os.lstat(path / name).st_mode):
             stack.enter_context(never_hangs(path / name))
     with stack, pytest.raises(BundleError) as caught:
-        Predictor(bundle.load(path, backbone=False), runtime="int8")
+        Predictor(bundle.load(path, backbone=False), PredictOptions(runtime="int8"))
     assert message in str(caught.value) and str(path) in str(caught.value)
 
 

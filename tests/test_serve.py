@@ -145,10 +145,12 @@ def test_one_bad_file_does_not_lose_the_good_ones(client, tmp_path):
 
 
 @pytest.mark.parametrize("params, problem", [
-    ({"top_k": 0}, "top_k: Input should be greater than or equal to 1"),
-    ({"format": "xml"}, "format: String should match pattern"),
-    ({"hop": -1}, "hop -1 s: must be at least 0.5 s (a tenth of the 5 s window)"),
-    ({"min_confidence": 2}, "min_confidence: Input should be less than or equal to 1"),
+    ({"top_k": 0}, "top_k: should be greater than or equal to 1 (got '0')"),
+    ({"format": "xml"}, "format: should be 'table', 'csv', 'json', 'raven', 'audacity', 'kaleidoscope' or 'scores'"),
+    ({"hop": -1}, "hop: should be greater than 0"),
+    ({"min_confidence": 2}, "min_confidence: should be less than or equal to 1"),
+    ({"topk": 2}, "topk: not an option here"),
+    ({"runtime": "torch"}, "runtime: not an option here"),  # the server's own choice
 ])
 def test_bad_options_are_one_line_422s(client, params, problem):
     answer = client.post("/v1/predict", params=params, files=files(DOG))
@@ -254,7 +256,11 @@ def test_explain_draws_the_picture_or_gives_the_arrays(client):
     with np.load(io.BytesIO(arrays.content)) as saved:
         assert set(saved.files) == {"image", "ig"} and saved["ig"].shape == saved["image"].shape
     unknown = client.post("/v1/explain", params={"target": "dragon"}, files=files(DOG))
-    assert unknown.status_code == 422 and "dragon" in unknown.json()["error"]
+    assert unknown.status_code == 422 and unknown.json()["error"].startswith("target: 'dragon' is not one of")
+    late = client.post("/v1/explain", params={"start": 100}, files=files(DOG)).json()["error"]
+    assert late == "start: 100 s is not within dog-bark.wav, which is 0.90 s long"  # the API's name, the client's file
+    too_many = client.post("/v1/explain", params={"steps": 1000}, files=files(DOG)).json()["error"]
+    assert too_many == "steps: must be 2-256 (got 1000)"
     two = client.post("/v1/explain", files=files(DOG, ROOSTER))
     assert two.status_code == 422 and "one file" in two.json()["error"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
@@ -24,6 +25,28 @@ class AudioError(AudiocnnError):
 
 class ConfigError(AudiocnnError):
     """A setting (config file, CLI option, frontend parameter) that is not valid."""
+
+
+class OptionError(ConfigError):
+    """An option's value, or combination of options, that cannot work, naming the option by its field
+    (`top_k`): each front end names it its own way (`named`), the CLI as `--top-k`, the API as `top_k`.
+
+    Example:
+        >>> err = OptionError("top_k", "should be at least 1 (got 0)")
+        >>> str(err), err.named(lambda field: "--" + field.replace("_", "-"))
+        ('top_k: should be at least 1 (got 0)', '--top-k: should be at least 1 (got 0)')
+    """
+
+    def __init__(self, option: str, problem: str) -> None:
+        super().__init__(f"{option}: {problem}")
+        self.option, self.problem = option, problem
+
+    def named(self, name: Callable[[str], str]) -> str:
+        """The message with the option named as `name(field)` says."""
+        return f"{name(self.option)}: {self.problem}"
+
+    def __reduce__(self) -> tuple[type[OptionError], tuple[str, str]]:  # crosses to and from worker processes
+        return type(self), (self.option, self.problem)
 
 
 class DatasetError(AudiocnnError):

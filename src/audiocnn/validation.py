@@ -11,6 +11,7 @@ like `n_mels: 1e9`. A problem becomes one line naming the file and the key
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,15 +51,23 @@ def shown_keys(keys: object) -> str:
 
 def validation_problem(err: ValidationError, where: str) -> str:
     """pydantic's first complaint as one line: where, the key, what is wrong, the value given."""
-    first = err.errors(include_url=False)[0]
-    key = ".".join(str(part) for part in first["loc"])
+    return error_line(err.errors(include_url=False)[0], where)
+
+
+def error_line(first: Mapping[str, Any], where: str = "", with_key: bool = True) -> str:
+    """One of pydantic's (or FastAPI's) error entries as one line: `WHERE.KEY: problem (got VALUE)`;
+    `with_key=False` leaves out where and the key (the caller names the option its own way)."""
+    key = ".".join(str(part) for part in first["loc"]) if with_key else ""
     given = repr(first.get("input"))
     given = given if len(given) <= 60 else given[:57] + "..."
-    message = first["msg"].rstrip(".").replace("Input should", "should", 1)
+    message = first["msg"].rstrip(".").replace("Input should", "should", 1).removeprefix("Value error, ")
     separator = "." if where and key and not where.endswith((" ", ":")) else ""
+    named = f"{where}{separator}{key}: " if where or key else ""
     if first["type"] == "missing":
-        return f"{where}{separator}{key}: missing"
-    return f"{where}{separator}{key}: {message} (got {given})"
+        return f"{named}missing"
+    if first["type"] == "extra_forbidden":
+        return f"{named}not an option here"
+    return f"{named}{message} (got {given})"
 
 
 def settings_text(path: Path, what: str) -> str:

@@ -12,20 +12,51 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO, TypeVar, Union, get_args, get_origin
 
 from audiocnn import atomic
 from audiocnn.config import parse_settings
-from audiocnn.errors import AudiocnnError, ConfigError, item_failure
+from audiocnn.errors import AudiocnnError, ConfigError, OptionError, item_failure
 from audiocnn.tabletext import printable
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+Options = TypeVar("Options")
 
 Commands = argparse._SubParsersAction  # what `add_subparsers` returns
 
 
 def _parent() -> argparse.ArgumentParser:
     return argparse.ArgumentParser(add_help=False)
+
+
+def flag(field: str) -> str:
+    """The command line's name of an option field: `top_k` is `--top-k`."""
+    return "--" + field.replace("_", "-")
+
+
+def add_model_options(parser: argparse.ArgumentParser, model: Any, metavars: dict[str, str]) -> None:
+    """A flag per field of the pydantic `model` (`inference.options`): its description as the help,
+    its default, a `Literal`'s values as the choices; a bool is a switch. The model checks the values
+    (`model_from`), so each option is declared and checked in one place for the CLI and the API."""
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if get_origin(kind) is Union or type(kind).__name__ == "UnionType":
+            kind = next(arg for arg in get_args(kind) if arg is not type(None))
+        shown = "" if field.default in (None, False) else f" (default {field.default})"
+        if kind is bool:
+            parser.add_argument(flag(name), action="store_true", help=f"{field.description}")
+        elif get_origin(kind) is Literal:
+            parser.add_argument(flag(name), choices=get_args(kind), default=field.default,
+                                help=f"{field.description}{shown}")
+        else:
+            parser.add_argument(flag(name), type=kind, default=field.default, metavar=metavars.get(name),
+                                help=f"{field.description}{shown}")
+
+
+def model_from(args: argparse.Namespace, model: type[Options]) -> Options:
+    """The options `model` (a pydantic model, see `add_model_options`) from the parsed flags, checked:
+    a problem is an `OptionError`, which `report` shows with the flag's name."""
+    return model(**{name: getattr(args, name) for name in model.model_fields})  # type: ignore[attr-defined]
 
 
 def progress_option() -> argparse.ArgumentParser:
@@ -96,6 +127,8 @@ def report(err: AudiocnnError | OSError) -> None:
     """One line on stderr: `audiocnn: error: FILE: problem`."""
     if isinstance(err, OSError):
         error(f"{err.filename}: {err.strerror or err}" if err.filename else err.strerror or err)
+    elif isinstance(err, OptionError):
+        error(err.named(flag))
     else:
         error(err)
 

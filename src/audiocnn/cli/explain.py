@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from audiocnn.cli import common
-from audiocnn.errors import ConfigError
 
 
 def add_commands(commands: common.Commands) -> None:
@@ -61,8 +60,6 @@ def _explain(args: argparse.Namespace) -> int:
     from audiocnn.explain import METHODS, explain
     from audiocnn.viz.explanations import save_explanation
 
-    if args.steps < 2:
-        raise ConfigError(f"--steps must be at least 2 (got {args.steps})")
     model = common.load_model(args.model)
     methods = METHODS if args.method == "both" else (args.method,)
     result = explain(model, args.audio, methods=methods, target=args.target, start=args.start, steps=args.steps,
@@ -91,8 +88,6 @@ def _explain_dataset(args: argparse.Namespace) -> int:
     from audiocnn.viz.class_profiles import write_dataset_explanation
 
     steps = args.steps or DATASET_STEPS
-    if steps < 2:
-        raise ConfigError(f"--steps must be at least 2 (got {steps})")
     model = common.load_model(args.model)
     left_out: list[str] = []
 

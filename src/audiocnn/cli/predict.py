@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from audiocnn.cli import common
 from audiocnn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from audiocnn.inference.options import PredictOptions
 
 
 def add_commands(commands: common.Commands) -> None:
@@ -26,51 +29,30 @@ def _add_predict(commands: common.Commands) -> None:
         "stays flat. Bad files are reported and skipped; the exit code is 1 if any failed.",
     )
     predict.add_argument("audio", nargs="+", type=Path, help="audio files or folders")
-    predict.add_argument("--window", type=float,
-                         help="window length in seconds, a tenth to 4 times the model's clip length (default: the "
-                         "model's clip length)")
-    predict.add_argument("--hop", type=float,
-                         help="seconds between window starts, at least a tenth of the window (default: half the window)")
-    predict.add_argument("--top-k", type=int, default=3, help="labels per window (default 3)")
-    predict.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
-                         help="drop labels below probability P; windows left with none are not listed (default 0)")
-    predict.add_argument("--unknown-below", type=float, metavar="P",
-                         help="answer `unknown` (its guesses after it) where the top calibrated probability is below "
-                         "P; default: the threshold stored in the model (see its model card), 0 turns it off")
+    from audiocnn.inference.options import ClassifyOptions, EngineOptions, OutputOptions
+
+    common.add_model_options(predict, ClassifyOptions, METAVARS)
+    common.add_model_options(predict, OutputOptions, METAVARS)
     _add_outputs(predict)
-    predict.add_argument("--offset", type=float, default=0.0, metavar="S",
-                         help="classify each recording from S seconds on (times in the results stay times in the file)")
-    predict.add_argument("--duration", type=float, metavar="S", help="classify only S seconds of each recording")
     predict.add_argument("--workers", type=int, default=1, metavar="N",
                          help="classify N files at once in N processes, the CPU threads divided between them; results "
                          "are the same as with one (default 1)")
     predict.add_argument("--shard", metavar="K/N",
                          help="classify only the K-th of N deterministic shares of the recordings (for job arrays: "
                          "each machine runs one share; join their tables with `audiocnn merge`)")
-    predict.add_argument("--timeline", type=Path, metavar="PNG",
-                         help="draw labels over time on the spectrogram: a .png for one file, else a folder")
-    predict.add_argument("--denoise", action="store_true",
-                         help="spectral-gating noise reduction (noisereduce) before classifying")
-    predict.add_argument("--denoise-strength", type=float, metavar="S",
-                         help="share of the background --denoise removes, 0-1 (default 0.5; 1 hurt accuracy, "
-                         "see BENCHMARKS.md); implies --denoise")
-    predict.add_argument("--batch-size", type=int, default=32, help="windows per model call (default 32)")
-    predict.add_argument("--runtime", choices=("auto", "onnx", "torch", "int8"), default="auto",
-                         help="inference engine: auto (ONNX Runtime when it reproduces torch; the graph is exported "
-                         "once and cached), onnx, torch, or int8 (the bundle's 8-bit graph from `audiocnn quantize`: "
-                         "about 2.5x faster on the CNN, top-1 agreement in BENCHMARKS.md)")
+    common.add_model_options(predict, EngineOptions, METAVARS)
     predict.set_defaults(handler=_predict)
 
 
+#: The placeholders `--help` shows for the options' values (P: a probability, S: seconds).
+METAVARS = {"window": "S", "hop": "S", "unknown_below": "P", "denoise_strength": "SHARE", "offset": "S",
+            "duration": "S", "top_k": "K", "min_confidence": "P", "batch_size": "N"}
+
+
 def _add_outputs(predict: argparse.ArgumentParser) -> None:
-    """Where `predict`'s results go, and in which format (its options, in --help order)."""
-    from audiocnn.inference.formats import FORMATS
+    """Where `predict`'s results go (its options, in --help order)."""
     from audiocnn.inference.snippets import DEFAULT_PER_LABEL
 
-    predict.add_argument("--format", default="table", choices=FORMATS,
-                         help="table (default), csv, json, raven (Raven Pro selection table), audacity (label track), "
-                         "kaleidoscope (Kaleidoscope's CSV), or scores (every class's probability per window, as "
-                         "OpenSoundscape's score tables)")
     predict.add_argument("--out", type=Path, help="write the results to this file (default: standard output)")
     predict.add_argument("--out-dir", type=Path, metavar="DIR",
                          help="one result file per recording, mirroring the input folders (rec.wav -> "
@@ -78,8 +60,8 @@ def _add_outputs(predict: argparse.ArgumentParser) -> None:
     predict.add_argument("--skip-existing", action=argparse.BooleanOptionalAction, default=True,
                          help="with --out-dir, skip recordings whose result file exists, so a killed run resumes where "
                          "it stopped (default: on)")
-    predict.add_argument("--merge-consecutive", action="store_true",
-                         help="raven, audacity, kaleidoscope: join a label's detections in consecutive windows into one")
+    predict.add_argument("--timeline", type=Path, metavar="PNG",
+                         help="draw labels over time on the spectrogram: a .png for one file, else a folder")
     predict.add_argument("--snippets", type=Path, metavar="DIR",
                          help="write the audio of each detection (a window's top label, not `unknown`, at least "
                          "--min-confidence) for review: DIR/<label>/<recording>__<start>-<end>s__<confidence>.wav")
@@ -143,14 +125,15 @@ def _bundle_tool_options() -> list[argparse.ArgumentParser]:
 
 def _predict(args: argparse.Namespace) -> int:
     from audiocnn.bundled import default_model
-    from audiocnn.inference.denoise import DEFAULT_STRENGTH
     from audiocnn.inference.files import FolderSink, StreamSink, classify_files
-    from audiocnn.inference.formats import ONE_RECORDING_FORMATS, SUFFIXES, PredictionWriter
+    from audiocnn.inference.formats import SUFFIXES, PredictionWriter
     from audiocnn.inference.inputs import check_result_paths, collect, parse_shard, shard
+    from audiocnn.inference.options import ONE_RECORDING_FORMATS, PredictOptions
     from audiocnn.inference.predictor import Predictor
-    from audiocnn.inference.workers import Part, PredictorSpec
+    from audiocnn.inference.workers import PredictorSpec
 
-    _check_predict_options(args)
+    options = common.model_from(args, PredictOptions)
+    _check_run_options(args, options)
     inputs = collect(args.audio)
     if args.shard:
         inputs = shard(inputs, *parse_shard(args.shard))
@@ -161,32 +144,27 @@ def _predict(args: argparse.Namespace) -> int:
     if args.out is not None:
         common.check_output(args.out, files)  # before the model loads: a refusal should be quick
     if args.out_dir is not None:
-        check_result_paths(inputs, args.out_dir, SUFFIXES[args.format])
-    elif args.format in ONE_RECORDING_FORMATS and len(inputs) > 1:
-        raise ConfigError(f"--format {args.format} describes one recording per file: give --out-dir for "
+        check_result_paths(inputs, args.out_dir, SUFFIXES[options.format])
+    elif options.format in ONE_RECORDING_FORMATS and len(inputs) > 1:
+        raise ConfigError(f"--format {options.format} describes one recording per file: give --out-dir for "
                           f"{len(inputs)} recordings")
     if args.timeline is not None and len(files) > 1 and args.timeline.suffix.lower() == ".png":
         raise ConfigError(f"--timeline {args.timeline} names one picture, but there are {len(files)} files: "
                           "give a folder instead (each file gets FOLDER/NAME.timeline.png)")
     # With workers, each builds its own runtime; this process only plans and writes (a GB less).
     here = args.workers == 1 or len(inputs) == 1
-    model = common.load_model(args.model, backbone=here and args.runtime != "int8")  # int8: its own graph
-    strength = args.denoise_strength if args.denoise_strength is not None else DEFAULT_STRENGTH if args.denoise else 0.0
-    options = {"window_seconds": args.window, "hop_seconds": args.hop, "batch_size": args.batch_size,
-               "denoise": strength, "runtime": args.runtime, "unknown_below": args.unknown_below}
-    predictor = Predictor(model, **options, build=here)
+    model = common.load_model(args.model, backbone=here and options.runtime != "int8")  # int8: its own graph
+    predictor = Predictor(model, options, build=here)
 
     def writer_for(stream: TextIO) -> PredictionWriter:
-        return PredictionWriter(stream, args.format, top_k=args.top_k, min_confidence=args.min_confidence,
-                                high_freq_hz=model.sample_rate / 2, can_abstain=predictor.unknown_below > 0,
-                                merge_consecutive=args.merge_consecutive, labels=model.labels)
+        return PredictionWriter(stream, options, high_freq_hz=model.sample_rate / 2,
+                                can_abstain=predictor.unknown_below > 0, labels=model.labels)
 
-    run = {"on_file": _file_done(args, len(files), strength), "overview": args.timeline is not None,
-           "part": Part(args.offset, args.duration), "workers": args.workers,
-           "spec": PredictorSpec(args.model or default_model(), options),
+    run = {"on_file": _file_done(args, options, len(files)), "overview": args.timeline is not None,
+           "workers": args.workers, "spec": PredictorSpec(args.model or default_model(), options),
            "progress": False if args.no_progress else None}
     if args.out_dir is not None:
-        sink = FolderSink(args.out_dir, args.format, writer_for, skip_existing=args.skip_existing)
+        sink = FolderSink(args.out_dir, options.format, writer_for, skip_existing=args.skip_existing)
         result = classify_files(predictor, inputs, sink, **run)
     else:
         with common.output_file(args.out, files) as out:
@@ -194,41 +172,31 @@ def _predict(args: argparse.Namespace) -> int:
     return common.EXIT_ERROR if result.failed else common.EXIT_OK
 
 
-def _check_predict_options(args: argparse.Namespace) -> None:
-    """Option values and combinations that cannot work, refused before anything is loaded."""
-    from audiocnn.inference.formats import DETECTION_FORMATS
-
-    if args.top_k < 1:
-        raise ConfigError(f"--top-k must be at least 1 (got {args.top_k})")
-    if not 0.0 <= args.min_confidence <= 1.0:
-        raise ConfigError(f"--min-confidence must be between 0 and 1 (got {args.min_confidence:g})")
+def _check_run_options(args: argparse.Namespace, options: PredictOptions) -> None:
+    """The command's own options (where results go, how the work is split), refused before anything loads;
+    the classification options were checked by their model."""
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1 (got {args.workers})")
     if args.snippets_per_label < 1:
         raise ConfigError(f"--snippets-per-label must be at least 1 (got {args.snippets_per_label})")
-    if args.offset < 0 or (args.duration is not None and args.duration <= 0):
-        raise ConfigError("--offset must not be negative and --duration must be positive")
     if args.out is not None and args.out_dir is not None:
         raise ConfigError("give --out (one table) or --out-dir (a table per recording), not both")
-    if args.merge_consecutive and args.format not in DETECTION_FORMATS:
-        raise ConfigError(f"--merge-consecutive joins detections, which {', '.join(DETECTION_FORMATS)} list; "
-                          f"--format {args.format} lists windows")
-    if args.timeline is not None and (args.offset or args.duration is not None):
+    if args.timeline is not None and (options.offset or options.duration is not None):
         raise ConfigError("--timeline draws whole recordings; leave out --offset and --duration")
 
 
-def _file_done(args: argparse.Namespace, n_files: int, denoise: float):  # noqa: ANN202 - a FileDone or None
+def _file_done(args: argparse.Namespace, options: PredictOptions, n_files: int):  # noqa: ANN202 - FileDone or None
     """What happens to each classified recording besides its result: its timeline, its snippets."""
-    timeline = _timeline_drawer(args.timeline, n_files, denoise)
+    timeline = _timeline_drawer(args.timeline, n_files, options.strength)
     snippets = None
     if args.snippets is not None:
         from audiocnn.inference.detections import detections
         from audiocnn.inference.snippets import SnippetWriter
 
-        writer = SnippetWriter(args.snippets, args.snippets_per_label, args.min_confidence)
+        writer = SnippetWriter(args.snippets, args.snippets_per_label, options.min_confidence)
 
         def snippets(item, prediction) -> None:  # noqa: ANN001
-            found = detections(prediction, 1, args.min_confidence, merge_consecutive=args.merge_consecutive)
+            found = detections(prediction, 1, options.min_confidence, merge_consecutive=options.merge_consecutive)
             writer.add(item, [d for d in found if d.rank == 1])
     if timeline is None and snippets is None:
         return None

@@ -10,6 +10,7 @@ from audiocnn.explain.attributions import (
     BASELINES,
     DEFAULT_STEPS,
     METHODS,
+    STEPS_RANGE,
     Attribution,
     baseline_images,
     explain,
@@ -22,6 +23,6 @@ from audiocnn.explain.attributions import (
 )
 
 __all__ = [
-    "BASELINES", "DEFAULT_STEPS", "METHODS", "Attribution", "baseline_images", "explain", "grad_cam", "grad_cam_maps", "ig_maps",
+    "BASELINES", "DEFAULT_STEPS", "METHODS", "STEPS_RANGE", "Attribution", "baseline_images", "explain", "grad_cam", "grad_cam_maps", "ig_maps",
     "integrated_gradients", "last_feature_layer", "window_waveform",
 ]

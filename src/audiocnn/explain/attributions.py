@@ -30,10 +30,13 @@ from torch import Tensor, nn
 
 from audiocnn import audio
 from audiocnn.bundle import Bundle
-from audiocnn.errors import ConfigError
+from audiocnn.errors import ConfigError, OptionError
 
 #: Integration steps of Integrated Gradients (Gauss-Legendre): completeness gap < 5% (tests).
 DEFAULT_STEPS = 64
+#: The integration steps one may ask for: 2 is the fewest that integrate; 256 already costs a
+#: minute per window on a CPU, and a server must not be asked for hours.
+STEPS_RANGE = (2, 256)
 METHODS = ("ig", "gradcam")
 BASELINES = ("mean", "silence")
 
@@ -74,12 +77,13 @@ def window_waveform(bundle: Bundle, source: str | Path | np.ndarray, start: floa
         if duration <= bundle.clip_seconds:
             start = 0.0
         else:
+            from audiocnn.inference.options import PredictOptions
             from audiocnn.inference.predictor import Predictor
 
             # torch, not the default ONNX Runtime: explaining must not export graphs into the user's cache
-            start = Predictor(bundle, runtime="torch").predict(path).most_confident_start
+            start = Predictor(bundle, PredictOptions(runtime="torch")).predict(path).most_confident_start
     if not 0 <= start < duration:
-        raise ConfigError(f"--start {start:g}: {path} is {duration:.2f} s long")
+        raise OptionError("start", f"{start:g} s is not within {path}, which is {duration:.2f} s long")
     samples = audio.load(path, bundle.sample_rate, offset=start, duration=bundle.clip_seconds)
     return audio.fix_length(samples, length), start
 
@@ -87,12 +91,31 @@ def window_waveform(bundle: Bundle, source: str | Path | np.ndarray, start: floa
 def explain(bundle: Bundle, source: str | Path | np.ndarray, *, methods: tuple[str, ...] = METHODS,
             target: str | int | None = None, start: float | None = None, steps: int = DEFAULT_STEPS,
             baseline: str = "mean") -> Attribution:
-    """Attribution maps of the predicted (or `target`) class for one window of `source`."""
+    """Attribution maps of the predicted (or `target`) class for one window of `source`.
+
+    Args:
+        bundle: the trained model.
+        source: an audio file, or a waveform at the bundle's rate (taken as one window).
+        methods: any of `METHODS` ("ig", "gradcam").
+        target: the label (or class index) to explain; default the most probable one.
+        start: the window starting here (s); default the window the model is most confident about.
+        steps: Integrated Gradients' integration steps, within `STEPS_RANGE`.
+        baseline: IG's reference image, one of `BASELINES`.
+
+    Returns:
+        The window's image, its calibrated probabilities and a map per method.
+
+    Raises:
+        OptionError: a method, baseline, step count, start or target that cannot be explained,
+            naming the option (`start`, ...): the CLI shows it as `--start`.
+    """
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
-        raise ConfigError(f"unknown method(s) {', '.join(unknown) or 'none'}; choose from {', '.join(METHODS)}")
+        raise OptionError("method", f"{', '.join(unknown) or 'none'}: choose from {', '.join(METHODS)}")
     if baseline not in BASELINES:
-        raise ConfigError(f"unknown baseline {baseline!r}; choose from {', '.join(BASELINES)}")
+        raise OptionError("baseline", f"{baseline!r}: choose from {', '.join(BASELINES)}")
+    if not STEPS_RANGE[0] <= steps <= STEPS_RANGE[1]:
+        raise OptionError("steps", f"must be {STEPS_RANGE[0]}-{STEPS_RANGE[1]} (got {steps})")
     samples, start = window_waveform(bundle, source, start)
     model = bundle.model.eval()
     with torch.inference_mode():
@@ -187,10 +210,10 @@ def _target_index(labels: list[str], target: str | int | None, probabilities: np
     if isinstance(target, int) or (isinstance(target, str) and target.isdigit() and target not in labels):
         index = int(target)
         if not 0 <= index < len(labels):
-            raise ConfigError(f"--target {target}: the model has classes 0–{len(labels) - 1}")
+            raise OptionError("target", f"{target}: the model has classes 0–{len(labels) - 1}")
         return index
     if target not in labels:
         close = [label for label in labels if target.lower() in label.lower()]
         hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
-        raise ConfigError(f"--target {target!r} is not one of the model's {len(labels)} labels{hint}")
+        raise OptionError("target", f"{target!r} is not one of the model's {len(labels)} labels{hint}")
     return labels.index(target)

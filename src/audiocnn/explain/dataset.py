@@ -21,8 +21,8 @@ from audiocnn.bundle import Bundle, require_held_out
 from audiocnn.datasets._files import unreadable
 from audiocnn.datasets.images import clip_images
 from audiocnn.datasets.recipe import recipe_dataset
-from audiocnn.errors import ConfigError, DatasetError
-from audiocnn.explain.attributions import grad_cam_maps, ig_maps
+from audiocnn.errors import ConfigError, DatasetError, OptionError
+from audiocnn.explain.attributions import STEPS_RANGE, grad_cam_maps, ig_maps
 
 #: Fewer IG steps than for one clip: class means average out the quadrature error.
 DATASET_STEPS = 32
@@ -55,11 +55,13 @@ def class_attributions(bundle: Bundle, data_root: Path, fold: int, *, method: st
     A file that cannot be opened is left out and its one-line problem given to `on_unreadable`
     (the rest are explained); without it, such a file is a DatasetError.
     """
+    if not STEPS_RANGE[0] <= steps <= STEPS_RANGE[1]:
+        raise OptionError("steps", f"must be {STEPS_RANGE[0]}-{STEPS_RANGE[1]} (got {steps})")
     require_held_out(bundle, fold)
     data = recipe_dataset(bundle.recipe, data_root)
     clips = [clip for clip in data.clips if clip.fold == fold]
     if not clips:
-        raise ConfigError(f"--fold {fold}: {data.name} at {data_root} has folds {data.folds}")
+        raise OptionError("fold", f"{fold}: {data.name} at {data_root} has folds {data.folds}")
     bad = unreadable(clip.path for clip in clips)
     if bad and on_unreadable is None:
         raise DatasetError(f"{len(bad)} file(s) of fold {fold} cannot be read: {'; '.join(list(bad.values())[:3])}")

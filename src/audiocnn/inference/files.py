@@ -28,7 +28,7 @@ from audiocnn.inference.formats import SUFFIXES, PredictionWriter
 from audiocnn.inference.inputs import InputFile, result_path
 from audiocnn.inference.overview import SpectrogramCollector
 from audiocnn.inference.predictor import FilePrediction, Predictor
-from audiocnn.inference.workers import WHOLE, Part, PredictorSpec, outcomes
+from audiocnn.inference.workers import PredictorSpec, outcomes
 from audiocnn.tabletext import printable
 
 
@@ -122,7 +122,7 @@ class FolderSink:
 
 
 def classify_files(predictor: Predictor, inputs: list[InputFile], sink: ResultSink, *,
-                   on_file: FileDone | None = None, overview: bool = False, part: Part = WHOLE, workers: int = 1,
+                   on_file: FileDone | None = None, overview: bool = False, workers: int = 1,
                    spec: PredictorSpec | None = None, errors: TextIO | None = None,
                    progress: bool | None = None) -> BatchResult:
     """Classify `inputs` in order, writing each result as it is done; problems go to `errors` (stderr).
@@ -135,7 +135,7 @@ def classify_files(predictor: Predictor, inputs: list[InputFile], sink: ResultSi
     show = errors.isatty() if progress is None else progress
     todo = [item for item in inputs if not sink.finished(item)]
     skipped = len(inputs) - len(todo)
-    expected = {item.path: _expected_windows(predictor, item.path, part) for item in todo}
+    expected = {item.path: _expected_windows(predictor, item.path) for item in todo}
     ok = failed = 0
     with tqdm(total=sum(expected.values()), unit="window", disable=not show, file=errors, leave=False) as bar:
         counted = [0]  # windows of the current file the bar has been told about
@@ -144,7 +144,7 @@ def classify_files(predictor: Predictor, inputs: list[InputFile], sink: ResultSi
             counted[0] += 1
             bar.update(1)
 
-        for outcome in outcomes(predictor, todo, part=part, overview=overview, workers=workers, spec=spec,
+        for outcome in outcomes(predictor, todo, overview=overview, workers=workers, spec=spec,
                                 on_window=on_window):
             item = outcome.item
             bar.set_description(printable(item.path.name)[:30])
@@ -171,10 +171,10 @@ def classify_files(predictor: Predictor, inputs: list[InputFile], sink: ResultSi
     return BatchResult(ok, failed, skipped)
 
 
-def _expected_windows(predictor: Predictor, path: Path, part: Part) -> int:
+def _expected_windows(predictor: Predictor, path: Path) -> int:
     """Windows a recording will give, from its header (0 for a bad file: reported when its turn comes)."""
     try:
-        seconds = part.seconds_of(audio.info(path).duration)
+        seconds = predictor.options.seconds_of(audio.info(path).duration)
     except Exception:  # noqa: BLE001 - any bad file is reported, with its real error, when its turn comes
         return 0
     return predictor.windows_for(seconds) if seconds > 0 else 0

@@ -48,14 +48,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from audiocnn.inference.detections import Detection, detections, window_labels
+from audiocnn.inference.options import OutputOptions
 from audiocnn.inference.predictor import FilePrediction
 from audiocnn.tabletext import RAVEN_COLUMNS, printable, raven_text, spreadsheet_text
 
-FORMATS = ("table", "csv", "json", "raven", "audacity", "kaleidoscope", "scores")
-#: Formats that list detections, which `--merge-consecutive` joins.
-DETECTION_FORMATS = ("raven", "audacity", "kaleidoscope")
-#: Formats that describe one recording per file (no file name inside): `--out-dir` for several.
-ONE_RECORDING_FORMATS = ("audacity",)
 #: The result file's name ending for each format, after the recording's name (`--out-dir`).
 SUFFIXES = {"table": ".audiocnn.txt", "csv": ".audiocnn.csv", "json": ".audiocnn.json",
             "raven": ".audiocnn.selections.txt", "audacity": ".audiocnn.labels.txt",
@@ -66,20 +62,23 @@ SCORE_INDEX = ["file", "start_time", "end_time"]
 
 
 class PredictionWriter:
-    """Writes each file's prediction to `stream` in `fmt` as soon as it is added.
+    """Writes each file's prediction to `stream` as soon as it is added.
 
-    `labels`: the model's classes (the `scores` format's header names them all before the first file).
+    Args:
+        stream: where the text goes.
+        output: the format and which labels each window lists (`OutputOptions`, checked already).
+        high_freq_hz: a Raven selection's top frequency (half the model's sample rate).
+        can_abstain: the model answers `unknown` below a threshold: one more label column.
+        labels: the model's classes (the `scores` format's header names them all before the first file).
     """
 
-    def __init__(self, stream: TextIO, fmt: str, *, top_k: int = 3, min_confidence: float = 0.0,
-                 high_freq_hz: float = 8000.0, can_abstain: bool = False, merge_consecutive: bool = False,
-                 labels: list[str] | None = None) -> None:
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown format {fmt!r}")
+    def __init__(self, stream: TextIO, output: OutputOptions, *, high_freq_hz: float = 8000.0,
+                 can_abstain: bool = False, labels: list[str] | None = None) -> None:
+        fmt, top_k = output.format, output.top_k
         if fmt == "scores" and not labels:
             raise ValueError("the scores format needs the model's labels for its header")
-        self.stream, self.fmt, self.top_k, self.min_confidence = stream, fmt, top_k, min_confidence
-        self.high_freq_hz, self.merge_consecutive = high_freq_hz, merge_consecutive
+        self.stream, self.fmt, self.top_k, self.min_confidence = stream, fmt, top_k, output.min_confidence
+        self.high_freq_hz, self.merge_consecutive = high_freq_hz, output.merge_consecutive
         self._documents: list[dict[str, Any]] = []
         self._failures: list[dict[str, str]] = []
         self._selection = 0

@@ -26,7 +26,8 @@ import torch
 
 from audiocnn import audio
 from audiocnn.bundle import Bundle
-from audiocnn.errors import AudioError, BundleError, ConfigError
+from audiocnn.errors import AudioError, BundleError, OptionError
+from audiocnn.inference.options import DEFAULT, PredictOptions
 from audiocnn.inference.runtimes import OnnxBackbone, for_inference, release_freed_memory
 from audiocnn.inference.windows import window_count, windows
 from audiocnn.models.classifier import AudioClassifier
@@ -94,7 +95,7 @@ class TooLong(AudioError):
 
 def checked_windows(trained_seconds: float, window_seconds: float | None, hop_seconds: float | None
                     ) -> tuple[float, float]:
-    """(window, hop) in seconds: the model's window and half of it by default; out of range a ConfigError.
+    """(window, hop) in seconds: the model's window and half of it by default; out of range an OptionError.
 
     The bounds make the work of a recording its length times a bounded cost per second, which a
     server's duration limit and timeout can then bound (see the module notes).
@@ -102,12 +103,12 @@ def checked_windows(trained_seconds: float, window_seconds: float | None, hop_se
     window = trained_seconds if window_seconds is None else float(window_seconds)
     low, high = (trained_seconds * bound for bound in WINDOW_RANGE)
     if not low <= window <= high:  # NaN fails too
-        raise ConfigError(f"window {window:g} s: must be between {low:g} s and {high:g} s (a tenth to "
-                          f"{WINDOW_RANGE[1]:g} times the model's {trained_seconds:g} s window)")
+        raise OptionError("window", f"must be between {low:g} s and {high:g} s, a tenth to {WINDOW_RANGE[1]:g} "
+                          f"times the model's {trained_seconds:g} s window (got {window:g})")
     hop = window / 2 if hop_seconds is None else float(hop_seconds)
     if not MIN_HOP_FRACTION * window <= hop < float("inf"):
-        raise ConfigError(f"hop {hop:g} s: must be at least {MIN_HOP_FRACTION * window:g} s (a tenth of the "
-                          f"{window:g} s window) and finite")
+        raise OptionError("hop", f"must be at least {MIN_HOP_FRACTION * window:g} s, a tenth of the {window:g} s "
+                          f"window, and finite (got {hop:g})")
     return window, hop
 
 
@@ -116,17 +117,15 @@ class Predictor:
 
     Args:
         bundle: the trained model (`audiocnn.bundle.load`).
-        window_seconds: window length; default the model's trained clip length.
-        hop_seconds: step between window starts; default half a window.
-        batch_size: windows scored at once (fewer for windows longer than the trained clip).
-        denoise: share of the background removed by spectral gating first (0: off, up to 1).
+        options: the windows (default the model's clip length, half of it apart), noise reduction,
+            the `unknown` threshold (default the bundle's), the runtime and the batch size
+            (fewer windows a batch for windows longer than the trained clip); see `PredictOptions`.
+            Those that say how results are written (format, top_k, ...) are for the writers.
         block_seconds: audio decoded at a time; memory stays flat however long the file.
-        runtime: "auto", "torch", "onnx" or "int8" (the bundle's 8-bit graph, `audiocnn quantize`).
-        unknown_below: answer `unknown` below this top probability; default the bundle's threshold.
         build: False plans windows without building a runtime (`predict` then refuses).
 
     Raises:
-        ConfigError: a window, hop, batch size, denoise or threshold out of range.
+        OptionError: a window or hop out of range for this model.
         BundleError: the int8 runtime asked of a bundle whose 8-bit graph cannot run.
 
     Example:
@@ -134,36 +133,31 @@ class Predictor:
         >>> import audiocnn
         >>> from audiocnn import bundle
         >>> from audiocnn.bundled import default_model
-        >>> predictor = Predictor(bundle.load(default_model()), hop_seconds=2.5)
+        >>> predictor = Predictor(bundle.load(default_model()), PredictOptions(hop=2.5))
         >>> predictor.rate, predictor.window, predictor.hop
         (16000, 80000, 40000)
         >>> predictor.windows_for(12.0)  # 0-5, 2.5-7.5, 5-10, 7.5-12 s
         4
     """
 
-    def __init__(self, bundle: Bundle, *, window_seconds: float | None = None, hop_seconds: float | None = None,
-                 batch_size: int = 32, denoise: float = 0.0, block_seconds: float = BLOCK_SECONDS,
-                 runtime: str = "auto", unknown_below: float | None = None, build: bool = True) -> None:
+    def __init__(self, bundle: Bundle, options: PredictOptions = DEFAULT, *, block_seconds: float = BLOCK_SECONDS,
+                 build: bool = True) -> None:
         """`build=False`: windows, rate and calibration only, no runtime (a run whose files are
         classified by worker processes plans and writes with it; `predict` then refuses)."""
-        window_seconds, hop_seconds = checked_windows(bundle.clip_seconds, window_seconds, hop_seconds)
-        if batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1 (got {batch_size})")
-        if not 0.0 <= denoise <= 1.0:
-            raise ConfigError(f"--denoise-strength must be between 0 and 1 (got {denoise:g})")
-        if unknown_below is not None and not 0.0 <= unknown_below <= 1.0:
-            raise ConfigError(f"--unknown-below must be between 0 and 1 (got {unknown_below:g})")
+        window_seconds, hop_seconds = checked_windows(bundle.clip_seconds, options.window, options.hop)
+        self.options = options
         # the bundle's calibration: logits / temperature, and `unknown` below its threshold
         self.temperature = bundle.temperature
-        self.unknown_below = bundle.unknown_below if unknown_below is None else unknown_below
+        self.unknown_below = bundle.unknown_below if options.unknown_below is None else options.unknown_below
         self.bundle = bundle
         self.rate = bundle.sample_rate
         self.window = max(1, round(window_seconds * self.rate))
-        self.model = self._runtime(bundle, runtime, window_seconds) if build else None
+        self.model = self._runtime(bundle, options.runtime, window_seconds) if build else None
         self.hop = max(1, round(hop_seconds * self.rate))
         # longer windows, smaller batches: a batch never holds more audio than `batch_size` trained windows
+        batch_size = options.batch_size
         self.batch_size = max(1, min(batch_size, int(batch_size * bundle.clip_seconds / window_seconds)))
-        self.denoise = denoise  # share of the background removed before windowing; 0 = off
+        self.denoise = options.strength  # share of the background removed before windowing; 0 = off
         self.block_seconds = block_seconds
         # Blocks read over all files (a batch of short files trims too); next() on a count is atomic.
         self._blocks_read = itertools.count(1)
@@ -184,16 +178,14 @@ class Predictor:
         return window_count(round(seconds * self.rate), self.window, self.hop)
 
     def predict(self, path: str | Path, *, on_window: Callable[[], None] | None = None,
-                on_block: BlockObserver | None = None, offset: float = 0.0,
-                duration: float | None = None, max_seconds: float | None = None) -> FilePrediction:
-        """Class probabilities for every window of one recording.
+                on_block: BlockObserver | None = None, max_seconds: float | None = None) -> FilePrediction:
+        """Class probabilities for every window of one recording (the part the options' `offset` and
+        `duration` say; window times stay times in the recording).
 
         Args:
             path: an audio file in any format, rate and channel count `audiocnn.audio` reads.
             on_window: called once per window scored; it may raise to stop the work (a deadline).
             on_block: called with each decoded block of samples (at the model's rate); may raise too.
-            offset: classify from this many seconds in (window times stay times in the recording).
-            duration: classify only this many seconds (default: to the end).
             max_seconds: more decoded audio than this raises `TooLong` as soon as it is read (within
                 one block of the limit), however short the file's header says it is.
 
@@ -218,6 +210,7 @@ class Predictor:
             [('dog', 0.92), ('sneezing', 0.02)]
         """
         path = Path(path)
+        offset, duration = self.options.offset, self.options.duration
         seen = [0]  # samples read so far: this call's own, so calls from several threads never mix
         limit = None if max_seconds is None else round(max_seconds * self.rate)
         blocks = self._blocks(path, on_block, seen, offset, duration, limit)
@@ -279,8 +272,8 @@ def _int8_backbone(bundle: Bundle, example: torch.Tensor, window_seconds: float)
 
     graph, info = read_int8(bundle)
     if info.get("input_shape") != list(example.shape[1:]):  # the window is fixed when the graph is made
-        raise ConfigError(f"--runtime int8: the 8-bit graph of {bundle.path} takes {bundle.clip_seconds:g} s windows "
-                          f"only (got --window {window_seconds:g}); use another --runtime for other windows")
+        raise OptionError("window", f"the 8-bit graph of {bundle.path} takes {bundle.clip_seconds:g} s windows only "
+                          f"(got {window_seconds:g}); use another runtime for other windows")
     try:
         backbone = OnnxBackbone(graph)
         backbone(example)

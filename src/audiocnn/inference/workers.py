@@ -16,36 +16,19 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
 
 from audiocnn import audio
 from audiocnn.errors import AudiocnnError, item_failure
 from audiocnn.inference.inputs import InputFile
+from audiocnn.inference.options import DEFAULT, PredictOptions
 from audiocnn.inference.overview import SpectrogramCollector
 from audiocnn.inference.predictor import FilePrediction, Predictor
 
 #: Files queued per worker beyond the one it is classifying (keeps workers busy, memory bounded).
 QUEUED_PER_WORKER = 2
-
-
-@dataclass(frozen=True)
-class Part:
-    """The part of each recording to classify (`--offset`, `--duration`); the whole by default."""
-
-    offset: float = 0.0
-    duration: float | None = None
-
-    def seconds_of(self, total: float) -> float:
-        """Seconds classified of a recording `total` seconds long."""
-        left = max(0.0, total - self.offset)
-        return left if self.duration is None else min(left, self.duration)
-
-
-#: Every recording whole (no `--offset` or `--duration`).
-WHOLE = Part()
 
 
 @dataclass
@@ -64,30 +47,29 @@ class PredictorSpec:
     """How a worker builds its own `Predictor`: the bundle folder and the predictor's options."""
 
     model: Path
-    options: dict[str, Any] = field(default_factory=dict)
+    options: PredictOptions = DEFAULT
 
     def build(self) -> Predictor:
         """The worker's Predictor (the backbone is not loaded for the int8 runtime)."""
         from audiocnn import bundle
 
-        return Predictor(bundle.load(self.model, backbone=self.options.get("runtime") != "int8"), **self.options)
+        return Predictor(bundle.load(self.model, backbone=self.options.runtime != "int8"), self.options)
 
 
-def classify(predictor: Predictor, item: InputFile, part: Part, overview: bool,
+def classify(predictor: Predictor, item: InputFile, overview: bool,
              on_window: Callable[[], None] | None = None) -> Outcome:
     """One recording classified; whatever goes wrong with it (a bad file, or any library's exception
     on a file no one foresaw) is returned as the outcome's one-line error, so the batch goes on."""
     try:
-        collector = (SpectrogramCollector(predictor.rate, part.seconds_of(audio.info(item.path).duration))
+        collector = (SpectrogramCollector(predictor.rate, predictor.options.seconds_of(audio.info(item.path).duration))
                      if overview else None)
-        result = predictor.predict(item.path, on_window=on_window, on_block=collector, offset=part.offset,
-                                   duration=part.duration)
+        result = predictor.predict(item.path, on_window=on_window, on_block=collector)
     except Exception as err:  # noqa: BLE001 - one file's failure, whatever it is, is that file's alone
         return Outcome(item, error=item_failure(item.path, err))
     return Outcome(item, result, collector, windows=len(result.starts))
 
 
-def outcomes(predictor: Predictor, items: list[InputFile], *, part: Part = WHOLE, overview: bool = False,
+def outcomes(predictor: Predictor, items: list[InputFile], *, overview: bool = False,
              workers: int = 1, spec: PredictorSpec | None = None,
              on_window: Callable[[], None] | None = None) -> Iterator[Outcome]:
     """Outcomes of `items` in order: classified here (`workers` 1) or by `workers` processes, each
@@ -95,7 +77,7 @@ def outcomes(predictor: Predictor, items: list[InputFile], *, part: Part = WHOLE
     built_here = predictor.model is not None
     if spec is None or workers <= 1 or (len(items) <= 1 and built_here):
         for item in items:
-            yield classify(predictor, item, part, overview, on_window)
+            yield classify(predictor, item, overview, on_window)
         return
     workers = min(workers, len(items))
     threads = max(1, _cores() // workers)
@@ -105,7 +87,7 @@ def outcomes(predictor: Predictor, items: list[InputFile], *, part: Part = WHOLE
         queue = iter(items)
         try:
             for item in queue:
-                pending.append(pool.submit(_classify_in_worker, item, part, overview))
+                pending.append(pool.submit(_classify_in_worker, item, overview))
                 if len(pending) >= workers * (1 + QUEUED_PER_WORKER):
                     yield _result(pending.popleft())
             while pending:
@@ -167,8 +149,8 @@ def _exit_with_parent(every_seconds: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _classify_in_worker(item: InputFile, part: Part, overview: bool) -> Outcome:
+def _classify_in_worker(item: InputFile, overview: bool) -> Outcome:
     if _worker_error is not None:
         raise _worker_error
     assert _worker_predictor is not None, "worker started without its predictor"
-    return classify(_worker_predictor, item, part, overview)
+    return classify(_worker_predictor, item, overview)

@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audiocnn import __version__
-from audiocnn.errors import item_failure, public_failure
+from audiocnn.errors import OptionError, item_failure, public_failure
 from audiocnn.serve import guards
 from audiocnn.serve.guards import RETRY_AFTER_S, BodyLimit, HostCheck
 from audiocnn.serve.metrics import ServerMetrics
@@ -38,6 +38,7 @@ from audiocnn.serve.routes import api_router
 from audiocnn.serve.service import ModelService
 from audiocnn.serve.settings import ServeSettings
 from audiocnn.serve.state import Refused, ServerState
+from audiocnn.validation import error_line
 
 log = logging.getLogger("audiocnn.serve")
 
@@ -88,11 +89,15 @@ def _install_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
     async def _refused(_: Request, err: Refused) -> JSONResponse:
         return refusal(err.status, err.kind, err.message, err.file, err.headers)
 
+    @app.exception_handler(OptionError)  # a request's options, checked as their model is built
+    async def _option(_: Request, err: OptionError) -> JSONResponse:
+        return refusal(422, "bad_option", str(err))
+
     @app.exception_handler(RequestValidationError)
     async def _bad_option(_: Request, err: RequestValidationError) -> JSONResponse:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
-        return refusal(422, "bad_option", f"{where}: {first.get('msg', 'not valid')}")
+        first = dict(err.errors()[0])
+        first["loc"] = tuple(first.get("loc", ()))[1:] or ("request",)  # ("query", "top_k") names `top_k`
+        return refusal(422, "bad_option", error_line(first))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:

@@ -6,16 +6,16 @@ is read before a worker slot is taken; the job runs with a ticket that stops it 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from audiocnn.errors import AudiocnnError
-from audiocnn.inference.formats import FORMATS
+from audiocnn.explain.attributions import STEPS_RANGE
 from audiocnn.serve.metrics import ServerMetrics
 from audiocnn.serve.pool import Cancelled, Ticket
-from audiocnn.serve.service import MEDIA_TYPES, PredictAnswer, PredictOptions, failure_line
+from audiocnn.serve.service import MEDIA_TYPES, PredictAnswer, PredictRequest, failure_line
 from audiocnn.serve.state import Refused, ServerState, checked
 
 
@@ -31,35 +31,10 @@ def _add_predict(router: APIRouter, state: ServerState) -> None:
     service = state.service
 
     @router.post("/v1/predict", summary="Classify recordings", response_model=None)
-    async def predict(
-        request: Request,
-        window: Annotated[float | None, Query(description="window length in s (default: the model's; a "
-                                              "tenth to 4 times it)")] = None,
-        hop: Annotated[float | None, Query(description="s between window starts (default: half a window; "
-                                           "at least a tenth of it)")] = None,
-        top_k: Annotated[int, Query(ge=1, le=1000, description="labels per window")] = 3,
-        min_confidence: Annotated[float, Query(ge=0, le=1, description="drop labels below this probability")] = 0.0,
-        unknown_below: Annotated[float | None, Query(ge=0, le=1, description="`unknown` below this top probability "
-                                                     "(default: the model's threshold; 0: off)")] = None,
-        denoise: Annotated[bool, Query(description="spectral-gating noise reduction first")] = False,
-        denoise_strength: Annotated[float | None, Query(ge=0, le=1, description="share of the background removed "
-                                                        "(default 0.5; implies denoise)")] = None,
-        format: Annotated[str, Query(pattern=f"^({'|'.join(FORMATS)})$", description=", ".join(FORMATS) + " (audacity: "
-                                     "one recording per request)")] = "json",
-        merge_consecutive: Annotated[bool, Query(description="raven, audacity, kaleidoscope: join a label's "
-                                                 "detections in consecutive windows")] = False,
-        timeline: Annotated[bool, Query(description="json: add each file's timeline picture (PNG, base64)")] = False,
-        name: Annotated[str | None, Query(max_length=255, description="a raw body's file name, for the results")] = None,
-    ) -> Response:
-        from audiocnn.inference.denoise import DEFAULT_STRENGTH
-
+    async def predict(request: Request, options: Annotated[PredictRequest, Query()]) -> Response:
         state.authorised(request)
-        strength = denoise_strength if denoise_strength is not None else DEFAULT_STRENGTH if denoise else 0.0
-        options = PredictOptions(window, hop, top_k, min_confidence, unknown_below, strength, format, timeline,
-                                 merge_consecutive)
-        checked(options.check)
-        checked(lambda: options.check_windows(service.bundle.clip_seconds))
-        folder = await state.uploaded(request, name)
+        checked(lambda: service.check_windows(options))
+        folder = await state.uploaded(request, options.name)
         answer = await state.in_worker(lambda ticket: checked(lambda: service.predict(folder.uploads, options, ticket)),
                                        folder)
         return _predict_response(answer, state.metrics)
@@ -89,13 +64,13 @@ def _add_explain(router: APIRouter, state: ServerState) -> None:
     @router.post("/v1/explain", summary="Explain one window of a recording", response_model=None)
     async def explain(
         request: Request,
-        method: Annotated[str, Query(pattern="^(ig|gradcam|both)$", description="ig, gradcam or both")] = "both",
+        method: Annotated[Literal["ig", "gradcam", "both"], Query(description="ig, gradcam or both")] = "both",
         target: Annotated[str | None, Query(max_length=200, description="explain this label (default: the top one)")] = None,
-        start: Annotated[float | None, Query(ge=0, description="the window starting here, s (default: the most "
-                                                  "confident one)")] = None,
-        steps: Annotated[int, Query(ge=2, le=256, description="integrated-gradients steps")] = 32,
-        baseline: Annotated[str, Query(pattern="^(mean|silence)$", description="IG reference: mean or silence")] = "mean",
-        output: Annotated[str, Query(pattern="^(png|npz)$", description="png (the picture) or npz (the arrays)")] = "png",
+        start: Annotated[float | None, Query(description="the window starting here, s (default: the most "
+                                             "confident one)")] = None,
+        steps: Annotated[int, Query(description="integrated-gradients steps, " + "-".join(map(str, STEPS_RANGE)))] = 32,
+        baseline: Annotated[Literal["mean", "silence"], Query(description="IG reference: mean or silence")] = "mean",
+        output: Annotated[Literal["png", "npz"], Query(description="png (the picture) or npz (the arrays)")] = "png",
         name: Annotated[str | None, Query(max_length=255, description="a raw body's file name")] = None,
     ) -> Response:
         state.authorised(request)

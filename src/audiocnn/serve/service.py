@@ -26,11 +26,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from audiocnn import audio, bundle
 from audiocnn.bundled import default_model
-from audiocnn.errors import AudiocnnError, AudioError, ConfigError, item_failure, public_failure
-from audiocnn.inference.formats import DETECTION_FORMATS, FORMATS, ONE_RECORDING_FORMATS, PredictionWriter
+from audiocnn.errors import AudiocnnError, AudioError, OptionError, item_failure, public_failure
+from audiocnn.inference.formats import PredictionWriter
+from audiocnn.inference.options import (
+    ONE_RECORDING_FORMATS,
+    ClassifyOptions,
+    Format,
+    OutputOptions,
+    PredictOptions,
+)
 from audiocnn.inference.overview import SpectrogramCollector
 from audiocnn.inference.predictor import (
     MIN_HOP_FRACTION,
@@ -47,45 +56,33 @@ from audiocnn.serve.uploads import Upload
 log = logging.getLogger("audiocnn.serve")
 #: Predictors (one per set of window options) kept at once; each holds an exported backbone.
 MAX_PREDICTORS = 8
-#: Integrated-gradients steps a request may ask for (the CLI's default is far below).
-MAX_STEPS = 256
 MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8",
                "raven": "text/tab-separated-values; charset=utf-8", "table": "text/plain; charset=utf-8",
                "audacity": "text/plain; charset=utf-8", "kaleidoscope": "text/csv; charset=utf-8",
                "scores": "text/csv; charset=utf-8"}
 
 
-@dataclass(frozen=True)
-class PredictOptions:
-    """`audiocnn predict`'s options, as a request gives them."""
+class PredictRequest(ClassifyOptions, OutputOptions):
+    """`POST /v1/predict`'s query: `audiocnn predict`'s options (the same models, so the same names,
+    ranges and checks) but the engine and batch size, which are the server's; JSON by default, and
+    a timeline picture per file on request."""
 
-    window: float | None = None
-    hop: float | None = None
-    top_k: int = 3
-    min_confidence: float = 0.0
-    unknown_below: float | None = None
-    denoise: float = 0.0
-    format: str = "json"
-    timeline: bool = False  # json only: each file gets its timeline picture (PNG, base64)
-    merge_consecutive: bool = False  # raven, audacity, kaleidoscope: a label's consecutive windows as one
+    format: Format = Field("json", description=OutputOptions.model_fields["format"].description)
+    timeline: bool = Field(False, description="json: add each file's timeline picture (PNG, base64)")
+    name: str | None = Field(None, max_length=255, description="a raw body's file name, for the results")
 
-    def check(self) -> None:
-        """Refuse (ConfigError) a format, top_k, min_confidence or combination the server cannot answer."""
-        if self.format not in FORMATS:
-            raise ConfigError(f"format must be one of {', '.join(FORMATS)} (got {self.format!r})")
-        if self.merge_consecutive and self.format not in DETECTION_FORMATS:
-            raise ConfigError(f"merge_consecutive joins detections, which {', '.join(DETECTION_FORMATS)} list; "
-                              f"format={self.format} lists windows")
-        if not 1 <= self.top_k <= 1000:
-            raise ConfigError(f"top_k must be 1-1000 (got {self.top_k})")
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise ConfigError(f"min_confidence must be between 0 and 1 (got {self.min_confidence:g})")
-        if self.timeline and self.format != "json":
-            raise ConfigError("timeline pictures come with format=json only")
+    @field_validator("timeline")
+    @classmethod
+    def _timeline_in_json(cls, timeline: bool, info: ValidationInfo) -> bool:
+        if timeline and info.data.get("format") not in (None, "json"):
+            raise PydanticCustomError("combination", "timeline pictures come with format=json only")
+        if timeline and (info.data.get("offset") or info.data.get("duration") is not None):
+            raise PydanticCustomError("combination", "a timeline draws whole recordings: leave out offset and duration")
+        return timeline
 
-    def check_windows(self, trained_seconds: float) -> None:
-        """The window and hop within the library's bounds (its own messages), before an upload is read."""
-        checked_windows(trained_seconds, self.window, self.hop)
+    def predictor_options(self, runtime: str) -> PredictOptions:
+        """What the server's Predictor for this request is built with (and kept under)."""
+        return PredictOptions(runtime=runtime, **self.model_dump(include=set(ClassifyOptions.model_fields)))
 
 
 @dataclass
@@ -116,7 +113,7 @@ class ModelService:
         >>> service = ModelService(ServeSettings(max_seconds=60))
         >>> service.describe()["name"], service.describe()["window_seconds"]
         ('esc50-mobilenetv2', 5.0)
-        >>> answer = service.predict([Upload("bark.wav", examples / "dog-bark.wav")], PredictOptions(top_k=1),
+        >>> answer = service.predict([Upload("bark.wav", examples / "dog-bark.wav")], PredictRequest(top_k=1),
         ...                          Ticket(seconds=60))
         >>> answer.ok, answer.failed, answer.media_type
         (1, [], 'application/json')
@@ -128,25 +125,29 @@ class ModelService:
         self.settings = settings
         self.path = Path(settings.model) if settings.model is not None else default_model()
         self.bundle = bundle.load(self.path)
-        self._predictors: OrderedDict[tuple, Predictor] = OrderedDict()
+        self._predictors: OrderedDict[PredictOptions, Predictor] = OrderedDict()
         self._predictors_lock = threading.Lock()
         self._explain_lock = threading.Lock()
-        self.predictor(PredictOptions())  # the default one is built (and checked) before the first request
+        self.predictor(PredictRequest())  # the default one is built (and checked) before the first request
 
-    def predictor(self, options: PredictOptions) -> Predictor:
-        """The Predictor for these window options, built once and kept (the last `MAX_PREDICTORS`)."""
-        key = (options.window, options.hop, options.denoise, options.unknown_below)
+    def predictor(self, request: PredictRequest) -> Predictor:
+        """The Predictor for this request's windows, part and noise reduction, built once and kept (the
+        last `MAX_PREDICTORS`)."""
+        key = request.predictor_options(self.settings.runtime)
         with self._predictors_lock:
             if key in self._predictors:
                 self._predictors.move_to_end(key)
                 return self._predictors[key]
-        made = Predictor(self.bundle, window_seconds=options.window, hop_seconds=options.hop, denoise=options.denoise,
-                         runtime=self.settings.runtime, unknown_below=options.unknown_below)
+        made = Predictor(self.bundle, key)
         with self._predictors_lock:
             self._predictors[key] = made
             while len(self._predictors) > MAX_PREDICTORS:
                 self._predictors.popitem(last=False)
         return made
+
+    def check_windows(self, request: PredictRequest) -> None:
+        """The request's window and hop within the library's bounds for this model (before an upload is read)."""
+        checked_windows(self.bundle.clip_seconds, request.window, request.hop)
 
     def check_length(self, upload: Upload) -> float:
         """The recording's length from its header; refused beyond --max-seconds before it is decoded
@@ -173,7 +174,7 @@ class ModelService:
                           "(--max-seconds): decoding stopped there, whatever its header says") from None
         return replace(result, path=Path(upload.name))
 
-    def predict(self, uploads: list[Upload], options: PredictOptions, ticket: Ticket) -> PredictAnswer:
+    def predict(self, uploads: list[Upload], options: PredictRequest, ticket: Ticket) -> PredictAnswer:
         """Every upload classified in turn; a bad one, or one that fails unexpectedly, is listed as failed
         and the rest go on. `ticket.check` stops the whole job (raising `Cancelled`).
 
@@ -187,18 +188,17 @@ class ModelService:
             count of files classified, the failed ones, and the seconds of audio classified.
 
         Raises:
-            ConfigError: a one-recording format (audacity) asked of several files.
+            OptionError: a one-recording format (audacity) asked of several files.
             Cancelled: the ticket's deadline passed or the job was cancelled.
         """
         if options.format in ONE_RECORDING_FORMATS and len(uploads) > 1:
-            raise ConfigError(f"format={options.format} describes one recording: send one file per request "
+            raise OptionError("format", f"{options.format} describes one recording: send one file per request "
                               f"(got {len(uploads)})")
         ticket.check()
         predictor = self.predictor(options)
         stream = io.StringIO()
-        writer = PredictionWriter(stream, options.format, top_k=options.top_k, min_confidence=options.min_confidence,
-                                  high_freq_hz=self.bundle.sample_rate / 2, can_abstain=predictor.unknown_below > 0,
-                                  merge_consecutive=options.merge_consecutive, labels=self.bundle.labels)
+        writer = PredictionWriter(stream, options, high_freq_hz=self.bundle.sample_rate / 2,
+                                  can_abstain=predictor.unknown_below > 0, labels=self.bundle.labels)
         failed: list[dict[str, str]] = []
         pictures: list[str] = []
         seconds = 0.0
@@ -207,7 +207,7 @@ class ModelService:
                 seconds_long = self.check_length(upload)
                 collector = SpectrogramCollector(predictor.rate, seconds_long) if options.timeline else None
                 result = self._classify(predictor, upload, ticket, collector)
-                picture = _timeline_png(result, collector, options.denoise > 0) if collector is not None else None
+                picture = _timeline_png(result, collector, options.strength > 0) if collector is not None else None
             except Cancelled:
                 raise
             except Exception as err:  # noqa: BLE001 - one file's failure, whatever it is, is that file's line
@@ -235,21 +235,21 @@ class ModelService:
         from audiocnn.explain import METHODS, explain
         from audiocnn.viz.explanations import save_explanation
 
-        if not 2 <= steps <= MAX_STEPS:
-            raise ConfigError(f"steps must be 2-{MAX_STEPS} (got {steps})")
         if output not in ("png", "npz"):
-            raise ConfigError(f"output must be png or npz (got {output!r})")
+            raise OptionError("output", f"must be png or npz (got {output!r})")
         methods = METHODS if method == "both" else (method,)
         try:
             self.check_length(upload)
             if start is None and audio.info(upload.path).duration <= self.bundle.clip_seconds:
                 start = 0.0  # a short recording is its only window
             elif start is None:  # the most confident window, found by a job that stops like any other
-                start = self._classify(self.predictor(PredictOptions()), upload, ticket).most_confident_start
+                start = self._classify(self.predictor(PredictRequest()), upload, ticket).most_confident_start
             ticket.check()
             with self._explain_lock:
                 result = explain(self.bundle, upload.path, methods=methods, target=target, start=start, steps=steps,
                                  baseline=baseline)
+        except OptionError as err:  # an option of the request: named as the API names it
+            raise OptionError(err.option, shown_message(err.problem, upload, prefix=False)) from None
         except AudiocnnError as err:
             raise type(err)(shown_message(str(err), upload)) from None
         headers = {"X-Audiocnn-Label": _ascii(result.target_label),
@@ -283,10 +283,11 @@ class ModelService:
         }
 
 
-def shown_message(message: str, upload: Upload) -> str:
-    """An error's one line, naming the upload as the client named it, never by its path on this server."""
+def shown_message(message: str, upload: Upload, prefix: bool = True) -> str:
+    """An error's one line, naming the upload as the client named it, never by its path on this server
+    (and, with `prefix`, starting with its name)."""
     message = message.replace(str(upload.path), upload.name).replace(str(upload.path.parent), "<upload>")
-    return message if message.startswith(upload.name) else f"{upload.name}: {message}"
+    return message if message.startswith(upload.name) or not prefix else f"{upload.name}: {message}"
 
 
 def failure_line(err: Exception, upload: Upload) -> str:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audiocnn.errors import ConfigError
+from audiocnn.inference.options import RUNTIMES
 
-RUNTIMES = ("auto", "onnx", "torch", "int8")
 #: (option, lowest, highest) of the numbers; a float range is exclusive at 0 (`0 <` value).
 FLOAT_RANGES = (("max_upload_mb", 0.0, 1024.0 * 1024), ("max_seconds", 0.0, 7 * 86400.0),
                 ("timeout_s", 0.0, 86400.0), ("upload_timeout_s", 0.0, 86400.0), ("header_timeout_s", 0.0, 3600.0))
