@@ -34,7 +34,7 @@ from audiocnn.serve import guards
 from audiocnn.serve.guards import RETRY_AFTER_S, BodyLimit, HostCheck
 from audiocnn.serve.metrics import ServerMetrics
 from audiocnn.serve.multipart import BadForm
-from audiocnn.serve.routes import api_router
+from audiocnn.serve.routes import router
 from audiocnn.serve.service import ModelService
 from audiocnn.serve.settings import ServeSettings
 from audiocnn.serve.state import Refused, ServerState
@@ -56,7 +56,7 @@ def create_app(settings: ServeSettings | None = None, *, service: ModelService |
                        budget=state.budget)
     _install_error_handlers(app, state.metrics)
     app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # added last: the first to run
-    app.include_router(api_router(state))
+    app.include_router(router)
     page = resources.files("audiocnn.serve") / "page"
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -1,14 +1,18 @@
-"""The API's routes: /v1/predict, /v1/explain, /v1/model, /healthz and /metrics, over a `ServerState`.
+"""The API's routes: /v1/predict, /v1/explain, /v1/model, /healthz and /metrics.
 
-Options are checked (the library's own checks and messages) before the upload is read; the upload
-is read before a worker slot is taken; the job runs with a ticket that stops it at `--timeout`.
+The routes are the module's `router`; what they share is the app's `ServerState`
+(`app.state.server`), which they receive as a dependency, as they do the API key check and the
+request's uploads. FastAPI resolves dependencies in order, so a request is refused for its key
+before its options are read, and for its options before its upload is read; the upload is read
+before a worker slot is taken; the job runs with a ticket that stops it at `--timeout`.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from audiocnn.errors import AudiocnnError
@@ -17,27 +21,55 @@ from audiocnn.serve.metrics import ServerMetrics
 from audiocnn.serve.pool import Cancelled, Ticket
 from audiocnn.serve.service import MEDIA_TYPES, PredictAnswer, PredictRequest, failure_line
 from audiocnn.serve.state import Refused, ServerState, checked
+from audiocnn.serve.uploads import UploadFolder
 
 
-def api_router(state: ServerState) -> APIRouter:
-    """The routes of one server."""
-    router = APIRouter()
-    for add in (_add_predict, _add_explain, _add_status):
-        add(router, state)
-    return router
+def server_state(request: Request) -> ServerState:
+    """The state of the server answering this request (set on the app by `create_app`)."""
+    return request.app.state.server
 
 
-def _add_predict(router: APIRouter, state: ServerState) -> None:
-    service = state.service
+State = Annotated[ServerState, Depends(server_state)]
 
-    @router.post("/v1/predict", summary="Classify recordings", response_model=None)
-    async def predict(request: Request, options: Annotated[PredictRequest, Query()]) -> Response:
-        state.authorised(request)
-        checked(lambda: service.check_windows(options))
-        folder = await state.uploaded(request, options.name)
-        answer = await state.in_worker(lambda ticket: checked(lambda: service.predict(folder.uploads, options, ticket)),
-                                       folder)
-        return _predict_response(answer, state.metrics)
+
+def authorised(request: Request, state: State) -> None:
+    """Refuse (401) a request without this server's API key, when it has one."""
+    state.authorised(request)
+
+
+async def predict_uploads(request: Request, state: State, options: Annotated[PredictRequest, Query()]
+                          ) -> AsyncIterator[UploadFolder]:
+    """The request's recordings, once its window options suit the model; deleted when the request ends."""
+    checked(lambda: state.service.check_windows(options))
+    folder = await state.uploaded(request, options.name)
+    try:
+        yield folder
+    finally:
+        folder.close()
+
+
+async def explain_upload(request: Request, state: State,
+                         name: Annotated[str | None, Query(max_length=255, description="a raw body's file name")] = None,
+                         ) -> AsyncIterator[UploadFolder]:
+    """The request's one recording; deleted when the request ends."""
+    folder = await state.uploaded(request, name, one_file=True)
+    try:
+        yield folder
+    finally:
+        folder.close()
+
+
+router = APIRouter()
+Authorised = Depends(authorised)
+
+
+@router.post("/v1/predict", summary="Classify recordings", response_model=None, dependencies=[Authorised])
+async def predict(state: State, options: Annotated[PredictRequest, Query()],
+                  folder: Annotated[UploadFolder, Depends(predict_uploads)]) -> Response:
+    """Every recording of the request classified, in the format asked for (JSON by default)."""
+    answer = await state.in_worker(lambda ticket: checked(lambda: state.service.predict(folder.uploads, options,
+                                                                                          ticket)), folder)
+    return _predict_response(answer, state.metrics)
 
 
 def _predict_response(answer: PredictAnswer, metrics: ServerMetrics) -> Response:
@@ -58,53 +90,49 @@ def _predict_response(answer: PredictAnswer, metrics: ServerMetrics) -> Response
     return Response(answer.body, media_type=answer.media_type, headers=headers)
 
 
-def _add_explain(router: APIRouter, state: ServerState) -> None:
-    service = state.service
+@router.post("/v1/explain", summary="Explain one window of a recording", response_model=None,
+             dependencies=[Authorised])
+async def explain(
+    state: State,
+    folder: Annotated[UploadFolder, Depends(explain_upload)],
+    method: Annotated[Literal["ig", "gradcam", "both"], Query(description="ig, gradcam or both")] = "both",
+    target: Annotated[str | None, Query(max_length=200, description="explain this label (default: the top one)")] = None,
+    start: Annotated[float | None, Query(description="the window starting here, s (default: the most "
+                                         "confident one)")] = None,
+    steps: Annotated[int, Query(description="integrated-gradients steps, " + "-".join(map(str, STEPS_RANGE)))] = 32,
+    baseline: Annotated[Literal["mean", "silence"], Query(description="IG reference: mean or silence")] = "mean",
+    output: Annotated[Literal["png", "npz"], Query(description="png (the picture) or npz (the arrays)")] = "png",
+) -> Response:
+    """The explanation picture (or arrays) of one window of the request's recording."""
+    upload = folder.uploads[0]
 
-    @router.post("/v1/explain", summary="Explain one window of a recording", response_model=None)
-    async def explain(
-        request: Request,
-        method: Annotated[Literal["ig", "gradcam", "both"], Query(description="ig, gradcam or both")] = "both",
-        target: Annotated[str | None, Query(max_length=200, description="explain this label (default: the top one)")] = None,
-        start: Annotated[float | None, Query(description="the window starting here, s (default: the most "
-                                             "confident one)")] = None,
-        steps: Annotated[int, Query(description="integrated-gradients steps, " + "-".join(map(str, STEPS_RANGE)))] = 32,
-        baseline: Annotated[Literal["mean", "silence"], Query(description="IG reference: mean or silence")] = "mean",
-        output: Annotated[Literal["png", "npz"], Query(description="png (the picture) or npz (the arrays)")] = "png",
-        name: Annotated[str | None, Query(max_length=255, description="a raw body's file name")] = None,
-    ) -> Response:
-        state.authorised(request)
-        folder = await state.uploaded(request, name, one_file=True)
-        upload = folder.uploads[0]
+    def job(ticket: Ticket):  # noqa: ANN202
+        try:
+            return state.service.explain(upload, ticket, method=method, target=target, start=start, steps=steps,
+                                         baseline=baseline, output=output)
+        except (AudiocnnError, Cancelled):
+            raise
+        except Exception as err:  # noqa: BLE001 - a surprise is this upload's one line, the server goes on
+            raise Refused(500, "internal", failure_line(err, upload), upload.name) from None
 
-        def job(ticket: Ticket):  # noqa: ANN202
-            try:
-                return service.explain(upload, ticket, method=method, target=target, start=start, steps=steps,
-                                       baseline=baseline, output=output)
-            except (AudiocnnError, Cancelled):
-                raise
-            except Exception as err:  # noqa: BLE001 - a surprise is this upload's one line, the server goes on
-                raise Refused(500, "internal", failure_line(err, upload), upload.name) from None
-
-        body, media_type, headers = await state.in_worker(lambda ticket: checked(lambda: job(ticket), upload.name),
-                                                          folder)
-        return Response(body, media_type=media_type, headers=headers)
+    body, media_type, headers = await state.in_worker(lambda ticket: checked(lambda: job(ticket), upload.name), folder)
+    return Response(body, media_type=media_type, headers=headers)
 
 
-def _add_status(router: APIRouter, state: ServerState) -> None:
-    service, metrics = state.service, state.metrics
+@router.get("/v1/model", summary="The model: labels, window, recipe, metrics, model card", dependencies=[Authorised])
+async def model(state: State) -> dict[str, Any]:
+    """What a client needs to know about the model."""
+    return state.service.describe()
 
-    @router.get("/v1/model", summary="The model: labels, window, recipe, metrics, model card")
-    async def model(request: Request) -> dict[str, Any]:
-        state.authorised(request)
-        return service.describe()
 
-    @router.get("/healthz", summary="Alive and the model loaded")
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "model": service.path.name, "jobs": state.pool.admitted}
+@router.get("/healthz", summary="Alive and the model loaded")
+async def healthz(state: State) -> dict[str, Any]:
+    """Alive (no key needed: a load balancer asks)."""
+    return {"status": "ok", "model": state.service.path.name, "jobs": state.pool.admitted}
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-    async def prometheus(request: Request) -> Response:
-        state.authorised(request)
-        metrics.busy.set(state.pool.admitted)
-        return Response(metrics.text(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse, dependencies=[Authorised])
+async def prometheus(state: State) -> Response:
+    """The server's counters in Prometheus's text format."""
+    state.metrics.busy.set(state.pool.admitted)
+    return Response(state.metrics.text(), media_type="text/plain; version=0.0.4; charset=utf-8")
