@@ -41,13 +41,16 @@ browser:
 	  echo "installing Debian's chromium for the page's browser tests"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 
-# Everything: lint, the layering contracts (tests/test_architecture.py) and every test.
+# Everything: lint, the layering contracts (tests/test_architecture.py) and every test, on all the
+# machine's cores: one pytest-xdist worker per core, each running torch on one thread (two workers
+# with a thread per core each spin against each other: slower than one process). Every test works in
+# its own temporary folder and on free ports, so any two may run at once.
 test: $(STAMP) browser
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist worksteal
 
-# The inner loop: everything but the tests marked slow (every test over ~0.5 s is: about a minute
-# on 2 idle cores; pytest-xdist was tried and is slower here, the torch tests fight for the cores).
+# The inner loop: everything but the tests marked slow (every test over ~0.2 s is), in one process:
+# workers would each import torch and the whole package again, which costs more than they save here.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" --durations=5
 

@@ -17,6 +17,7 @@ from conftest import REPO
 SRC = REPO / "src" / "audiocnn"
 
 
+@pytest.mark.slow
 def test_layering_contracts_hold():
     """`lint-imports` reads the contracts in pyproject.toml: inference/explain never import training,
     nothing imports the CLI, only viz imports matplotlib, only training imports Lightning."""

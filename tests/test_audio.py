@@ -32,6 +32,7 @@ def dominant_hz(wave: np.ndarray, rate: int) -> float:
         ("clip.mp3", 44_100, 2, None),
     ],
 )
+@pytest.mark.slow
 def test_any_format_rate_and_layout_loads_as_mono_float32_at_target_rate(tmp_path, name, rate, channels, subtype):
     path = write_tone(tmp_path / name, seconds=1.0, rate=rate, freq=1000.0, channels=channels, subtype=subtype)
     wave = audio.load(path, 16_000)
@@ -153,6 +154,7 @@ def test_cli_reports_bad_file_in_one_line_and_exits_nonzero(tmp_path, cli, kind)
     assert "Traceback" not in result.err
 
 
+@pytest.mark.slow
 def test_a_batch_with_bad_files_finishes_the_good_ones(tmp_path, cli):
     folder = tmp_path / "mixed"
     write_tone(folder / "a.wav")
@@ -342,6 +344,7 @@ def test_a_pipe_is_refused_not_waited_on(tmp_path):
 
 
 @pytest.mark.filterwarnings("default::audiocnn.errors.AudiocnnWarning")  # shown as the CLI shows it
+@pytest.mark.slow
 def test_a_loop_of_file_links_is_skipped_with_a_warning_and_the_folder_classified(cli, tmp_path):
     """`a.wav -> b.wav -> a.wav` raised ELOOP while listing the folder: `predict` and `data info` stopped
     for every recording in it (a regression of issue 29's probe)."""
@@ -357,6 +360,7 @@ def test_a_loop_of_file_links_is_skipped_with_a_warning_and_the_folder_classifie
     assert len(warned) == 2 and all("Too many levels of symbolic links" in line for line in warned)
 
 
+@pytest.mark.slow
 def test_a_folder_a_thousand_levels_deep_is_walked(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path)  # a link back up is not followed
     with thousand_levels(tmp_path) as deepest:

@@ -74,6 +74,7 @@ def test_eq_changes_the_level_of_a_tone_by_a_drawn_gain_within_the_range():
     assert np.std(changes) > 1  # a different microphone per copy, not one fixed filter
 
 
+@pytest.mark.slow
 def test_a_simulated_room_adds_a_seeded_reverberant_tail_and_keeps_the_energy(esc50_clip):
     import soundfile as sf
 

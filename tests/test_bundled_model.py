@@ -41,6 +41,7 @@ def test_timm_reads_the_bundled_cnn_from_its_folder(shipped):
         torch.testing.assert_close(cnn(image), shipped.model.backbone(image))
 
 
+@pytest.mark.slow
 def test_the_bundled_model_names_the_example_sounds_or_says_unknown(shipped):
     """Each example is named `<ESC-50 class>-<what>.ext`. What a user reads is the answer: the class,
     or `unknown` (the guesses after it) where the model abstains.
@@ -68,6 +69,7 @@ def test_the_bundled_model_names_the_example_sounds_or_says_unknown(shipped):
     assert set(top1_wrong) <= {"crackling_fire-burning.ogg", "cat-meow.flac", "hen-clucking.ogg"}, top1_wrong
 
 
+@pytest.mark.slow
 def test_predict_without_model_uses_the_bundled_one(cli):
     dog = REPO / "examples" / "dog-bark.wav"
     result = cli("predict", dog, "--top-k", "1", "--format", "csv")
@@ -75,6 +77,7 @@ def test_predict_without_model_uses_the_bundled_one(cli):
     assert result.out.splitlines()[1].split(",")[4] == "dog"
 
 
+@pytest.mark.slow
 def test_the_bundled_8_bit_model_belongs_to_its_weights_and_names_the_examples_alike(shipped):
     """`predict --runtime int8` on the bundled model: the same whole-file top-1 as the float model.
 

@@ -102,6 +102,7 @@ def _softened(tone_bundle):
     return model
 
 
+@pytest.mark.slow
 def test_the_temperature_divides_the_logits(tone_bundle, noise_then_tone):
     plain = Predictor(bundle.load(tone_bundle), PredictOptions(runtime="torch")).predict(noise_then_tone)
     soft = Predictor(_softened(tone_bundle), PredictOptions(runtime="torch")).predict(noise_then_tone)
@@ -111,6 +112,7 @@ def test_the_temperature_divides_the_logits(tone_bundle, noise_then_tone):
     np.testing.assert_array_equal(soft.probabilities.argmax(axis=1), plain.probabilities.argmax(axis=1))
 
 
+@pytest.mark.slow
 def test_unknown_comes_first_with_the_guesses_after_it_in_every_format(tone_bundle, noise_then_tone):
     model = _softened(tone_bundle)
     sure = Predictor(model, PredictOptions(runtime="torch", unknown_below=0.0)).predict(noise_then_tone)
@@ -148,6 +150,7 @@ def test_min_confidence_still_drops_weak_labels_of_an_unknown_window(tone_bundle
     assert [label for label, _ in kept] == [UNKNOWN, prediction.labels[int(row.argmax())]]
 
 
+@pytest.mark.slow
 def test_calibrate_command_refits_what_training_stored(cli, tone_bundle, tones, tmp_path):
     """`audiocnn calibrate` on an uncalibrated copy finds the same validation clips training used,
     so it stores the same calibration."""
@@ -161,6 +164,7 @@ def test_calibrate_command_refits_what_training_stored(cli, tone_bundle, tones, 
         assert refitted[key] == pytest.approx(trained[key], abs=1e-3), key
 
 
+@pytest.mark.slow
 def test_calibrate_refuses_a_dataset_without_the_models_labels(cli, tone_bundle, tmp_path):
     other = tmp_path / "other"
     for label in ("bark", "meow"):
@@ -209,6 +213,7 @@ def test_a_threshold_is_fitted_only_from_enough_right_answers():
     assert "a: 22 of 22 validation clips classified right" in unfitted_warning({"a": few.to_dict(), "b": None})
 
 
+@pytest.mark.slow
 def test_calibrate_says_what_set_the_threshold_and_warns_when_too_few_did(cli, tone_bundle, tones, tmp_path):
     """`audiocnn calibrate` on the tone model (9 validation clips): the threshold line and one warning."""
     copy = uncalibrated_copy(tone_bundle, tmp_path / "model")

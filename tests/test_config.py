@@ -112,6 +112,7 @@ HOSTILE_RECIPES = {
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_RECIPES))
+@pytest.mark.slow
 def test_hostile_recipe_files_are_one_line_errors(tmp_path, name):
     text, message = HOSTILE_RECIPES[name]
     path = tmp_path / f"{name}.yaml"
@@ -131,6 +132,7 @@ HOSTILE_SET_VALUES = {
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_SET_VALUES))
+@pytest.mark.slow
 def test_hostile_set_values_are_one_line_errors(name, cli, tmp_path):
     value, message = HOSTILE_SET_VALUES[name]
     with pytest.raises(ConfigError) as caught:

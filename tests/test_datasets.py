@@ -68,6 +68,7 @@ def test_esc50_splits_take_val_from_training_folds_only(esc50_root):
     assert [c.path for c in again[0].val] == [c.path for c in splits[0].val]
 
 
+@pytest.mark.slow
 def test_data_info_esc50_prints_folds_and_classes(cli, esc50_root):
     result = cli("data", "info", "esc50", "--root", esc50_root)
     assert result.code == 0, result.err

@@ -219,6 +219,7 @@ def test_connection_refused(tmp_path: Path) -> None:
     assert url in str(info.value)
 
 
+@pytest.mark.slow
 def test_stalled_server_times_out(server: FileServer, tmp_path: Path) -> None:
     server.files["/slow.bin"] = b"x"
     server.stall = 0.6
@@ -352,6 +353,7 @@ def test_an_archive_claiming_to_expand_far_beyond_its_size_is_refused(tmp_path: 
     assert not (tmp_path / "out" / "bomb").exists()
 
 
+@pytest.mark.slow
 def test_a_tar_gz_of_zeros_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     archive = tmp_path / "zeros.tar.gz"
     archive.write_bytes(make_tar({"top/zeros.bin": bytes(80 << 20)}))  # 80 MiB in about 80 kB

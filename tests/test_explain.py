@@ -60,6 +60,7 @@ def test_attributions_of_a_randomised_model_differ_from_the_trained_ones(esc50_m
 
 
 @pytest.mark.parametrize("label", list(TONE_HZ))
+@pytest.mark.slow
 def test_a_tone_is_credited_in_its_own_band(tone_bundle, tones, label):
     """The tone classes differ from noise only by their tone: most evidence must sit in its band."""
     model = bundle.load(tone_bundle)
@@ -74,6 +75,7 @@ def test_a_tone_is_credited_in_its_own_band(tone_bundle, tones, label):
         assert share > 0.4 and share > 2.5 * band.mean(), (label, i, round(float(share), 2))
 
 
+@pytest.mark.slow
 def test_grad_cam_runs_on_the_last_feature_map(esc50_model, esc50_clip):
     x = torch.randn(1, 1, 64, 126)
     resnet = timm.create_model("resnet18", in_chans=1).eval()
@@ -96,6 +98,7 @@ def test_explain_writes_the_overlay_figure_and_arrays(cli, tmp_path):
     assert set(saved.files) == {"image", "ig", "gradcam"} and saved["ig"].shape == saved["image"].shape
 
 
+@pytest.mark.slow
 def test_explain_picks_the_most_confident_window_of_a_long_file(esc50_model, esc50_clip, tmp_path, monkeypatch):
     from audiocnn.inference import runtimes
 
@@ -125,6 +128,7 @@ def test_the_figure_format_follows_the_out_suffix(cli, tone_bundle, tones, tmp_p
     assert not (tmp_path / "x.flac").exists()
 
 
+@pytest.mark.slow
 def test_explain_rejects_bad_targets_and_starts(cli, tmp_path):
     clip = str(REPO / "examples" / "dog-bark.wav")
     unknown = cli("explain", clip, "--target", "dgo", "--out", str(tmp_path / "x.png"))
@@ -165,6 +169,7 @@ def test_explain_dataset_finds_each_tone_where_its_energy_is(cli, tones, tone_bu
     assert seen.code == 1 and "split 'all-data'" in seen.err and "not held out" in seen.err
 
 
+@pytest.mark.slow
 def test_explain_gives_the_same_calibrated_probabilities_as_predict():
     """The page shows a window's label from predict beside its explanation: both must say the same figure."""
     from audiocnn import bundle

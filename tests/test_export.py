@@ -69,6 +69,7 @@ def _windows(path: Path, model: bundle.Bundle) -> np.ndarray:
     return np.stack([w for _, w in windows(audio.stream(path, model.sample_rate), size, size // 2)])
 
 
+@pytest.mark.slow
 def test_the_float_graph_gives_the_torch_models_probabilities_on_real_recordings(exported, model):
     path, printed = exported
     waves = np.concatenate([_windows(recording, model) for recording in RECORDINGS])
@@ -129,6 +130,7 @@ def test_the_8_bit_graph_is_the_bundles_8_bit_model_and_agrees_with_the_float_gr
 
 
 @pytest.mark.parametrize("kind", sorted(FRONTENDS))
+@pytest.mark.slow
 def test_every_frontend_runs_in_onnx_as_in_torch(kind):
     """The frontends' export copies (STFT as matrix products, PCEN's smoother as one) give the torch images."""
     frontend = create_frontend({"kind": kind, "sample_rate": 22_050})

@@ -123,6 +123,7 @@ def test_bad_frontend_config_is_a_config_error(config, message):
 # ----------------------------------------------------------------------------- references
 
 
+@pytest.mark.slow
 def test_logspec_matches_librosa(wave):
     ours = image("logspec", wave)[0]
     stft = librosa.stft(wave, n_fft=1024, hop_length=320, win_length=1024, window="hann", center=True)
@@ -131,6 +132,7 @@ def test_logspec_matches_librosa(wave):
     assert np.abs(ours - ref).max() <= TOL_DB
 
 
+@pytest.mark.slow
 def test_mel_matches_librosa(wave):
     config = {"kind": "mel", "n_mels": 96, "fmin": 50.0, "fmax": 7000.0, "win_ms": 32, "hop_ms": 10}
     ours = image(config, wave)[0]

@@ -140,6 +140,7 @@ def wild_recipes(draw: st.DrawFn) -> dict:
 @given(wild_recipes())
 @example({"train": 1})  # found by fuzzing: TypeError
 @example({"data": {"\n": None}, "frontend": {3: 1}})  # found by fuzzing: a two-line message; a non-string key
+@pytest.mark.slow
 def test_any_recipe_data_is_a_recipe_or_one_config_error(recipe):
     try:
         built = recipe_from_dict(recipe, "fuzzed.yaml")
@@ -155,6 +156,7 @@ YAML_PIECES = st.sampled_from(["train:", "data:", "\n", "  ", "- ", "&a ", "*a",
 
 @given(st.one_of(st.binary(max_size=300), st.text(max_size=200).map(str.encode),
                  st.lists(YAML_PIECES, max_size=40).map(lambda parts: "".join(parts).encode())))
+@pytest.mark.slow
 def test_any_recipe_text_is_a_mapping_or_one_config_error(tmp_path, text):
     path = tmp_path / "fuzzed.yaml"
     path.write_bytes(text)
@@ -180,6 +182,7 @@ def _leaves(node: object, path: tuple = ()) -> list[tuple]:
 
 
 @given(st.data())
+@pytest.mark.slow
 def test_any_damaged_bundle_config_loads_or_is_one_bundle_error(tmp_path, tone_bundle, bundle_config, data):
     config = json.loads(json.dumps(bundle_config))
     for _ in range(data.draw(st.integers(1, 3))):
@@ -243,6 +246,7 @@ def _one_line_failures(failures: list[str], bad: Path) -> None:
 @example("raven", ["a\u2028b", "c\x85d", "e\x0cf"], ["=x", "y\r\nz"])  # splitlines breaks: merge crashed on them
 @example("scores", ["0"], ["0", "file"])  # found by fuzzing: a class named `file` hid the file column from read_csv
 @example("scores", ["0"], ["0", "\r"])  # a class named by a line break stays in its quoted header cell
+@pytest.mark.slow
 def test_any_name_and_label_round_trips_through_merge(tmp_path, fmt, names, labels):
     shards = []
     for k, part in enumerate((names[::2], names[1::2])):
@@ -304,6 +308,7 @@ def damaged_tables(draw: st.DrawFn) -> tuple[str, bytes]:
 @example(("csv", b"path,window,start_s,end_s\r\n'a.wav,clip,0\r\n"))  # a short row: was copied as it was
 @example(("json", b"[" * 50_000))  # nested too deep for the parser: was a RecursionError
 @example(("csv", b"path,window,start_s,end_s\r\n\xe9.wav,1,0,1\r\n"))  # Latin-1: was a UnicodeDecodeError
+@pytest.mark.slow
 def test_any_table_merges_or_is_one_line_per_table(tmp_path, case):
     """Merging a good table with any other: a joined table whose rows read back and are as long as the
     header, or failures of one line each naming the bad table, and nothing written."""
@@ -357,6 +362,7 @@ def annotation_tables(draw: st.DrawFn) -> tuple[str, bytes]:
 
 @given(annotation_tables(), st.sampled_from([0.1, 1.0, 5.0]), st.integers(0, 3))
 @example(("season.selections.txt", b"Begin Time (s)\tEnd Time (s)\tBegin Path\tLabel\n1\t2\t/\tdog\n"), 1.0, 0)  # `/`
+@pytest.mark.slow
 def test_any_annotation_table_is_clips_or_problems(tmp_path, case, clip_seconds, negatives):
     """Any table beside two recordings: clips inside the recordings under the root, or problems of one
     line each (or one DatasetError), never another exception, an internal error or a path outside."""
@@ -437,6 +443,7 @@ def tagged_mp3s(draw: st.DrawFn) -> bytes:
 
 
 @given(st.one_of(chunked_wavs().map(lambda d: ("chunks.wav", d)), tagged_mp3s().map(lambda d: ("tagged.mp3", d))))
+@pytest.mark.slow
 def test_tags_and_chunks_in_any_bytes_load_or_are_one_audio_error(tmp_path, case):
     name, data = case
     path = tmp_path / name

@@ -90,6 +90,7 @@ def test_predict_with_workers_reports_an_unexpected_failure_in_a_worker_and_clas
     assert {Path(row["path"]).name for row in rows} == {"a.wav", "c.wav"}
 
 
+@pytest.mark.slow
 def test_features_reports_an_unexpected_failure_and_draws_the_rest(cli, tmp_path, logs, monkeypatch):
     folder = tmp_path / "recordings"
     _recordings(folder)

@@ -211,6 +211,7 @@ def test_a_pipe_named_like_a_table_is_skipped_and_refused_by_name(cli, tmp_path)
     assert named.code == 1 and "waiting.audiocnn.csv: not a regular file" in named.err
 
 
+@pytest.mark.slow
 def test_a_deep_folder_and_link_loops_do_not_stop_a_merge(cli, tmp_path):
     (tmp_path / "out").mkdir()
     with thousand_levels(tmp_path / "out") as deep:

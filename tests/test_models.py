@@ -43,6 +43,7 @@ def test_every_backbone_takes_spectrograms_of_any_channel_count(name, in_chans):
 
 
 @pytest.mark.parametrize("name", list(PACKAGED))
+@pytest.mark.slow
 def test_packaged_imagenet_weights_recognise_a_cat_and_random_weights_do_not(name, cat_photo):
     pretrained = create(name, n_classes=1000, in_chans=3, weights="packaged")
     assert top_classes(pretrained, cat_photo) <= CAT_CLASSES
@@ -67,6 +68,7 @@ def test_a_head_of_another_size_keeps_the_pretrained_body(cat_photo):
     assert model.classifier.out_features == 50
 
 
+@pytest.mark.slow
 def test_timm_named_safetensors_file_loads_by_name(tmp_path, cat_photo):
     source = create("mobilenetv2_100", n_classes=1000, in_chans=3, weights="packaged")
     path = tmp_path / "mine.safetensors"
@@ -181,6 +183,7 @@ def test_onnx_runtime_inference_matches_torch_and_is_exported_once(name, tmp_pat
     assert len(list(tmp_path.glob("*.onnx"))) == 2
 
 
+@pytest.mark.slow
 def test_torch_runtime_runs_channels_last():
     from audiocnn.inference.runtimes import ChannelsLast, for_inference
 

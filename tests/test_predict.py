@@ -88,6 +88,7 @@ def test_a_hop_longer_than_the_window_skips_the_gaps():
 # ----------------------------------------------------------------------------- prediction
 
 
+@pytest.mark.slow
 def test_windows_of_a_long_file_are_labelled_by_what_sounds_there(tone_model, low_then_high):
     prediction = Predictor(bundle.load(tone_model)).predict(low_then_high)
     np.testing.assert_allclose(prediction.starts, np.arange(0, 6.0, 0.5))
@@ -99,6 +100,7 @@ def test_windows_of_a_long_file_are_labelled_by_what_sounds_there(tone_model, lo
     np.testing.assert_allclose(prediction.summary, prediction.probabilities.mean(axis=0))
 
 
+@pytest.mark.slow
 def test_one_predictor_classifies_files_at_once_from_threads_as_it_does_one_at_a_time(tone_model, low_then_high,
                                                                                      tmp_path):
     """The server shares one Predictor between requests: it must keep no per-file state."""
@@ -116,6 +118,7 @@ def test_one_predictor_classifies_files_at_once_from_threads_as_it_does_one_at_a
     assert {round(p.duration, 2) for p in together} == {6.5, 1.7}
 
 
+@pytest.mark.slow
 def test_streaming_a_file_in_small_blocks_changes_nothing(tone_model, low_then_high):
     model = bundle.load(tone_model)
     whole = Predictor(model, block_seconds=3600).predict(low_then_high)
@@ -124,6 +127,7 @@ def test_streaming_a_file_in_small_blocks_changes_nothing(tone_model, low_then_h
     np.testing.assert_allclose(streamed.probabilities, whole.probabilities, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_window_and_hop_options_set_the_grid(cli, tone_model, low_then_high):
     result = cli("predict", low_then_high, "--model", tone_model, "--window", "2", "--hop", "1.5", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(result.out)))
@@ -180,6 +184,7 @@ def test_raven_selection_table_parses_as_tab_separated_with_standard_columns(cli
     assert rows[0]["Label"] == "low" and rows[-1]["Label"] == "high"
 
 
+@pytest.mark.slow
 def test_min_confidence_drops_labels_and_empty_windows(cli, tone_model, low_then_high):
     everything = cli("predict", low_then_high, "--model", tone_model, "--format", "csv", "--top-k", "2")
     confident = cli("predict", low_then_high, "--model", tone_model, "--format", "csv", "--top-k", "2",
@@ -241,6 +246,7 @@ def test_usage_errors_are_clear(cli, tone_model, low_then_high, tmp_path, capsys
 # ----------------------------------------------------------------------------- timeline, denoise
 
 
+@pytest.mark.slow
 def test_timeline_lanes_show_each_label_where_its_windows_are(tone_model, low_then_high):
     """Lanes: one per label, most probable on top; each window's cell spans its stretch of the
     recording, and the spectrogram below covers the same 6.5 s."""
@@ -264,6 +270,7 @@ def test_timeline_lanes_show_each_label_where_its_windows_are(tone_model, low_th
     assert bottom.images[0].get_extent()[1] == pytest.approx(6.5)
 
 
+@pytest.mark.slow
 def test_timeline_option_writes_a_picture(cli, tone_model, low_then_high, tmp_path):
     png = tmp_path / "timeline.png"
     result = cli("predict", low_then_high, "--model", tone_model, "--timeline", png)
@@ -308,6 +315,7 @@ def test_denoise_quiets_the_gaps_and_keeps_the_events():
     assert reduce_noise(np.ones(100, np.float32), RATE).shape == (100,)  # shorter than its FFT
 
 
+@pytest.mark.slow
 def test_denoise_option_changes_what_the_model_hears(cli, tone_model, tmp_path):
     rng = np.random.default_rng(4)
     path = tmp_path / "noisy.wav"

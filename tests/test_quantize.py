@@ -47,6 +47,7 @@ def test_calibration_clips_are_stratified_and_never_from_the_held_out_fold(quant
     assert calibration_clips(model, tones, 12) == clips  # seeded
 
 
+@pytest.mark.slow
 def test_calibration_on_gtzan_filtered_never_uses_its_fixed_test_list(quantized, gtzan_root, gtzan_splits_dir):
     """A split with no folds (GTZAN's artist-filtered lists): its test clips are the ones held out."""
     from dataclasses import replace
@@ -65,6 +66,7 @@ def test_calibration_on_gtzan_filtered_never_uses_its_fixed_test_list(quantized,
         calibration_clips(replace(gtzan_model, metrics={"split": "fold3"}), gtzan_root, 10)
 
 
+@pytest.mark.slow
 def test_the_8_bit_model_is_small_and_agrees_with_the_float_one(quantized, tones, cli):
     info = json.loads((quantized / INT8_INFO).read_text())
     assert info["calibration_clips"] == 16 and info["top1_agreement_on_calibration"] >= 0.9
@@ -111,6 +113,7 @@ def test_a_bundle_loaded_without_its_backbone_refuses_to_run_it(quantized, tones
     np.testing.assert_array_equal(light_prediction.probabilities, full_prediction.probabilities)
 
 
+@pytest.mark.slow
 def test_int8_refuses_other_windows_and_a_changed_graph(quantized, tmp_path):
     with pytest.raises(OptionError, match="^window: .* takes 1 s windows only .got 0.5."):
         Predictor(bundle.load(quantized), PredictOptions(window=0.5, runtime="int8"))
@@ -147,24 +150,25 @@ def test_quantize_takes_every_clip_a_small_dataset_has_and_says_how_many(cli, to
 
 
 @pytest.mark.slow
-def test_an_unreadable_calibration_clip_is_a_warning_and_none_readable_is_one_error(tones, tone_bundle, tmp_path):
+@pytest.mark.filterwarnings("default::audiocnn.errors.AudiocnnWarning")  # shown as the CLI shows it
+def test_an_unreadable_calibration_clip_is_a_warning_and_none_readable_is_one_error(cli, tones, tone_bundle, tmp_path):
     """Each clip is read on its own: a bad one is one warning line naming it (errors.item_failure) and
     the others calibrate; with none readable, quantize says so in one line and writes nothing."""
     data = Path(shutil.copytree(tones, tmp_path / "tones"))
     path = uncalibrated_copy(tone_bundle, tmp_path / "model")
     clips = calibration_clips(bundle.load(path), data, 256)
     clips[0].path.write_bytes(b"RIFF\x00\x00\x00\x00not a wav file")
-    done = _audiocnn("quantize", "--model", path, "--data-root", data, "--no-progress", "--cache-dir", tmp_path / "c")
-    assert done.returncode == 0, done.stderr
-    warnings = [line for line in done.stderr.splitlines() if line.startswith("audiocnn: warning:")]
+    done = cli("quantize", "--model", path, "--data-root", data, "--no-progress", "--cache-dir", tmp_path / "c")
+    assert done.code == 0, done.err
+    warnings = [line for line in done.err.splitlines() if line.startswith("audiocnn: warning:")]
     assert len(warnings) == 1 and str(clips[0].path) in warnings[0] and "left out of the calibration" in warnings[0]
-    assert "calibrated on 35 clips" in done.stdout
+    assert "calibrated on 35 clips" in done.out
     for clip in clips:
         clip.path.write_bytes(b"")
     fresh = uncalibrated_copy(tone_bundle, tmp_path / "fresh")
-    none = _audiocnn("quantize", "--model", fresh, "--data-root", data, "--no-progress", "--cache-dir", tmp_path / "c")
-    assert none.returncode == 1 and "Traceback" not in none.stderr
-    errors = [line for line in none.stderr.splitlines() if line.startswith("audiocnn: error:")]
+    none = cli("quantize", "--model", fresh, "--data-root", data, "--no-progress", "--cache-dir", tmp_path / "c")
+    assert none.code == 1 and "Traceback" not in none.err
+    errors = [line for line in none.err.splitlines() if line.startswith("audiocnn: error:")]
     assert errors == [f"audiocnn: error: {data}: none of its 36 calibration clips could be read; the 8-bit graph "
                       "needs at least one clip of the model's training data"]
     assert not (fresh / INT8_GRAPH).exists() and not (fresh / INT8_INFO).exists()
@@ -196,6 +200,7 @@ def _record(path: Path, change) -> None:  # noqa: ANN001 - a function of the rec
     (lambda p: replace_with(p / INT8_GRAPH, "device"), "model.int8.onnx: is a device, not a regular file"),
     (lambda p: replace_with(p / "model.safetensors", "pipe"), "model.safetensors: is a named pipe, not a regular file"),
 ])
+@pytest.mark.slow
 def test_a_broken_int8_record_or_graph_is_one_bundle_error_naming_it(quantized, tmp_path, breakage, message):
     """int8.json comes with a downloaded bundle like config.json, and is read the same way; no file of the
     8-bit model is opened unless it is a regular file (the weights are only hashed: a pipe there hung)."""

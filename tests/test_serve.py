@@ -54,6 +54,7 @@ def cli_json(cli, *args) -> dict:
     return json.loads(result.out)
 
 
+@pytest.mark.slow
 def test_predict_answers_the_clis_json_document(client, cli):
     answer = client.post("/v1/predict", files=files(DOG, ROOSTER))
     assert answer.status_code == 200 and answer.headers["x-audiocnn-failed"] == "0"
@@ -70,6 +71,7 @@ def test_predict_answers_the_clis_json_document(client, cli):
     assert served["failed"] == []
 
 
+@pytest.mark.slow
 def test_options_are_predicts_options(client, cli):
     args = {"top_k": 2, "window": 2.0, "hop": 1.0, "unknown_below": 0}
     served = client.post("/v1/predict", params=args, files=files(THUNDER)).json()["files"][0]
@@ -113,6 +115,7 @@ def test_a_raw_body_is_one_recording(client):
     assert document["path"] == "site-3.wav" and document["summary"][0]["label"] == "dog"
 
 
+@pytest.mark.slow
 def test_timeline_pictures_come_with_json(client):
     document = client.post("/v1/predict", params={"timeline": "true"}, files=files(DOG)).json()["files"][0]
     assert base64.b64decode(document["timeline_png"]).startswith(b"\x89PNG")

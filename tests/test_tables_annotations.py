@@ -146,6 +146,7 @@ def test_table_encodings_and_sizes(tmp_path):
                                 f"{root / 'f.txt'}: 64.0 MiB, more than the 64 MiB a table may have"]
 
 
+@pytest.mark.slow
 def test_pipes_link_loops_and_deep_folders_do_not_stop_the_reader(tmp_path):
     root = labelled(tmp_path / "root", ["a.wav"])
     recording(root / "p.wav")

@@ -329,6 +329,7 @@ def test_a_checkpoint_planted_in_a_run_folder_is_refused_not_run(tones, tmp_path
         checkpoint.write_bytes(saved)
 
 
+@pytest.mark.slow
 def test_training_that_diverges_stops_with_one_line_naming_the_epoch(cli, tones, tmp_path):
     """A loss that is no longer a number would train on and report a useless model's accuracy."""
     result = cli("cv", SMOKE, "--data-root", tones, "--out", tmp_path / "run", "--folds", "1", "--no-progress",
@@ -362,6 +363,7 @@ def test_a_dataset_with_problems_is_refused_or_trained_with_a_warning(cli, tones
     assert len(warnings) == 1 and "training on the 47 usable clips" in warnings[0]
 
 
+@pytest.mark.slow
 def test_a_partly_extracted_esc50_is_refused_before_training(cli, esc50_root, tmp_path):
     partial = tmp_path / "esc50"
     (partial / "meta").mkdir(parents=True)
