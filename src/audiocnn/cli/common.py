@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import os
 import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, TextIO, TypeVar, Union, get_args, get_origin
@@ -40,9 +41,10 @@ def add_model_options(parser: argparse.ArgumentParser, model: Any, metavars: dic
     (`model_from`), so each option is declared and checked in one place for the CLI and the API."""
     for name, field in model.model_fields.items():
         kind = field.annotation
-        if get_origin(kind) is Union or type(kind).__name__ == "UnionType":
+        if get_origin(kind) in (Union, types.UnionType):  # `float | None`: the flag takes a float
             kind = next(arg for arg in get_args(kind) if arg is not type(None))
-        shown = "" if field.default in (None, False) else f" (default {field.default})"
+        shown = "" if field.default is None or field.default is False else f" (default {field.default:g})" \
+            if isinstance(field.default, float) else f" (default {field.default})"
         if kind is bool:
             parser.add_argument(flag(name), action="store_true", help=f"{field.description}")
         elif get_origin(kind) is Literal:
