@@ -10,11 +10,16 @@ logistic regression on the standardised clip embeddings is then
   against none-of-the-50, and a predictions CSV (`--predictions`) that `ood_score.py --compare`
   pairs by recording with the bundled model's.
 
+With `--noise-floors`, the noise floors of `noise_floors.py` (made at 16 kHz, window by window)
+are asked of the probe too, and of a probe given a 51st class, `background`, learnt from other
+floors (another seed; and, to see what it does with noise it never heard, from white and brown
+noise and hum only, tested on pink noise, recorder hiss and digital silence).
+
 Embeddings are kept in `--cache` (an .npz per set, keyed by the files' names and sizes), so
 changing the head costs seconds.
 
     .venv/bin/python benchmarks/birdnet_probe.py --ood runs/ood --predictions benchmarks/results/ood \
-        --json benchmarks/results/birdnet_probe.json
+        --json benchmarks/results/birdnet_probe.json --noise-floors
     .venv/bin/python benchmarks/ood_score.py --compare benchmarks/results/ood/bundled.csv \
         benchmarks/results/ood/birdnet-probe.csv
 """
@@ -88,6 +93,82 @@ def _save(predictions: list[dict[str, object]], folder: Path | None, name: str) 
         writer.writerows(predictions)
 
 
+def _floor_windows(embedder: BirdNetEmbedder, seed: int, cache: Path) -> tuple[np.ndarray, list[str]]:
+    """Window embeddings of noise_floors.py's recordings made with `seed` (16 kHz, as ESC-50), and their kinds."""
+    import tempfile
+
+    import soundfile as sf
+
+    from noise_floors import floors
+
+    if cache.is_file():
+        with np.load(cache) as kept:
+            return kept["embeddings"], kept["kinds"].tolist()
+    made = floors(16_000, seed)
+    vectors, kinds = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for name, samples in made.items():
+            path = Path(folder) / "floor.wav"
+            sf.write(path, samples, 16_000, subtype="FLOAT")
+            windows = embed_file(embedder, path, HOP_SECONDS).vectors
+            vectors.append(windows)
+            kinds += [name] * len(windows)
+    np.savez_compressed(cache, embeddings=np.concatenate(vectors), kinds=np.array(kinds))
+    return np.concatenate(vectors), kinds
+
+
+def _noise_floors(embedder: BirdNetEmbedder, x: np.ndarray, y: np.ndarray, folds: np.ndarray, labels: list[str],
+                  args: argparse.Namespace) -> dict[str, object]:
+    """The probe on noise-floor windows (share answered a class with p >= 0.5, and which), and a probe
+    with a `background` class trained on other floors: the same, its ESC-50 folds and out of domain."""
+    from collections import Counter
+
+    test, test_kinds = _floor_windows(embedder, 0, args.cache / "floors-seed0.npz")
+    train, train_kinds = _floor_windows(embedder, 1, args.cache / "floors-seed1.npz")
+    plain = probe().fit(x, y)
+    p = plain.predict_proba(test)
+    answered = p.max(axis=1) >= 0.5
+    out: dict[str, object] = {
+        "windows": len(test),
+        "plain_share_answered_p50": float(answered.mean()),
+        "plain_most_answered": Counter(labels[i] for i in p.argmax(axis=1)[answered]).most_common(3),
+    }
+    background = len(labels)
+    xb, yb = np.concatenate([x, train]), np.concatenate([y, np.full(len(train), background)])
+    fb = np.concatenate([folds, np.zeros(len(train), int)])  # floors train every fold's head, never tested
+    with_bg = probe().fit(xb, yb)
+    out["background_share_of_floor_windows"] = float((with_bg.predict(test) == background).mean())
+    # kinds never trained on: background learnt from white and brown noise and hum, tested on the rest
+    seen = ("white", "brown", "mains")
+    trained = np.array([kind.startswith(seen) for kind in train_kinds])
+    unseen = np.array([not kind.startswith(seen) for kind in test_kinds])
+    held_out = probe().fit(np.concatenate([x, train[trained]]),
+                           np.concatenate([y, np.full(int(trained.sum()), background)]))
+    out["background_share_of_unseen_kinds"] = float((held_out.predict(test[unseen]) == background).mean())
+    out["unseen_kinds"] = sorted({kind for kind, u in zip(test_kinds, unseen) if u})
+    per_fold = {}
+    for fold in sorted(set(folds)):
+        head = probe().fit(xb[fb != fold], yb[fb != fold])
+        per_fold[int(fold)] = float((head.predict(x[folds == fold]) == y[folds == fold]).mean())
+    out["background_esc50_folds"] = per_fold
+    out["background_esc50_mean"] = float(np.mean(list(per_fold.values())))
+    if args.ood is not None:
+        rows = read_manifest(args.ood)
+        ood = clip_embeddings(embedder, [args.ood / row["file"] for row in rows], args.cache / "ood.npz")
+        proba = with_bg.predict_proba(ood)
+        outputs = SetOutputs([*labels, "background"], proba, with_bg.decision_function(ood), 0.0)
+        summary = summarise(prediction_rows(outputs, rows))
+        out["background_ood_in_class_top1"] = summary["in_class"]["top1"]
+        out["background_ood_in_class_top1_ci95"] = summary["in_class"]["top1_ci95"]
+        none = [i for i, row in enumerate(rows) if row["class"] == "none"]
+        out["background_share_of_none_of_the_50"] = float((proba[none].argmax(axis=1) == background).mean())
+    print(f"noise floors: plain probe answers {out['plain_share_answered_p50']:.1%} of {len(test)} windows with p >= 0.5 "
+          f"({out['plain_most_answered']}); with a background class: {out['background_share_of_floor_windows']:.1%} "
+          f"background ({out['background_share_of_unseen_kinds']:.1%} of kinds it never saw), ESC-50 {out['background_esc50_mean']:.1%}, out of domain "
+          f"{out.get('background_ood_in_class_top1', float('nan')):.1%}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--esc50", type=Path, default=REPO.parent / "shared" / "data" / "esc50")
@@ -95,6 +176,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=REPO / "runs" / "birdnet-embeddings")
     parser.add_argument("--predictions", type=Path, help="folder for birdnet-probe.csv (per recording)")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--noise-floors", action="store_true",
+                        help="also: what the probe answers on noise floors (noise_floors.py's, seed 0), and a probe "
+                        "trained with a 51st class `background` of other noise floors (seed 1)")
     parser.add_argument("--ensemble-with", type=Path, metavar="NPZ",
                         help="a bundle's outputs on the set (`ood_score.py --predictions DIR` keeps DIR/<model>.npz): "
                         "also score the mean of its probabilities and the probe's, as birdnet-probe+<model>")
@@ -136,6 +220,8 @@ def main() -> None:
             known = result["ood_ensemble"]["in_class"]
             print(f"{name}: in-class top-1 {known['top1']:.1%} {known['top1_ci95']}, top-3 {known['top3']:.1%}")
             _save(ensemble, args.predictions, name)
+    if args.noise_floors:
+        result["noise_floors"] = _noise_floors(embedder, x, y, folds, labels, args)
     result["machine"] = {"cpu": platform.processor() or platform.machine(), "seconds": round(time.time() - started)}
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
