@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -51,6 +53,17 @@ def test_a_bundles_cnn_embeds_with_its_own_window_and_hop(cli, tmp_path):
     assert table.start_s.tolist()[:3] == [0.0, 2.5, 5.0]  # the bundle's 5 s windows, every 2.5 s
     assert np.stack(table.embedding).shape == (len(table), 1280)  # MobileNetV2's pooled features
     assert json.loads(pq.read_schema(out).metadata[b"audiocnn"])["backbone"] == "bundle:esc50-mobilenetv2"
+
+
+@pytest.mark.slow
+def test_a_user_sees_only_the_result_line(tmp_path):
+    """A real process: LiteRT's C++ note on stderr (`INFO: Created TensorFlow Lite XNNPACK delegate`)
+    is not shown; the command prints its one line and nothing else."""
+    out = tmp_path / "e.parquet"
+    done = subprocess.run([sys.executable, "-m", "audiocnn", "embed", str(EXAMPLES / "dog-bark.wav"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.strip().endswith("1 window(s) of 1 recording(s), 1024-d birdnet-v2.4 embeddings")
 
 
 def test_embed_refuses_what_cannot_work_in_one_line(cli, tmp_path):

@@ -21,8 +21,13 @@ what to install.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +134,8 @@ class BirdNet:
     def _resize(self, batch: int) -> None:
         if batch != self._batch:
             self._interpreter.resize_tensor_input(self._input, [batch, WINDOW], strict=False)
-            self._interpreter.allocate_tensors()
+            with _without_delegate_note():
+                self._interpreter.allocate_tensors()
             self._batch = batch
 
     def class_layer(self) -> tuple[np.ndarray, np.ndarray]:
@@ -158,3 +164,27 @@ def _with_embedding_output(path: Path) -> bytes:
     builder = flatbuffers.Builder(len(data) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+#: What LiteRT's C++ runtime prints on stderr when it first allocates: a note, not a problem.
+_DELEGATE_NOTE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextlib.contextmanager
+def _without_delegate_note() -> Iterator[None]:
+    """Standard error (the file descriptor: C++ writes there) caught for the block and passed on,
+    but for LiteRT's note that it made its CPU delegate, which no environment variable silences
+    and which every `audiocnn embed` printed."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode("utf-8", "replace").splitlines():
+                if line.strip() != _DELEGATE_NOTE:
+                    print(line, file=sys.stderr)
