@@ -55,6 +55,22 @@ def test_a_bundles_cnn_embeds_with_its_own_window_and_hop(cli, tmp_path):
     assert json.loads(pq.read_schema(out).metadata[b"audiocnn"])["backbone"] == "bundle:esc50-mobilenetv2"
 
 
+def test_a_bundles_pre_logits_are_what_its_class_layer_reads():
+    """The bundle's embedding, through its own class layer, gives the logits `predict` scores."""
+    import torch
+
+    from audiocnn import bundle
+    from audiocnn.bundled import default_model
+    from audiocnn.inference.embeddings import BundleEmbedder
+
+    embedder = BundleEmbedder(bundle.load(default_model()))
+    wave = audio.fix_length(audio.load(EXAMPLES / "dog-bark.wav", embedder.rate), embedder.window)[None]
+    with torch.inference_mode():
+        logits = embedder.model(torch.from_numpy(wave)).numpy()
+        through_head = embedder.model.backbone.get_classifier()(torch.from_numpy(embedder.embed(wave))).numpy()
+    np.testing.assert_allclose(through_head, logits, atol=1e-4)
+
+
 @pytest.mark.slow
 def test_a_user_sees_only_the_result_line(tmp_path):
     """A real process: LiteRT's C++ note on stderr (`INFO: Created TensorFlow Lite XNNPACK delegate`)

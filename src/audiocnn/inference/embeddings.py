@@ -109,7 +109,7 @@ class BundleEmbedder:
         import torch
 
         with torch.inference_mode():
-            images = self.model.normalise(self.model.images(torch.from_numpy(batch)))
+            images = self.model.images(torch.from_numpy(batch))  # normalised as training fed them
             features = self.model.backbone.forward_features(images)
             return self.model.backbone.forward_head(features, pre_logits=True).float().numpy()
 
