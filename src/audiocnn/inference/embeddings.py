@@ -26,6 +26,7 @@ import numpy as np
 from audiocnn import atomic, audio
 from audiocnn.bundle import Bundle
 from audiocnn.errors import AudioError, OptionError
+from audiocnn.inference.predictor import checked_windows
 from audiocnn.inference.windows import windows
 
 #: Windows embedded per call.
@@ -125,12 +126,10 @@ class FileEmbeddings:
 
 
 def checked_hop(embedder: Embedder, hop_seconds: float | None) -> int:
-    """The hop in samples (default a whole window); under a tenth of the window an OptionError."""
+    """The hop in samples (default a whole window), within `Predictor`'s bound: at least a tenth of
+    the window, or an OptionError in its words."""
     window_seconds = embedder.window / embedder.rate
-    hop_seconds = window_seconds if hop_seconds is None else hop_seconds
-    if not 0.1 * window_seconds <= hop_seconds < float("inf"):
-        raise OptionError("hop", f"must be at least {0.1 * window_seconds:g} s, a tenth of the "
-                          f"{window_seconds:g} s window (got {hop_seconds:g})")
+    _, hop_seconds = checked_windows(window_seconds, None, window_seconds if hop_seconds is None else hop_seconds)
     return max(1, round(hop_seconds * embedder.rate))
 
 

@@ -102,9 +102,9 @@ class BirdNet:
             raise ConfigError(f"BirdNET V2.4 runs on LiteRT: pip install {RUNTIME_PIN} (`make venv` installs it)"
                               ) from None
         self._interpreter = Interpreter(model_content=_with_embedding_output(model_file()), num_threads=threads)
-        outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
-        self._embedding = outputs.pop(EMBEDDING_TENSOR)
-        (self._output,) = outputs.values()
+        details = {d["name"]: d for d in self._interpreter.get_output_details()}
+        self._embedding = details.pop(EMBEDDING_TENSOR)["index"]
+        ((self._output, self._classes),) = ((d["index"], int(d["shape"][-1])) for d in details.values())
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._batch = 0
         self._lock = threading.Lock()
@@ -124,7 +124,7 @@ class BirdNet:
                 embeddings.append(self._interpreter.get_tensor(self._embedding).copy())
                 logits.append(self._interpreter.get_tensor(self._output).copy())
         if not embeddings:
-            return np.zeros((0, EMBEDDING_SIZE), np.float32), np.zeros((0, len(labels())), np.float32)
+            return np.zeros((0, EMBEDDING_SIZE), np.float32), np.zeros((0, self._classes), np.float32)
         return np.concatenate(embeddings), np.concatenate(logits)
 
     def embed(self, windows: np.ndarray) -> np.ndarray:
