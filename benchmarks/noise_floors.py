@@ -7,11 +7,15 @@ recordings and classifies them as `audiocnn predict` does (the model's windows, 
 apart, its calibrated probabilities and `unknown` threshold), and reports, per kind and level,
 the share of windows given a class (anything but `unknown`) and the class given most.
 
-The noises are made here, from a seeded generator, so nothing is downloaded:
+The noises are made by `audiocnn.datasets.noise_floors` from seed 0 (training floors come from
+another stream of numbers), so nothing is downloaded:
 - white, pink (1/f) and brown (1/f²) noise at -30 to -90 dBFS (RMS);
 - recorder self-noise: white noise through a gentle high shelf (hiss), at -70 and -85 dBFS;
-- mains hum at 50 and 60 Hz with odd harmonics, at -40 and -60 dBFS, over -85 dBFS hiss;
-- digital silence.
+- room tone (brown and pink noise below 2 kHz) at -50 and -65 dBFS;
+- mains hum at 50 and 60 Hz with odd harmonics, at -40 and -60 dBFS, over hiss 25 dB below;
+- digital silence;
+- with `--beds DIR`, wind-free ambience: each background bed of `training_audio.py backgrounds`
+  (steady machinery, hum and room ambience from Debian packages), looped, at -45 and -60 dBFS.
 
     .venv/bin/python benchmarks/noise_floors.py --json benchmarks/results/noise_floors.json
     .venv/bin/python benchmarks/noise_floors.py --model runs/cpu/fold1/model
@@ -29,8 +33,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from audiocnn import bundle
+from audiocnn import audio, bundle
 from audiocnn.bundled import default_model
+from audiocnn.datasets.noise_floors import at_level, floor
 from audiocnn.inference.options import PredictOptions
 from audiocnn.inference.predictor import UNKNOWN, Predictor
 
@@ -38,38 +43,26 @@ SECONDS = 30.0
 LEVELS_DBFS = (-30, -40, -50, -60, -70, -80, -90)
 
 
-def coloured(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Unit-RMS noise: white, pink (power falling as 1/f) or brown (1/f²), shaped in the frequency domain."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n)
-    f[0] = f[1]
-    spectrum *= {"white": 1.0, "pink": f ** -0.5, "brown": f ** -1.0}[kind]
-    noise = np.fft.irfft(spectrum, n)
-    return noise / np.sqrt(np.mean(noise ** 2))
-
-
-def at_level(signal: np.ndarray, dbfs: float) -> np.ndarray:
-    """`signal` scaled to an RMS of `dbfs` (0 dBFS: a full-scale sine's RMS, 1/√2)."""
-    return (signal / np.sqrt(np.mean(signal ** 2)) * 10 ** (dbfs / 20) / np.sqrt(2)).astype(np.float32)
-
-
-def floors(rate: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Every noise floor of the module notes, `SECONDS` long at `rate`."""
+def floors(rate: int, seed: int = 0, beds: Path | None = None) -> dict[str, np.ndarray]:
+    """Every noise floor of the module notes, `SECONDS` long at `rate` (`datasets.noise_floors` makes them)."""
     rng = np.random.default_rng(seed)
     n = int(SECONDS * rate)
-    t = np.arange(n) / rate
     made: dict[str, np.ndarray] = {}
     for kind in ("white", "pink", "brown"):
         for level in LEVELS_DBFS:
-            made[f"{kind} noise {level} dBFS"] = at_level(coloured(kind, n, rng), level)
-    hiss = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * (1 + 3 * np.fft.rfftfreq(n, 1 / rate) / (rate / 2)), n)
+            made[f"{kind} noise {level} dBFS"] = floor(kind, level, n, rate, rng)
     for level in (-70, -85):
-        made[f"recorder self-noise {level} dBFS"] = at_level(hiss, level)
+        made[f"recorder self-noise {level} dBFS"] = floor("self-noise", level, n, rate, rng)
+    for level in (-50, -65):
+        made[f"room tone {level} dBFS"] = floor("room tone", level, n, rate, rng)
     for mains in (50, 60):
-        hum = sum(np.sin(2 * np.pi * mains * k * t) / k for k in (1, 3, 5, 7))
         for level in (-40, -60):
-            made[f"mains hum {mains} Hz {level} dBFS"] = at_level(hum, level) + at_level(hiss, -85)
+            made[f"mains hum {mains} Hz {level} dBFS"] = floor(f"hum {mains} Hz", level, n, rate, rng)
     made["digital silence"] = np.zeros(n, np.float32)
+    for path in audio.audio_files(beds) if beds is not None else []:
+        bed = np.resize(audio.load(path, rate), n)  # looped to the floors' length
+        for level in (-45, -60):
+            made[f"ambience {path.stem} {level} dBFS"] = at_level(bed, level)
     return made
 
 
@@ -77,6 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None, help="a bundle (default: the bundled model)")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--beds", type=Path, help="also the background beds in this folder (training_audio.py)")
     args = parser.parse_args()
 
     model_dir = args.model or default_model()
@@ -84,7 +78,7 @@ def main() -> None:
     predictor = Predictor(model, PredictOptions(runtime="torch"))
     rows = {}
     with tempfile.TemporaryDirectory() as folder:
-        for name, samples in floors(model.sample_rate).items():
+        for name, samples in floors(model.sample_rate, beds=args.beds).items():
             path = Path(folder) / "floor.wav"
             sf.write(path, samples, model.sample_rate, subtype="FLOAT")
             result = predictor.predict(path)

@@ -30,9 +30,9 @@ import torch
 from audiocnn import audio, bundle
 from audiocnn.datasets.images import clip_images
 from audiocnn.datasets.recipe import limited_dataset
+from audiocnn.features.windows import windows
 from audiocnn.inference.options import PredictOptions
 from audiocnn.inference.predictor import Predictor
-from audiocnn.inference.windows import windows
 from audiocnn.training.calibration import validation_clips
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -28,9 +28,9 @@ from tqdm import tqdm
 from audiocnn import audio, bundle
 from audiocnn.datasets import load_dataset
 from audiocnn.datasets.images import clip_waves
+from audiocnn.features.windows import windows
 from audiocnn.inference.options import PredictOptions
 from audiocnn.inference.predictor import Predictor
-from audiocnn.inference.windows import windows
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ood_score import bootstrap_interval, read_manifest  # noqa: E402 - a sibling benchmark script

@@ -7,7 +7,7 @@ import pytest
 
 from audiocnn import audio
 from audiocnn.errors import ConfigError
-from audiocnn.models import birdnet
+from audiocnn.features import birdnet_graph as birdnet
 from conftest import REPO
 
 EXAMPLES = REPO / "examples"

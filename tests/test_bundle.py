@@ -191,7 +191,7 @@ def test_a_pipe_as_weights_is_one_error_line_from_predict_not_a_hang(saved, tmp_
 
 def test_a_model_card_is_shown_only_when_it_is_a_regular_file_of_sane_size(tmp_path):
     """The server describes its model with the card: a Latin-1 card raised UnicodeDecodeError there."""
-    from audiocnn.bundle import MAX_CARD_BYTES, model_card
+    from audiocnn.bundle_files import MAX_CARD_BYTES, model_card
 
     card = tmp_path / "MODEL_CARD.md"
     assert model_card(tmp_path) is None

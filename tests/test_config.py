@@ -14,14 +14,17 @@ RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"
 
 
 #: The image each shipped recipe makes of one clip, as README.md and the recipes' comments state it.
-IMAGE_SHAPES = {"ablation": (1, 64, 126), "cpu": (1, 128, 251), "paper": (3, 128, 250), "smoke": (1, 32, 51)}
+#: birdnet's "image" is BirdNET V2.4's 1,024-d embedding, one channel per dimension.
+IMAGE_SHAPES = {"ablation": (1, 64, 126), "birdnet": (1024, 1, 1), "cpu": (1, 128, 251), "paper": (3, 128, 250),
+                "smoke": (1, 32, 51)}
 
 
 def test_every_shipped_recipe_has_a_documented_image_shape():
     assert sorted(IMAGE_SHAPES) == [p.stem for p in RECIPES]
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p.stem == "paper" else p for p in RECIPES],
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p.stem in {"paper", "birdnet"} else p
+                                  for p in RECIPES],
                          ids=lambda p: p.stem)
 def test_shipped_recipes_build_their_frontend_and_backbone(path):
     """Each recipe's frontend makes the documented image, and its backbone (random weights) classifies it."""
@@ -35,7 +38,7 @@ def test_shipped_recipes_build_their_frontend_and_backbone(path):
     with torch.inference_mode():
         image = frontend(torch.zeros(1, round(recipe.data.clip_seconds * frontend.sample_rate)))
         assert tuple(image.shape[1:]) == IMAGE_SHAPES[path.stem]
-        backbone = create(recipe.model.backbone, 50, frontend.out_channels, "none").eval()
+        backbone = create(recipe.model.backbone, 50, frontend.out_channels, "none", head=recipe.model.head).eval()
         assert backbone(torch.randn_like(image)).shape == (1, 50)
     assert recipe.train.epochs >= 1 and recipe.model.weights in {"none", "packaged", "imagenet"}
 

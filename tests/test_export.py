@@ -21,12 +21,12 @@ from audiocnn import audio, bundle
 from audiocnn.bundled import default_model
 from audiocnn.cli import main
 from audiocnn.features import FRONTENDS, create_frontend
+from audiocnn.features.windows import windows
 from audiocnn.inference.export import INPUT, MAX_DIFFERENCE, OPSET, run, to_onnx
 from audiocnn.inference.onnx_frontend import MAX_DB_DIFFERENCE, check_signal, exportable
 from audiocnn.inference.options import PredictOptions
 from audiocnn.inference.predictor import Predictor
 from audiocnn.inference.runtimes import onnx_session as session
-from audiocnn.inference.windows import windows
 from conftest import REPO
 
 EXAMPLES = REPO / "examples"

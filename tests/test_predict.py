@@ -20,10 +20,10 @@ import pytest
 import soundfile as sf
 
 from audiocnn import bundle
+from audiocnn.features.windows import window_count, windows
 from audiocnn.inference.denoise import reduce_noise
 from audiocnn.inference.formats import RAVEN_COLUMNS
 from audiocnn.inference.predictor import Predictor
-from audiocnn.inference.windows import window_count, windows
 from conftest import TONE_HZ, TONE_LABELS, tone_clip, uncalibrated_copy
 
 RATE = 16_000

@@ -12,8 +12,6 @@ unpickled, so opening a downloaded bundle cannot run code.
 from __future__ import annotations
 
 import json
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, NotRequired
@@ -23,36 +21,49 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_confi
 from typing_extensions import TypedDict
 
 from audiocnn import __version__, atomic
+from audiocnn.bundle_files import (  # noqa: F401 - the file names, for the modules that read a bundle's files
+    CONFIG,
+    FILES,
+    INT8_GRAPH,
+    INT8_INFO,
+    MODEL_CARD,
+    WEIGHTS,
+    model_card,
+    owned_file,
+    regular_file,
+    write_model_card,
+)
 from audiocnn.config import Recipe, recipe_from_dict
 from audiocnn.datasets.base import split_fold
 from audiocnn.errors import AudiocnnError, BundleError, ConfigError
-from audiocnn.features import create_frontend
+from audiocnn.features import create_frontend, is_embedding
 from audiocnn.models.classifier import AudioClassifier
+from audiocnn.models.describe import inherited_card, timm_keys
+from audiocnn.models.ensemble import EnsembleClassifier
 from audiocnn.validation import Float, settings_text, validation_problem
 
 FORMAT = "audiocnn-bundle"
 VERSION = 1
-WEIGHTS, CONFIG = "model.safetensors", "config.json"
-#: The 8-bit backbone `audiocnn quantize` adds, and its record (`inference.quantize`).
-INT8_GRAPH, INT8_INFO = "model.int8.onnx", "int8.json"
-#: Every file of a bundle something reads: none may be written over by an output (`owned_file`).
-FILES = (CONFIG, WEIGHTS, INT8_GRAPH, INT8_INFO)
 #: The most classes a bundle may name (BirdNET's global model has about 6,500).
 MAX_LABELS = 20_000
 Label = Annotated[str, Field(min_length=1, max_length=200)]
 
 
+#: The most input channels: a spectrogram has 1-3, an audio network's embedding one per dimension (1,024).
+MAX_CHANNELS = 4096
+
+
 class _Backbone(TypedDict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    in_chans: Annotated[int, Field(ge=1, le=64)]
+    in_chans: Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
 
 
 class _Normalisation(TypedDict):
     """Per-channel statistics of training images in dB; a std below training's floor (1e-6)
     would underflow in float32 and turn every image into NaN."""
 
-    mean: Annotated[list[Annotated[Float, Field(ge=-1e6, le=1e6)]], Field(min_length=1, max_length=64)]
-    std: Annotated[list[Annotated[Float, Field(ge=1e-6, le=1e6)]], Field(min_length=1, max_length=64)]
+    mean: Annotated[list[Annotated[Float, Field(ge=-1e6, le=1e6)]], Field(min_length=1, max_length=MAX_CHANNELS)]
+    std: Annotated[list[Annotated[Float, Field(ge=1e-6, le=1e6)]], Field(min_length=1, max_length=MAX_CHANNELS)]
 
 
 @with_config(ConfigDict(strict=True, allow_inf_nan=False, extra="allow"))
@@ -76,6 +87,24 @@ class _Config(TypedDict):
 
 
 _CONFIG_SCHEMA = TypeAdapter(_Config)
+#: An ensemble's config.json says this `kind`; its members are bundles in its folder (`models.ensemble`).
+ENSEMBLE = "ensemble"
+#: Most members an ensemble may have: each is a whole model in memory and in every window's cost.
+MAX_MEMBERS = 16
+
+
+@with_config(ConfigDict(strict=True, allow_inf_nan=False, extra="allow"))
+class _EnsembleConfig(TypedDict):
+    """An ensemble's config.json: its members are folders `members/NAME` inside it, nowhere else."""
+
+    labels: Annotated[list[Label], Field(min_length=1, max_length=MAX_LABELS)]
+    members: Annotated[list[Annotated[str, Field(pattern=r"^members/[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]],
+                       Field(min_length=2, max_length=MAX_MEMBERS)]
+    metrics: NotRequired[dict[str, Any]]
+    calibration: NotRequired[_Calibration]
+
+
+_ENSEMBLE_SCHEMA = TypeAdapter(_EnsembleConfig)
 
 
 @dataclass
@@ -83,12 +112,13 @@ class Bundle:
     """A loaded bundle: the model (waveforms to logits), its labels, the recipe it was trained with,
     its metrics and calibration, and the folder it came from. `load` makes one; `save` writes one."""
 
-    model: AudioClassifier
+    model: AudioClassifier | EnsembleClassifier
     labels: list[str]
-    recipe: Recipe
+    recipe: Recipe  # an ensemble's: its first member's (they hear the same windows at the same rate)
     metrics: dict[str, Any]
     path: Path
     calibration: dict[str, Any] = field(default_factory=dict)  # temperature, unknown_below, how fitted
+    members: list[Bundle] = field(default_factory=list)  # an ensemble's models; none for one model
 
     @property
     def temperature(self) -> float:
@@ -109,6 +139,21 @@ class Bundle:
     def clip_seconds(self) -> float:
         """Length of the clips it was trained on: prediction's default window."""
         return self.recipe.data.clip_seconds
+
+    @property
+    def hears_images(self) -> bool:
+        """Whether its model is one CNN on spectrogram images (not an ensemble, nor a head on BirdNET's embedding)."""
+        return not self.members and not is_embedding(self.model.frontend)
+
+    def require_images(self, action: str) -> None:
+        """A BundleError in one line when `action` needs one spectrogram CNN and this is not one."""
+        if self.members:
+            raise BundleError(f"{self.path}: {action} needs one CNN on spectrogram images; this model is an ensemble "
+                              f"of {len(self.members)} (run {action} on a member: {self.members[0].path})")
+        if not self.hears_images:
+            raise BundleError(f"{self.path}: {action} needs a CNN on spectrogram images; this model is a head on "
+                              f"{self.model.frontend.kind}'s embedding, computed by a TFLite graph that torch cannot "
+                              "differentiate, quantize or export")
 
 
 def save(path: str | Path, model: AudioClassifier, labels: list[str], recipe: Recipe,
@@ -162,8 +207,11 @@ def save(path: str | Path, model: AudioClassifier, labels: list[str], recipe: Re
         "metrics": metrics or {},
         **({"calibration": _calibration_record(calibration)} if calibration else {}),
         "recipe": recipe.to_dict(),
-        **timm_keys(recipe, labels, model),
+        **({} if is_embedding(model.frontend) else timm_keys(recipe, labels, model)),
     }
+    licence = getattr(model.frontend, "licence", None)  # a frontend built on another's model passes on its licence
+    if licence:
+        write_model_card(path, inherited_card(labels, recipe, metrics or {}, licence))
     atomic.write_text(path / CONFIG, json.dumps(config, indent=2) + "\n")
     return path
 
@@ -180,30 +228,6 @@ def write_calibration(path: str | Path, calibration: Any) -> None:
 def _calibration_record(calibration: Any) -> dict[str, Any]:
     """A `training.calibration.Calibration` (or a plain mapping) as config.json stores it."""
     return calibration.to_dict() if hasattr(calibration, "to_dict") else dict(calibration)
-
-
-def timm_keys(recipe: Recipe, labels: list[str], model: AudioClassifier) -> dict[str, Any]:
-    """The part of config.json timm reads for `timm.create_model("local-dir:BUNDLE", pretrained=True)`.
-
-    The CNN's input is the normalised spectrogram image (`input_size`: channels, rows,
-    frames of one window), so `mean`/`std` are the per-channel dB statistics of training
-    images, not ImageNet's.
-    """
-    window = torch.zeros(1, round(recipe.data.clip_seconds * model.frontend.sample_rate))
-    with torch.inference_mode():
-        channels, rows, frames = model.frontend(window).shape[1:]
-    return {
-        "architecture": recipe.model.backbone,
-        "num_classes": len(labels),
-        "label_names": list(labels),
-        "model_args": {"in_chans": channels},
-        "pretrained_cfg": {
-            "input_size": [channels, rows, frames],
-            "mean": model.mean.flatten().tolist(),
-            "std": model.std.flatten().tolist(),
-            "num_classes": len(labels),
-        },
-    }
 
 
 class NoBackbone(torch.nn.Module):
@@ -243,6 +267,8 @@ def load(path: str | Path, *, backbone: bool = True) -> Bundle:
     """
     path = Path(path)
     config = read_config(path)
+    if config.get("kind") == ENSEMBLE:
+        return _load_ensemble(path, config, backbone)
     try:
         _CONFIG_SCHEMA.validate_python(config)
     except ValidationError as err:
@@ -260,7 +286,7 @@ def load(path: str | Path, *, backbone: bool = True) -> Bundle:
             from audiocnn.models.factory import create
 
             cnn: torch.nn.Module = create(config["backbone"]["name"], len(labels), config["backbone"]["in_chans"],
-                                          "none")
+                                          "none", head=recipe.model.head)
         else:
             cnn = NoBackbone(path)
         model = AudioClassifier(frontend, cnn, mean, std)
@@ -272,6 +298,40 @@ def load(path: str | Path, *, backbone: bool = True) -> Bundle:
         _load_weights(path, model.backbone)
     return Bundle(model.eval(), labels, recipe, dict(config.get("metrics", {})), path,
                   dict(config.get("calibration", {})))
+
+
+def _load_ensemble(path: Path, config: dict[str, Any], backbone: bool) -> Bundle:
+    """An ensemble and its members, checked to name the same classes and hear the same windows."""
+    from audiocnn.models.ensemble import EnsembleClassifier
+
+    try:
+        _ENSEMBLE_SCHEMA.validate_python(config)
+    except ValidationError as err:
+        raise BundleError(validation_problem(err, f"{path / CONFIG}: ")) from None
+    members = []
+    for name in config["members"]:
+        if read_config(path / name).get("kind") == ENSEMBLE:
+            raise BundleError(f"{path / name}: an ensemble's members are single models, not ensembles")
+        members.append(load(path / name, backbone=backbone))
+    check_members(members, config["labels"])
+    first = members[0]
+    model = EnsembleClassifier([m.model for m in members], [m.temperature for m in members], first.model.frontend)
+    return Bundle(model.eval(), list(config["labels"]), first.recipe, dict(config.get("metrics", {})), path,
+                  dict(config.get("calibration", {})), members)
+
+
+def check_members(members: list[Bundle], labels: list[str]) -> None:
+    """A BundleError unless every member is one model naming `labels` in order and hearing the first's windows."""
+    first = members[0]
+    for member in members:
+        if member.members:
+            raise BundleError(f"{member.path}: an ensemble's members are single models, not ensembles")
+        if member.labels != labels:
+            raise BundleError(f"{member.path}: names other classes than {first.path.name} (or in another order)")
+        if (member.sample_rate, member.clip_seconds) != (first.sample_rate, first.clip_seconds):
+            raise BundleError(f"{member.path}: hears {member.clip_seconds:g} s windows at {member.sample_rate} Hz, "
+                              f"{first.path.name} {first.clip_seconds:g} s at {first.sample_rate} Hz; an ensemble's "
+                              "members must hear the same windows")
 
 
 def require_held_out(bundle: Bundle, fold: int) -> None:
@@ -286,65 +346,6 @@ def require_held_out(bundle: Bundle, fold: int) -> None:
         trained = f"trained for split {split!r}" if split else "not marked with the fold it left out"
         raise ConfigError(f"{bundle.path}: this model was {trained}, so fold {fold} is not held out from it; "
                           f"use RUN/fold{fold}/model from `audiocnn cv` or `audiocnn train --test-fold {fold}`")
-
-
-def regular_file(path: Path, missing: str | None = None) -> Path:
-    """`path` if it is a regular file (a link to one is fine), else one BundleError naming it.
-
-    Checked with `stat`, never by opening: opening a named pipe blocks until something writes
-    into it, and a device such as /dev/zero never ends, so a bundle holding one would hang
-    whatever reads it. `missing`: the message for a file that is not there (default: "is missing").
-    """
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise BundleError(missing or f"{path.parent}: {path.name} is missing") from None
-    except OSError as err:
-        raise BundleError(f"{path}: cannot be read ({err.strerror or err})") from None
-    if not stat.S_ISREG(mode):
-        kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "a folder" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
-        raise BundleError(f"{path}: is {kind}, not a regular file; a bundle's files are read only if they are "
-                          "regular files")
-    return path
-
-
-#: A model card is text for people: more than this is not a card, and is not read.
-MAX_CARD_BYTES = 256 * 1024
-
-
-def model_card(folder: Path) -> str | None:
-    """The bundle's MODEL_CARD.md, or None when it has none or it cannot be shown: read only if it is
-    a regular file of at most `MAX_CARD_BYTES`, bytes that are not UTF-8 replaced, never an error
-    (a server describing its model must not fail on the card)."""
-    path = Path(folder) / "MODEL_CARD.md"
-    try:
-        if regular_file(path).stat().st_size > MAX_CARD_BYTES:
-            return None
-        return path.read_bytes()[:MAX_CARD_BYTES].decode("utf-8", errors="replace")
-    except (BundleError, OSError):
-        return None
-
-
-def owned_file(folder: Path, path: Path) -> str | None:
-    """What `path` is of the bundle in `folder`, or None: the folder itself, one of its `FILES` (there
-    or not: writing one would change the bundle), or any file in it by inode (a link to one, another
-    spelling of it). For refusing outputs that would destroy a bundle (`audiocnn export --out`)."""
-    def same(a: Path, b: Path) -> bool:
-        try:
-            return os.path.samefile(a, b)
-        except OSError:
-            return False
-
-    if same(path, folder):
-        return "the bundle folder"
-    if path.name in FILES and same(path.parent, folder):
-        return path.name
-    if path.exists() and folder.is_dir():
-        for entry in folder.iterdir():
-            if same(path, entry):
-                return entry.name
-    return None
 
 
 def read_config(path: Path) -> dict[str, Any]:

@@ -253,19 +253,24 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    if not 0.5 <= args.keep_correct < 1.0:
+        raise ConfigError(f"--keep-correct must be in [0.5, 1) (got {args.keep_correct:g})")
+    calibrate_into(args.model, args.data_root, args.cache_dir, not args.no_progress, args.keep_correct)
+    return common.EXIT_OK
+
+
+def calibrate_into(model_path: Path, data_root: Path, cache_dir: Path | None, progress: bool,
+                   keep_correct: float = 0.95) -> None:
+    """Fit a bundle's calibration on its validation clips, store it in the bundle, and say what it is."""
     from audiocnn import bundle
     from audiocnn.cli.training import warn_unfitted
     from audiocnn.training.calibration import calibrate_bundle, threshold_summary
 
-    if not 0.5 <= args.keep_correct < 1.0:
-        raise ConfigError(f"--keep-correct must be in [0.5, 1) (got {args.keep_correct:g})")
-    model = common.load_model(args.model)
-    calibration = calibrate_bundle(model, args.data_root, cache_dir=args.cache_dir, progress=not args.no_progress,
-                                   keep_correct=args.keep_correct)
-    bundle.write_calibration(args.model, calibration)
-    print(f"{args.model}: temperature {calibration.temperature:g} (validation NLL {calibration.nll_before:.3f} -> "
+    model = common.load_model(model_path)
+    calibration = calibrate_bundle(model, data_root, cache_dir=cache_dir, progress=progress, keep_correct=keep_correct)
+    bundle.write_calibration(model_path, calibration)
+    print(f"{model_path}: temperature {calibration.temperature:g} (validation NLL {calibration.nll_before:.3f} -> "
           f"{calibration.nll_after:.3f}, ECE {calibration.ece_before:.3f} -> {calibration.ece_after:.3f}, "
           f"{calibration.clips} validation clips)")
     print(threshold_summary(calibration.to_dict()))
-    warn_unfitted({str(args.model): calibration.to_dict()})
-    return common.EXIT_OK
+    warn_unfitted({str(model_path): calibration.to_dict()})

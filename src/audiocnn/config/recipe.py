@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError
@@ -51,13 +51,18 @@ class DataConfig:
     negative_label: str | None = None  # annotations: those clips' label (default "background")
 
 
+#: The heads a recipe may train on a frozen audio network's embedding (`models.heads`).
+HeadKind = Literal["linear", "mlp"]
+
+
 @dataclass(frozen=True, config=STRICT)
 class ModelConfig:
-    """The recipe's `model` section: the timm backbone, its starting weights and dropout."""
+    """The recipe's `model` section: the timm backbone (or `birdnet-v2.4`), its starting weights and dropout."""
 
-    backbone: str = "mobilenetv2_100"
+    backbone: str = "mobilenetv2_100"  # a timm name, or birdnet-v2.4 (a head on BirdNET's embedding)
     weights: str = "none"  # none | imagenet | packaged | path to a weights file
     drop_rate: Annotated[Float, Field(ge=0, lt=1)] = 0.2
+    head: HeadKind = "linear"  # birdnet-v2.4 only: linear, or mlp (one hidden layer)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,6 +246,22 @@ def _validate(recipe: Recipe, where: str) -> None:
          "train.select best-val needs data.val_fraction > 0"),
         (not recipe.train.distill.teachers or recipe.train.mixup == 0,
          "train.distill does not combine with train.mixup (the teachers' targets are for unmixed images)"),
+    ]
+    from audiocnn.features.birdnet import KIND as BIRDNET  # the frontend kind and backbone name: a recipe names both
+
+    audio_net = recipe.model.backbone == BIRDNET
+    checks += [
+        (audio_net == (recipe.frontend.get("kind") == BIRDNET),
+         f"model.backbone {BIRDNET} and frontend.kind {BIRDNET} go together: BirdNET hears the audio itself and "
+         "the model trained is a head on what it hears (see recipes/birdnet.yaml)"),
+        (audio_net or recipe.model.head == "linear",
+         f"model.head is for a head on an audio network's embedding (backbone {BIRDNET}); a CNN has its own"),
+        (not audio_net or recipe.train.specaugment == SpecAugmentConfig(),
+         "train.specaugment masks spectrogram rows and columns; a BirdNET embedding has neither (use "
+         "train.waveform copies, which are embedded)"),
+        (not audio_net or recipe.train.freq_mixstyle.p == 0,
+         "train.freq_mixstyle mixes spectrogram rows' statistics; a BirdNET embedding has none (use train.waveform "
+         "copies, which are embedded)"),
     ]
     wave = recipe.train.waveform
     checks += [

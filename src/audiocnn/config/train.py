@@ -71,14 +71,22 @@ class OutlierConfig:
     learns to be unsure about, so that `unknown` can catch sounds it was never taught.
 
     Each training step adds `per_batch` windows drawn from `folder` (any audio files, cut into
-    windows of the clip length, at most `max_windows_per_file` per file) and adds `weight` ×
-    their cross-entropy to the uniform distribution to the loss. No folder = off.
+    windows of the clip length, at most `max_windows_per_file` per file) and from `noise_floors`
+    windows of steady noise made from the seed (`datasets.noise_floors`: hiss, hum, room tone,
+    silence, at -95 to -25 dBFS), and adds `weight` × their cross-entropy to the uniform
+    distribution to the loss. No folder and no floors = off.
     """
 
     folder: str | None = None
+    noise_floors: Annotated[int, Field(ge=0, le=10_000)] = 0  # windows of made noise floors; 0 = none
     weight: Annotated[Float, Field(ge=0, le=10)] = 0.5
     per_batch: Annotated[int, Field(ge=1, le=1024)] = 8
     max_windows_per_file: Annotated[int, Field(ge=1, le=1000)] = 12
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the model is shown any outliers."""
+        return self.folder is not None or self.noise_floors > 0
 
 
 @dataclass(frozen=True, config=STRICT)

@@ -108,7 +108,9 @@ def explain(bundle: Bundle, source: str | Path | np.ndarray, *, methods: tuple[s
     Raises:
         OptionError: a method, baseline, step count, start or target that cannot be explained,
             naming the option (`start`, ...): the CLI shows it as `--start`.
+        BundleError: a head on BirdNET's embedding (nothing torch can differentiate back to a spectrogram).
     """
+    bundle.require_images("explain")
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise OptionError("method", f"{', '.join(unknown) or 'none'}: choose from {', '.join(METHODS)}")

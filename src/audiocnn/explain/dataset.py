@@ -55,6 +55,7 @@ def class_attributions(bundle: Bundle, data_root: Path, fold: int, *, method: st
     A file that cannot be opened is left out and its one-line problem given to `on_unreadable`
     (the rest are explained); without it, such a file is a DatasetError.
     """
+    bundle.require_images("explain-dataset")
     if not STEPS_RANGE[0] <= steps <= STEPS_RANGE[1]:
         raise OptionError("steps", f"must be {STEPS_RANGE[0]}-{STEPS_RANGE[1]} (got {steps})")
     require_held_out(bundle, fold)

@@ -25,9 +25,9 @@ import numpy as np
 
 from audiocnn import atomic, audio
 from audiocnn.bundle import Bundle
-from audiocnn.errors import AudioError, OptionError
+from audiocnn.errors import AudioError, BundleError, OptionError
+from audiocnn.features.windows import windows
 from audiocnn.inference.predictor import checked_windows
-from audiocnn.inference.windows import windows
 
 #: Windows embedded per call.
 BATCH = 8
@@ -52,7 +52,7 @@ class Embedder(Protocol):
 
 
 class BirdNetEmbedder:
-    """BirdNET V2.4's embeddings (`audiocnn.models.birdnet`).
+    """BirdNET V2.4's embeddings (`audiocnn.features.birdnet_graph`).
 
     Args:
         bandwidth_hz: hear nothing above this (the training data's bandwidth, e.g. 8000 for
@@ -63,7 +63,7 @@ class BirdNetEmbedder:
     licence = "CC BY-NC-SA 4.0 (BirdNET V2.4 model files)"
 
     def __init__(self, bandwidth_hz: float | None = None, threads: int | None = None) -> None:
-        from audiocnn.models import birdnet
+        from audiocnn.features import birdnet_graph as birdnet
 
         if bandwidth_hz is not None and not 1_000 <= bandwidth_hz <= birdnet.SAMPLE_RATE / 2:
             raise OptionError("bandwidth", f"must be 1000-{birdnet.SAMPLE_RATE // 2} Hz (got {bandwidth_hz:g})")
@@ -94,6 +94,9 @@ class BundleEmbedder:
     """A trained bundle's pre-logits: the pooled features of its CNN, before the class layer."""
 
     def __init__(self, bundle: Bundle) -> None:
+        if bundle.members:
+            raise BundleError(f"{bundle.path}: an ensemble has no one embedding; embed with one of its members "
+                              f"({bundle.members[0].path})")
         self.model = bundle.model.eval()
         self.name = f"bundle:{bundle.path.name}"
         self.licence = f"that of the bundle {bundle.path.name} (its model card)"

@@ -42,9 +42,9 @@ from torch import Tensor, nn
 from audiocnn import __version__, atomic, audio
 from audiocnn.bundle import Bundle, owned_file
 from audiocnn.errors import BundleError, ConfigError
+from audiocnn.features.windows import windows
 from audiocnn.inference.onnx_frontend import ExportableFrontend, check_signal, exportable
 from audiocnn.inference.runtimes import fold_batchnorm, onnx_session
-from audiocnn.inference.windows import windows
 
 if TYPE_CHECKING:
     import onnx
@@ -107,6 +107,7 @@ def export(bundle: Bundle, out: str | Path, *, int8: bool = False, check: Sequen
 
     check: recordings whose windows the graph is checked on (default: seeded test signals).
     """
+    bundle.require_images("export")
     out = check_out(Path(out), bundle.path)
     int8_info = _int8_source(bundle)[1] if int8 else None  # a bundle without an 8-bit graph fails before any work
     window = round(bundle.clip_seconds * bundle.sample_rate)

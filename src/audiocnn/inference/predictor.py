@@ -27,10 +27,11 @@ import torch
 from audiocnn import audio
 from audiocnn.bundle import Bundle
 from audiocnn.errors import AudioError, BundleError, OptionError
+from audiocnn.features.windows import window_count, windows
 from audiocnn.inference.options import DEFAULT, PredictOptions
 from audiocnn.inference.runtimes import OnnxBackbone, for_inference, release_freed_memory
-from audiocnn.inference.windows import window_count, windows
 from audiocnn.models.classifier import AudioClassifier
+from audiocnn.models.ensemble import EnsembleClassifier
 
 #: Seconds read from disk at a time: large enough to be efficient, small enough to stay flat.
 BLOCK_SECONDS = 60.0
@@ -162,8 +163,12 @@ class Predictor:
         # Blocks read over all files (a batch of short files trims too); next() on a count is atomic.
         self._blocks_read = itertools.count(1)
 
-    def _runtime(self, bundle: Bundle, runtime: str, window_seconds: float) -> AudioClassifier:
-        """The bundle's model with the fastest backbone `runtime` allows, checked against its weights."""
+    def _runtime(self, bundle: Bundle, runtime: str, window_seconds: float) -> torch.nn.Module:
+        """The bundle's model with the fastest backbone `runtime` allows, checked against its weights
+        (an ensemble's: each member's)."""
+        if bundle.members:
+            return EnsembleClassifier([self._runtime(m, runtime, window_seconds) for m in bundle.members],
+                                      [m.temperature for m in bundle.members], bundle.model.frontend).eval()
         trained = bundle.model.eval()
         example = trained.images(0.1 * torch.randn(2, self.window, generator=torch.Generator().manual_seed(0)))
         if runtime == "int8":  # the bundle's own 8-bit graph (`audiocnn quantize`), checked against its weights

@@ -161,6 +161,7 @@ def quantize(bundle: Bundle, data_root: Path, *, n_clips: int = DEFAULT_CLIPS, c
     Any number of calibration clips from 1 works (`calibration_clips` in the record says how many
     were used: fewer than `n_clips` when the dataset's usable clips are fewer); none is a ConfigError.
     """
+    bundle.require_images("quantize")
     if n_clips < 1:
         raise ConfigError(f"--clips must be at least 1 (got {n_clips})")
     weights = file_digest(bundle.path / WEIGHTS)  # of the weights loaded now, checked again before writing

@@ -14,6 +14,10 @@ takes `in_chans` spectrogram channels and whose head has `n_classes` outputs. We
 For 1- or 2-channel spectrograms the pretrained RGB filters are folded into the new channel
 count as timm's `in_chans` does (`adapt_input_conv`), so a log-mel image still meets the edge
 and texture detectors ImageNet taught. A head of another size starts from random weights.
+
+`birdnet-v2.4` is not a CNN: BirdNET itself is the frozen frontend (`features.birdnet`), so the
+backbone a recipe trains on it is a small head on its embedding (`models.heads`), linear or MLP
+(`model.head`), from random weights.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import timm
 from torch import nn
 
 from audiocnn.errors import ConfigError
+from audiocnn.features.birdnet import KIND as BIRDNET
+from audiocnn.models.heads import EmbeddingHead, HeadKind
 from audiocnn.models.weights import load_weights, packaged_weights
 
 #: Backbones the project tests and documents; any other timm name also works.
@@ -31,13 +37,22 @@ BACKBONES = (
     "resnet18", "resnet50", "densenet121", "densenet201", "inception_v3", "efficientnet_b0",
     "mobilenetv2_100", "mobilenetv3_large_100", "tf_efficientnet_lite0",
 )
+#: Backbones that are a head on a frozen audio network's embedding (the frontend of the same name).
+EMBEDDING_BACKBONES = (BIRDNET,)
 
 
-def create(name: str, n_classes: int, in_chans: int = 1, weights: str | Path = "none", *, drop_rate: float = 0.0
-           ) -> nn.Module:
-    """A timm `name` with `in_chans` inputs and `n_classes` outputs, initialised from `weights`."""
+def create(name: str, n_classes: int, in_chans: int = 1, weights: str | Path = "none", *, drop_rate: float = 0.0,
+           head: HeadKind = "linear") -> nn.Module:
+    """A timm `name` with `in_chans` inputs and `n_classes` outputs, initialised from `weights`; for an
+    embedding backbone (`EMBEDDING_BACKBONES`), a `head` on its `in_chans`-d embedding."""
+    if name in EMBEDDING_BACKBONES:
+        if str(weights) != "none":
+            raise ConfigError(f"model.weights: {name} is frozen and comes with its package; the head on it starts "
+                              f"from random weights, so leave weights as none (got {weights})")
+        return EmbeddingHead(in_chans, n_classes, head, drop_rate)
     if not timm.is_model(name):
-        raise ConfigError(f"unknown backbone {name!r} (tested: {', '.join(BACKBONES)}; any timm model name works)")
+        raise ConfigError(f"unknown backbone {name!r} (tested: {', '.join(BACKBONES)}; any timm model name works; "
+                          f"audio-pretrained: {', '.join(EMBEDDING_BACKBONES)})")
     if n_classes < 1 or in_chans < 1:
         raise ConfigError(f"backbone {name}: n_classes and in_chans must be positive, got {n_classes}, {in_chans}")
     kind = str(weights)

@@ -194,8 +194,6 @@ def calibrate_bundle(bundle: Any, data_root: Path, *, cache_dir: Path | None = N
                      keep_correct: float = KEEP_CORRECT) -> Calibration:
     """Fit a bundle's calibration on its own validation clips (for bundles trained before
     calibration existed, or to refit it); the caller writes it (`bundle.write_calibration`)."""
-    from audiocnn.datasets.images import clip_images
-
     clips = validation_clips(bundle, data_root)
     unknown = sorted({clip.label for clip in clips} - set(bundle.labels))
     if unknown:
@@ -203,7 +201,18 @@ def calibrate_bundle(bundle: Any, data_root: Path, *, cache_dir: Path | None = N
     if len(clips) < MIN_VALIDATION_CLIPS:
         raise ConfigError(f"{bundle.path}: only {len(clips)} validation clips; calibration needs at least "
                           f"{MIN_VALIDATION_CLIPS} (train with a larger data.val_fraction)")
-    model = bundle.model.eval()
-    images = clip_images(clips, model.frontend, bundle.clip_seconds, cache_dir, progress=progress)
     labels = torch.tensor([bundle.labels.index(clip.label) for clip in clips])
-    return calibrate(model.image_logits(images), labels, keep_correct)
+    return calibrate(clip_logits(bundle, clips, cache_dir, progress), labels, keep_correct)
+
+
+def clip_logits(bundle: Any, clips: list, cache_dir: Path | None = None, progress: bool = True) -> Tensor:
+    """A bundle's logits of whole clips, from their (cached) images; an ensemble's are its members'
+    combined (the log of their mean calibrated probability)."""
+    from audiocnn.datasets.images import clip_images
+    from audiocnn.models.ensemble import combine
+
+    if bundle.members:
+        return combine([clip_logits(m, clips, cache_dir, progress) for m in bundle.members],
+                       [m.temperature for m in bundle.members])
+    model = bundle.model.eval()
+    return model.image_logits(clip_images(clips, model.frontend, bundle.clip_seconds, cache_dir, progress=progress))

@@ -128,10 +128,21 @@ def resolve_precision(precision: str) -> str:
     return "bf16-mixed" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32-true"
 
 
+#: A channel's std is at least this share of the median channel's (and at least `MIN_STD`).
+STD_FLOOR_SHARE, MIN_STD = 0.01, 1e-5
+
+
 def normalisation(images: Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of the training images: the model's fixed input scaling."""
+    """Per-channel mean and std of the training images: the model's fixed input scaling.
+
+    A channel that barely varied in training (a unit of BirdNET's embedding that no training clip
+    woke) is scaled as if it varied by a hundredth of the typical channel: divided by its own tiny
+    std, any activity in a new recording would become a huge input and decide the answer alone.
+    """
     dims = (0, 2, 3)
-    return images.mean(dim=dims).tolist(), images.std(dim=dims).clamp_min(1e-6).tolist()
+    std = images.std(dim=dims)
+    floor = max(MIN_STD, STD_FLOOR_SHARE * float(std.median())) if std.numel() else MIN_STD
+    return images.mean(dim=dims).tolist(), std.clamp_min(floor).tolist()
 
 
 def fit_split(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, out: Path,
@@ -174,7 +185,8 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     mean, std = normalisation(data.train[0])
     classifier = AudioClassifier(frontend, create(recipe.model.backbone, n_classes, frontend.out_channels,
-                                                  recipe.model.weights, drop_rate=recipe.model.drop_rate), mean, std)
+                                                  recipe.model.weights, drop_rate=recipe.model.drop_rate, head=recipe.model.head),
+                                 mean, std)
     lit = LitClassifier(classifier.backbone, cfg, n_classes,
                         outliers=classifier.normalise(data.outliers) if data.outliers is not None else None)
     train_loader = _loader(data.train, classifier, cfg, shuffle=True, copies=data.train_copies,

@@ -20,9 +20,13 @@ from tqdm import tqdm
 from audiocnn import audio
 from audiocnn.config.train import OutlierConfig
 from audiocnn.datasets.images import cache_key, cached, image_shape, images_of
+from audiocnn.datasets.noise_floors import training_floors
 from audiocnn.errors import AudiocnnWarning, AudioError, ConfigError
 from audiocnn.features import Frontend
 from audiocnn.training.cache import folder_digest
+
+#: Bumped when the made noise floors change, so cached images of older ones are not reused.
+FLOORS_SCHEME = 1
 
 
 def outlier_loss(logits: Tensor) -> Tensor:
@@ -42,22 +46,27 @@ def outlier_windows(wave: np.ndarray, window: int, most: int) -> np.ndarray:
 
 
 def outlier_images(cfg: OutlierConfig, frontend: Frontend, clip_seconds: float, cache_dir: Path | None,
-                   progress: bool = True) -> Tensor:
-    """(windows, channels, rows, frames): the images of every window of every file in `cfg.folder`.
+                   progress: bool = True, *, seed: int = 0) -> Tensor:
+    """(windows, channels, rows, frames): the images of every window of every file in `cfg.folder`,
+    then of `cfg.noise_floors` noise-floor windows made from `seed`.
 
-    Cached under a key of the files' contents, the frontend, the clip length and the window
-    limit; an unreadable file is skipped with its name in a warning, not a failed run.
+    Cached under a key of the files' contents, the floors' count and seed, the frontend, the clip
+    length and the window limit; an unreadable file is skipped with its name in a warning, not a
+    failed run.
     """
-    root = Path(cfg.folder or "").expanduser()
-    files = audio.audio_files(root) if root.is_dir() else []
-    if not files:
-        raise ConfigError(f"train.outliers.folder: {root} " + ("holds no audio files" if root.is_dir()
-                                                                  else "is not a folder"))
+    files: list[Path] = []
+    if cfg.folder is not None:
+        root = Path(cfg.folder).expanduser()
+        files = audio.audio_files(root) if root.is_dir() else []
+        if not files:
+            raise ConfigError(f"train.outliers.folder: {root} " + ("holds no audio files" if root.is_dir()
+                                                                      else "is not a folder"))
     key = "outliers-" + cache_key([], frontend.config(), clip_seconds, {
-        "outliers": folder_digest(files), "max_windows_per_file": cfg.max_windows_per_file})
+        "outliers": folder_digest(files), "max_windows_per_file": cfg.max_windows_per_file,
+        **({"noise_floors": cfg.noise_floors, "seed": seed, "floors": FLOORS_SCHEME} if cfg.noise_floors else {})})
+    window = round(clip_seconds * frontend.sample_rate)
 
     def compute() -> Tensor:
-        window = round(clip_seconds * frontend.sample_rate)
         parts = []
         for path in tqdm(files, desc="outlier audio", unit="file", disable=not progress, leave=False):
             try:
@@ -66,8 +75,10 @@ def outlier_images(cfg: OutlierConfig, frontend: Frontend, clip_seconds: float, 
                 warnings.warn(f"train.outliers: skipping {err}", AudiocnnWarning, stacklevel=2)
                 continue
             parts.append(outlier_windows(wave, window, cfg.max_windows_per_file))
-        if not parts:
-            raise ConfigError(f"train.outliers.folder: none of the {len(files)} files in {root} can be read")
+        if files and not parts:
+            raise ConfigError(f"train.outliers.folder: none of the {len(files)} files in {cfg.folder} can be read")
+        if cfg.noise_floors:
+            parts.append(training_floors(cfg.noise_floors, window, frontend.sample_rate, seed))
         return images_of(np.concatenate(parts), frontend)
 
     return cached(cache_dir, key, compute, shape=lambda: (-1, *image_shape(frontend, clip_seconds)))

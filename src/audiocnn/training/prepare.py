@@ -49,6 +49,6 @@ def prepare_images(recipe: Recipe, dataset: Dataset, cache_dir: Path | None, pro
     # only the training clips' copies are ever shown to a model.
     copies = (augmented_images(dataset.clips, frontend, recipe.data.clip_seconds, augment, cache_dir,
                                seed=recipe.train.seed, progress=progress) if augment.copies else None)
-    outliers = (outlier_images(recipe.train.outliers, frontend, recipe.data.clip_seconds, cache_dir, progress)
-                if recipe.train.outliers.folder else None)
+    outliers = (outlier_images(recipe.train.outliers, frontend, recipe.data.clip_seconds, cache_dir, progress,
+                               seed=recipe.train.seed) if recipe.train.outliers.enabled else None)
     return Prepared(dataset, images, copies, {clip.key: i for i, clip in enumerate(dataset.clips)}, outliers)

