@@ -82,6 +82,33 @@ def test_the_frontend_is_birdnets_embedding_averaged_over_its_windows():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("tap", sorted(birdnet_graph.TAPS))
+def test_birdnets_last_layers_in_torch_give_litert_s_embedding(tap):
+    """The fine-tunable tail (BirdNET's own weights, built from its graph) turns the tap's activations
+    into the embedding LiteRT computes, window by window; the frontend lays a clip's windows side by
+    side and the head takes them apart again."""
+    from audiocnn.models.birdnet_tail import BirdNetTail
+    from audiocnn.models.factory import create
+
+    wave = audio.fix_length(audio.load(THUNDER, 16_000), 80_000)  # 3 windows of 3 s
+    windows = np.stack([audio.fix_length(birdnet_graph.birdnet_input(wave, 16_000, 8_000)[s:], birdnet_graph.WINDOW)
+                        for s in (0, 72_000, 144_000)])
+    net = birdnet_graph.BirdNet(threads=1, tap=tap)
+    embeddings, activations = net.embed(windows), net.activations(windows)
+    assert activations.shape == (3, 3, 8, 192)
+    tail = BirdNetTail(tap)
+    with torch.inference_mode():
+        np.testing.assert_allclose(tail(torch.from_numpy(activations)).numpy(), embeddings, atol=1e-4)
+    frontend = create_frontend({"kind": "birdnet-v2.4", "tap": tap})
+    head = create("birdnet-v2.4", 3, frontend.out_channels, tap=tap)
+    with torch.inference_mode():
+        image = frontend(torch.from_numpy(wave[None]))
+        assert image.shape == (1, 192, 3, 24) == (1, *frontend.image_shape(len(wave)))
+        np.testing.assert_allclose(head.forward_features(image)[0].numpy(), embeddings.mean(axis=0), atol=1e-4)
+    assert sum(p.numel() for p in head.tail.parameters()) > 2_000_000 and all(p.requires_grad for p in head.parameters())
+
+
+@pytest.mark.slow
 def test_what_cannot_run_on_a_head_says_so_in_one_line(head, cli, tmp_path):
     for command in (["explain", str(DOG), "--model", str(head), "--out", str(tmp_path / "x.png")],
                     ["export", "--model", str(head), "--out", str(tmp_path / "x.onnx")],

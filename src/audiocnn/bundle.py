@@ -286,7 +286,8 @@ def load(path: str | Path, *, backbone: bool = True) -> Bundle:
             from audiocnn.models.factory import create
 
             cnn: torch.nn.Module = create(config["backbone"]["name"], len(labels), config["backbone"]["in_chans"],
-                                          "none", head=recipe.model.head)
+                                          "none", head=recipe.model.head,
+                                          tap=recipe.frontend.get("tap", "embedding"))
         else:
             cnn = NoBackbone(path)
         model = AudioClassifier(frontend, cnn, mean, std)

@@ -24,7 +24,7 @@ from audiocnn.errors import AudiocnnWarning
 def _recipe_options() -> argparse.ArgumentParser:
     """What `cv` and `train` both take: a recipe and its overrides."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("recipe", type=Path, help="recipe YAML (see recipes/: smoke, cpu, ablation, paper)")
+    parent.add_argument("recipe", type=Path, help="recipe YAML (see recipes/: smoke, cpu, ablation, paper, birdnet)")
     parent.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a recipe entry, e.g. --set train.epochs=5 (repeatable)")
     return parent

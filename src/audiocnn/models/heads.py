@@ -26,6 +26,8 @@ class EmbeddingHead(nn.Module):
         n_classes: outputs.
         kind: `linear` (dropout, then one layer) or `mlp` (a hidden layer of `MLP_HIDDEN` GELUs first).
         drop_rate: dropout on the embedding (and on the hidden layer).
+        tail: BirdNET's last layers (`models.birdnet_tail.BirdNetTail`), trained with the head: the input
+            is then their activations, a window every `tail.columns` columns, and `dim` what they give.
 
     Example:
         >>> import torch
@@ -34,9 +36,11 @@ class EmbeddingHead(nn.Module):
         (torch.Size([2, 50]), 512)
     """
 
-    def __init__(self, dim: int, n_classes: int, kind: HeadKind = "linear", drop_rate: float = 0.0) -> None:
+    def __init__(self, dim: int, n_classes: int, kind: HeadKind = "linear", drop_rate: float = 0.0,
+                 tail: nn.Module | None = None) -> None:
         super().__init__()
         self.kind = kind
+        self.tail = tail
         hidden: list[nn.Module] = []
         if kind == "mlp":
             hidden = [nn.Dropout(drop_rate), nn.Linear(dim, MLP_HIDDEN), nn.GELU()]
@@ -47,8 +51,19 @@ class EmbeddingHead(nn.Module):
         self.classifier = nn.Linear(dim, n_classes)
 
     def forward_features(self, embeddings: Tensor) -> Tensor:
-        """The features the class layer reads: the embedding itself (linear) or the hidden layer (mlp)."""
+        """The features the class layer reads: the embedding itself (linear) or the hidden layer (mlp).
+        With a `tail`, the input is its activations, (batch, channels, rows, windows × columns), and
+        the embedding is the tail's output averaged over each clip's windows."""
+        if self.tail is not None:
+            embeddings = self._through_tail(embeddings)
         return self.hidden(embeddings)
+
+    def _through_tail(self, maps: Tensor) -> Tensor:
+        batch, channels, rows, width = maps.shape
+        columns = self.tail.columns
+        per_window = (maps.permute(0, 2, 3, 1).reshape(batch, rows, width // columns, columns, channels)
+                      .permute(0, 2, 1, 3, 4).reshape(-1, rows, columns, channels))
+        return self.tail(per_window).view(batch, width // columns, -1).mean(dim=1)
 
     def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
         """Logits of `forward_features`' output, or (pre_logits) that output as the class layer reads it."""

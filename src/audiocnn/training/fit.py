@@ -183,10 +183,11 @@ def _fit(recipe: Recipe, frontend: Frontend, data: SplitData, n_classes: int, ou
          callbacks: list[L.Callback]) -> FitResult:
     cfg = recipe.train
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    mean, std = normalisation(data.train[0])
-    classifier = AudioClassifier(frontend, create(recipe.model.backbone, n_classes, frontend.out_channels,
-                                                  recipe.model.weights, drop_rate=recipe.model.drop_rate, head=recipe.model.head),
-                                 mean, std)
+    channels = frontend.out_channels
+    mean, std = normalisation(data.train[0]) if frontend.standardised else ([0.0] * channels, [1.0] * channels)
+    backbone = create(recipe.model.backbone, n_classes, channels, recipe.model.weights, drop_rate=recipe.model.drop_rate,
+                      head=recipe.model.head, tap=recipe.frontend.get("tap", "embedding"))
+    classifier = AudioClassifier(frontend, backbone, mean, std)
     lit = LitClassifier(classifier.backbone, cfg, n_classes,
                         outliers=classifier.normalise(data.outliers) if data.outliers is not None else None)
     train_loader = _loader(data.train, classifier, cfg, shuffle=True, copies=data.train_copies,
