@@ -96,3 +96,15 @@ def test_the_bundled_8_bit_model_belongs_to_its_weights_and_names_the_examples_a
             assert chosen == first, path.name
         else:
             assert chosen in (first, second), path.name
+
+
+def test_a_bundled_model_is_named_by_its_folder_unless_a_folder_of_that_name_is_here(tmp_path, monkeypatch):
+    from audiocnn.bundled import bundled_models, model_path
+
+    names = list(bundled_models())
+    assert names[0] == default_model().name  # the default first
+    assert model_path(names[0]) == default_model()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / names[0]).mkdir()  # the user's own folder of that name wins
+    assert model_path(names[0]) == Path(names[0])
+    assert model_path("no-such-model") == Path("no-such-model")

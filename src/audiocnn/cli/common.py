@@ -87,9 +87,12 @@ def data_root_option(what: str = "dataset folder (for csv: the CSV file)") -> ar
 
 def model_option(*, required: bool = False, what: str = "model bundle folder") -> argparse.ArgumentParser:
     """Parent parser with --model (a bundle folder; optional means the bundled model)."""
+    from audiocnn.bundled import bundled_models, model_path
+
     parent = _parent()
     default = "" if required else " (default: the bundled ESC-50 model, non-commercial use only)"
-    parent.add_argument("--model", type=Path, required=required, help=f"{what}{default}")
+    parent.add_argument("--model", type=model_path, required=required,
+                        help=f"{what}, or the name of a bundled model ({', '.join(bundled_models())}){default}")
     return parent
 
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from audiocnn.bundled import model_path
 from audiocnn.cli import common
 from audiocnn.errors import ConfigError, item_failure
 
@@ -26,8 +27,9 @@ def add_commands(commands: common.Commands) -> None:
     )
     embed.add_argument("audio", nargs="+", type=Path, help="audio files or folders")
     embed.add_argument("--out", type=Path, required=True, help="the Parquet table to write (atomically)")
-    embed.add_argument("--model", type=Path, metavar="BUNDLE",
-                       help="embed with this bundle's CNN (its pre-logits) instead of BirdNET")
+    embed.add_argument("--model", type=model_path, metavar="BUNDLE",
+                       help="embed with this bundle's CNN (its pre-logits) instead of BirdNET (a folder, or the name "
+                       "of a bundled model)")
     embed.add_argument("--hop", type=float, metavar="S",
                        help="seconds between window starts, at least a tenth of the window (default: a whole window)")
     embed.add_argument("--bandwidth", type=float, metavar="HZ",
