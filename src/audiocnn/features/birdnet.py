@@ -7,7 +7,7 @@ frozen (its TFLite graph has no gradients here), so its embedding is that tensor
 any image, and the model a recipe trains is a small head on it (`models.heads`).
 
 A clip (ESC-50's are 5 s at 16 kHz) is band-limited to `bandwidth_hz`, resampled to BirdNET's
-48 kHz, cut into 3 s windows every `hop_seconds` (the last zero-padded, as `inference.windows`
+48 kHz, cut into 3 s windows every `hop_seconds` (the last zero-padded, as `features.windows`
 cuts recordings) and its windows' 1,024-d embeddings averaged: the recipe that scored 82.1% on
 ESC-50's folds as a linear probe (BENCHMARKS.md, "BirdNET V2.4 probe"). The image is
 (1024, 1, 1): one channel per embedding dimension, so the per-channel normalisation every model
