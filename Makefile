@@ -43,11 +43,12 @@ browser:
 
 # Everything: lint, the layering contracts (tests/test_architecture.py) and every test, on all the
 # machine's cores: one pytest-xdist worker per core, each running torch on one thread (two workers
-# with a thread per core each spin against each other: slower than one process). Every test works in
+# with a thread per core each spin against each other: slower than one process; OMP_WAIT_POLICY=PASSIVE
+# keeps a test that asks for more threads from spinning too). Every test works in
 # its own temporary folder and on free ports, so any two may run at once.
 test: $(STAMP) browser
 	$(BIN)/ruff check src tests benchmarks
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist worksteal
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -n auto --dist worksteal
 
 # The inner loop: everything but the tests marked slow (every test over ~0.2 s is), in one process:
 # workers would each import torch and the whole package again, which costs more than they save here.

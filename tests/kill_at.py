@@ -2,6 +2,7 @@
 out-of-memory killer or a pulled plug gives it, for the tests of resume (test_kill_resume.py).
 
     python tests/kill_at.py MOMENT -- ARGS...
+    python tests/kill_at.py MOMENT MOMENT... -- ARGS...
 
 MOMENT is one of
     before:PATTERN:N   just before the Nth file matching PATTERN (fnmatch on the full path) is
@@ -9,6 +10,14 @@ MOMENT is one of
                        in place (every file the project trusts goes through `audiocnn.atomic`)
     after:PATTERN:N    just after that rename
     step:N             inside the Nth training step of this process (mid-epoch)
+    end                no kill: the command runs to its end (a rerun after the kills)
+
+With one MOMENT the command runs in this process. With several, it runs once per MOMENT, one run
+after another, each in a child process forked from this one: every run starts afresh (nothing of
+an earlier run is left in the child but what that run wrote to disk), and the seconds that a new
+Python process spends importing torch and Lightning are spent once, here, before the first
+fork. This process prints `kill_at: MOMENT: STATUS` as each run ends (STATUS as subprocess
+gives it: -9 for SIGKILL, else the exit code) and exits 0 once all have run.
 
 Nothing is mocked: the real CLI runs on real files and dies with SIGKILL, which it cannot
 catch or clean up after.
@@ -20,6 +29,7 @@ import fnmatch
 import os
 import signal
 import sys
+import traceback
 
 
 def _die() -> None:
@@ -61,18 +71,60 @@ def _kill_in_step(nth: int) -> None:
     LitClassifier.training_step = training_step
 
 
-def main() -> int:
-    moment, separator, *args = sys.argv[1:]
-    assert separator == "--", __doc__
+def _arm(moment: str) -> None:
+    """Make this process die at `moment` (nothing for `end`)."""
     kind, _, rest = moment.partition(":")
+    if kind == "end":
+        return
     if kind == "step":
         _kill_in_step(int(rest))
     else:
         pattern, _, nth = rest.rpartition(":")
         _kill_around_rename(kind, pattern, int(nth))
+
+
+def _run(moment: str, args: list[str]) -> int:
+    _arm(moment)
     from audiocnn.cli import main as audiocnn
 
     return audiocnn(args)
+
+
+def _forked(moment: str, args: list[str]) -> int:
+    """Run the command in a child forked from this process, dying at `moment`; its end as subprocess gives it."""
+    sys.stdout.flush()
+    sys.stderr.flush()  # else the child would write this process's buffered output a second time
+    child = os.fork()
+    if child == 0:  # the child: run, then exit here, never back into this process's loop
+        try:
+            code = _run(moment, args)
+        except SystemExit as stop:  # argparse's way out
+            code = stop.code if isinstance(stop.code, int) else 1
+        except BaseException:  # noqa: BLE001 - shown, as an uncaught exception would be
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    status = os.waitpid(child, 0)[1]
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def main() -> int:
+    separator = sys.argv.index("--") if "--" in sys.argv else 0
+    moments, args = sys.argv[1:separator], sys.argv[separator + 1 :]
+    assert moments and separator, __doc__
+    if len(moments) == 1:
+        return _run(moments[0], args)
+    # What the runs import, imported once before the first fork (imports only: nothing has run yet).
+    import audiocnn.cli  # noqa: F401
+    import audiocnn.training.cv  # noqa: F401
+    import audiocnn.training.module  # noqa: F401
+    import audiocnn.training.reports  # noqa: F401
+
+    for moment in moments:
+        print(f"kill_at: {moment}: {_forked(moment, args)}", flush=True)
+    os._exit(0)  # nothing here to clean up: the interpreter's teardown of torch would only add a second
 
 
 if __name__ == "__main__":

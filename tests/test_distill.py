@@ -85,11 +85,13 @@ def test_a_student_learns_from_the_same_folds_models_of_its_teacher_runs(tones, 
     cache = tmp_path / "cache"
     # A teacher with another frontend (fewer mel bands) than the student: it gets its own images
     # of the same seeded augmented copies.
-    teacher_recipe = load_recipe(SMOKE, [*TINY, "frontend.n_mels=32", "train.epochs=2", "train.waveform.copies=1",
-                                         "train.waveform.gain_db=12", "train.waveform.p=1"])
+    # One training thread: two spin against the other worker of `make test` (several times slower).
+    teacher_recipe = load_recipe(SMOKE, [*TINY, "frontend.n_mels=32", "train.epochs=2",
+                                         "train.waveform.copies=1", "train.waveform.gain_db=12", "train.waveform.p=1"])
     run_cv(teacher_recipe, tones, tmp_path / "teacher", folds=[1], cache_dir=cache, progress=False)
-    student_recipe = load_recipe(SMOKE, [*TINY, "train.epochs=2", "train.waveform.copies=1", "train.waveform.gain_db=12",
-                                         "train.waveform.p=1", f"train.distill.teachers=[{tmp_path / 'teacher'}]",
+    student_recipe = load_recipe(SMOKE, [*TINY, "train.epochs=2", "train.waveform.copies=1",
+                                         "train.waveform.gain_db=12", "train.waveform.p=1",
+                                         f"train.distill.teachers=[{tmp_path / 'teacher'}]",
                                          "train.distill.weight=0.7", "train.distill.temperature=2"])
     prepared = prepare(student_recipe, tones, cache, progress=False)
     fold1 = make_splits(prepared.dataset, val_fraction=student_recipe.data.val_fraction,

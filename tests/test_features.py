@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from audiocnn import audio
 from audiocnn.errors import ConfigError
-from audiocnn.features import FRONTENDS, create_frontend
+from audiocnn.features import FRONTENDS, create_frontend, is_embedding
 from conftest import REPO
 
 #: A short event padded with silence, a steady broadband noise, a long rumble (cut to 5 s).
@@ -52,7 +52,12 @@ def image(kind_or_config, wave: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- registry-wide
 
 
-@pytest.mark.parametrize("kind", list(FRONTENDS))
+#: The frontends that draw a picture of sound over time (BirdNET's embedding is not one).
+PICTURES = [kind for kind in FRONTENDS if not is_embedding({"kind": kind})]
+
+
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.slow) if is_embedding({"kind": k}) else k
+                                  for k in FRONTENDS])
 def test_batch_shape_dtype_and_batching_does_not_change_an_image(kind, waves):
     """9 clips: more than one CPU chunk, so chunked batches are compared with single clips."""
     frontend = create_frontend(kind)
@@ -66,13 +71,13 @@ def test_batch_shape_dtype_and_batching_does_not_change_an_image(kind, waves):
     torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("kind", list(FRONTENDS))
+@pytest.mark.parametrize("kind", PICTURES)
 def test_silence_gives_a_finite_image_constant_over_time(kind):
     out = image(kind, np.zeros(16_000, dtype=np.float32))
     assert np.isfinite(out).all() and np.ptp(out, axis=-1).max() < 1e-3
 
 
-@pytest.mark.parametrize("kind", list(FRONTENDS))
+@pytest.mark.parametrize("kind", PICTURES)
 def test_config_round_trips_and_axes_match_the_image(kind, waves):
     frontend = create_frontend({"kind": kind, "sample_rate": 22_050})
     clone = create_frontend(frontend.config())

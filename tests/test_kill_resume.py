@@ -2,11 +2,14 @@
 
 Real processes, real SIGKILLs (tests/kill_at.py): the CLI's `cv` is killed at six moments of a
 3-epoch fold, rerun after each kill, and its results must be byte-identical to an
-uninterrupted run of the same command (float32, deterministic mode, one thread).
+uninterrupted run of the same command (float32, deterministic mode, one thread). Each run is a
+process of its own, forked from one that imported the CLI once: seven fresh imports of torch and
+Lightning took longer than all the training.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,10 +44,11 @@ RESULTS = ["summary.json", "summary.md", "fold1/predictions.csv", "fold1/metrics
            "fold1/model/model.safetensors", "fold1/model/config.json"]
 
 
-def _cv(tones: Path, out: Path, moment: str | None = None) -> subprocess.Popen:
+def _cv(tones: Path, out: Path, moments: list[str] | None = None) -> subprocess.Popen:
+    """`audiocnn cv` as a process; with `moments`, kill_at.py's runs of it, one per moment, in that order."""
     args = ["cv", str(SMOKE), "--data-root", str(tones), "--folds", "1", "--no-progress", "--out", str(out / "run"),
             "--cache-dir", str(out / "cache"), *[a for item in RECIPE for a in ("--set", item)]]
-    command = [str(KILL_AT), moment, "--", *args] if moment else ["-m", "audiocnn", *args]
+    command = [str(KILL_AT), *moments, "--", *args] if moments else ["-m", "audiocnn", *args]
     return subprocess.Popen([sys.executable, *command], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
@@ -53,13 +57,14 @@ def _cv(tones: Path, out: Path, moment: str | None = None) -> subprocess.Popen:
 def test_a_cv_run_killed_at_six_moments_resumes_to_identical_results(tones, tmp_path):
     reference = _cv(tones, tmp_path / "uninterrupted")  # alongside the killed runs: two cores, one thread each
     killed = tmp_path / "killed"
-    for moment in MOMENTS:
-        run = _cv(tones, killed, moment)
-        output = run.communicate(timeout=300)[0]
-        assert run.returncode == -9, f"{moment}: not killed (exit {run.returncode}):\n{output}"
-    rerun = _cv(tones, killed)
-    output = rerun.communicate(timeout=300)[0]
-    assert rerun.returncode == 0, output
+    runs = _cv(tones, killed, [*MOMENTS, "end"])  # six runs killed one after another, then one run to the end
+    output = runs.communicate(timeout=300)[0]
+    assert runs.returncode == 0, output
+    ends = re.findall(r"^kill_at: (.*): (-?\d+)$", output, re.M)
+    assert [moment for moment, _ in ends] == [*MOMENTS, "end"], output
+    for moment, status in ends[:-1]:
+        assert status == "-9", f"{moment}: not killed (exit {status}):\n{output}"
+    assert ends[-1][1] == "0", output  # the rerun after the last kill finished
     assert "Traceback" not in output
     output = reference.communicate(timeout=300)[0]
     assert reference.returncode == 0, output
@@ -72,6 +77,7 @@ def test_a_cv_run_killed_at_six_moments_resumes_to_identical_results(tones, tmp_
 
 @pytest.mark.slow
 def test_a_damaged_last_checkpoint_is_set_aside_and_the_fold_trains_again(tones, tmp_path):
+    # one thread: two spin against the other worker of `make test` (several times slower)
     recipe = load_recipe(SMOKE, [*TINY, "train.epochs=1"])
     prepared = prepare(recipe, tones, None, progress=False)
     fold1 = make_splits(prepared.dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)[0]

@@ -8,12 +8,9 @@ was wrong.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -68,21 +65,22 @@ def test_every_int8_export_in_the_readme_is_preceded_by_quantize_of_the_same_mod
 
 
 @pytest.mark.slow
-def test_the_readme_export_steps_run_as_written(tone_bundle, tones, tmp_path):
-    """The export section's commands, each its own process in a folder holding `my-model` (the shared
-    tone model: 36 clips outside its test fold, fewer than quantize's default 256) and `my_sounds/`
-    (its data); the graph they write runs and carries the 8-bit backbone."""
+def test_the_readme_export_steps_run_as_written(tone_bundle, tones, tmp_path, cli, monkeypatch):
+    """The export section's commands, as command lines of `audiocnn` (run in this process: a process
+    each only added seconds of importing torch), from a folder holding `my-model` (the shared tone
+    model: 36 clips outside its test fold, fewer than quantize's default 256) and `my_sounds/` (its
+    data); the graph they write runs and carries the 8-bit backbone."""
     steps = [commands(block) for block in bash_blocks(section(SECTION))]
     steps = [words for block in steps for words in block]
     assert [words[1] for words in steps] == ["quantize", "export"], steps
     shutil.copytree(tone_bundle, tmp_path / "my-model")
     shutil.copytree(tones, tmp_path / "my_sounds")
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # the feature cache too stays in the test
+    monkeypatch.chdir(tmp_path)  # the README's relative paths
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the feature cache too stays in the test
     for words in steps:
-        done = subprocess.run([sys.executable, "-m", "audiocnn", *words[1:]], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, f"README step `{shlex.join(words)}` failed:\n{done.stderr}"
-        assert "Traceback" not in done.stderr
+        done = cli(*words[1:])
+        assert done.code == 0, f"README step `{shlex.join(words)}` failed:\n{done.err}"
+        assert "Traceback" not in done.err
     graph = tmp_path / _option(steps[-1], "--out")
     meta = {p.key: p.value for p in onnx.load(str(graph)).metadata_props}
     assert meta["precision"] == "int8" and json.loads(meta["int8"])["calibration_clips"] == 36

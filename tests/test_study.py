@@ -19,7 +19,8 @@ from conftest import SMOKE, TINY
 
 @pytest.fixture
 def tiny_base(tmp_path):
-    """smoke.yaml with the TINY overrides, written out as a base recipe a study can name."""
+    """smoke.yaml with the TINY overrides, written out as a base recipe a study can name. One training
+    thread: two spin against the other worker of `make test`, and the fits took several times as long."""
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(load_recipe(SMOKE, [*TINY, "train.epochs=1"]).to_dict()))
     return path

@@ -30,8 +30,10 @@ from conftest import SMOKE, TINY, TONE_LABELS
 @pytest.mark.slow
 def test_cv_smoke_on_real_esc50_writes_every_report(cli, esc50_root, tmp_path):
     run = tmp_path / "run"
+    # One training thread, not smoke.yaml's two: beside another busy process (the other worker of
+    # `make test`) two threads spin against each other, and the fits took several times as long.
     args = ("cv", SMOKE, "--data-root", esc50_root, "--out", run, "--folds", "1,2", "--set", "data.limit_per_class=1",
-            "--cache-dir", tmp_path / "cache", "--no-progress")
+            "--set", "train.threads=1", "--cache-dir", tmp_path / "cache", "--no-progress")
     result = cli(*args)
     assert result.code == 0, result.err
     assert "over 2 fold(s)" in result.out
@@ -71,14 +73,19 @@ def test_a_tiny_model_learns_a_synthetic_task(tone_bundle):
 
 @pytest.mark.slow
 def test_deterministic_training_repeats_exactly_and_leaves_the_thread_count_alone(tones, tmp_path):
+    # The fits run on one thread (two spin against the other worker of `make test`, several times
+    # slower), so this process is set to another count for the test: the one each fit must restore.
     threads = torch.get_num_threads()
-    other = 1 if threads != 1 else 2
-    recipe = load_recipe(SMOKE, [*TINY, "train.epochs=1", "train.deterministic=true", f"train.threads={other}"])
-    outputs = []
-    for name in ("a", "b"):
-        train_bundle(recipe, tones, tmp_path / name, test_fold=1, progress=False)
-        outputs.append((tmp_path / name / "training" / "predictions.csv").read_text())
-        assert torch.get_num_threads() == threads  # train.threads holds for the fit only
+    torch.set_num_threads(2)
+    try:
+        recipe = load_recipe(SMOKE, [*TINY, "train.epochs=1", "train.deterministic=true"])
+        outputs = []
+        for name in ("a", "b"):
+            train_bundle(recipe, tones, tmp_path / name, test_fold=1, progress=False)
+            outputs.append((tmp_path / name / "training" / "predictions.csv").read_text())
+            assert torch.get_num_threads() == 2  # train.threads holds for the fit only
+    finally:
+        torch.set_num_threads(threads)
     assert outputs[0] == outputs[1]
 
 
@@ -100,7 +107,7 @@ class Kill(L.Callback):
 
 @pytest.mark.slow
 def test_a_killed_fold_resumes_from_its_last_checkpoint(tones, tmp_path):
-    recipe = load_recipe(SMOKE, [*TINY, "train.epochs=2"])
+    recipe = load_recipe(SMOKE, [*TINY, "train.epochs=2"])  # one thread: see the ESC-50 smoke run
     run = tmp_path / "run"
     prepared = prepare(recipe, tones, None, progress=False)
     fold1 = make_splits(prepared.dataset, val_fraction=recipe.data.val_fraction, seed=recipe.data.seed)[0]

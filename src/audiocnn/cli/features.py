@@ -14,7 +14,6 @@ from audiocnn.errors import ConfigError
 
 def add_commands(commands: Commands) -> None:
     """Add `features` (draw feature images of recordings) to the command line."""
-    from audiocnn.features import FRONTENDS
 
     features = commands.add_parser(
         "features",
@@ -23,7 +22,7 @@ def add_commands(commands: Commands) -> None:
         "with time (s) and frequency (Hz) axes and a colour bar.",
     )
     features.add_argument("audio", nargs="+", type=Path, help="audio files or folders (searched recursively)")
-    features.add_argument("--kind", default="mel", choices=[*FRONTENDS, "all"], help="feature kind (default mel)")
+    features.add_argument("--kind", default="mel", choices=[*_pictures(), "all"], help="feature kind (default mel)")
     features.add_argument(
         "--out", type=Path, default=Path("out"),
         help="a .png path (one file, one kind) or a folder for <name>.<kind>.png (default out/)",
@@ -37,12 +36,12 @@ def add_commands(commands: Commands) -> None:
 
 
 def _features(args: argparse.Namespace) -> int:
-    from audiocnn.features import FRONTENDS, create_frontend
+    from audiocnn.features import create_frontend
     from audiocnn.viz.features import feature_figure
 
     overrides = parse_overrides(args.overrides)
     if args.kind == "all":
-        frontends = [create_frontend({"kind": kind, **_accepted(kind, overrides)}) for kind in FRONTENDS]
+        frontends = [create_frontend({"kind": kind, **_accepted(kind, overrides)}) for kind in _pictures()]
     else:
         frontends = [create_frontend({"kind": args.kind, **overrides})]
     files = expand_paths(args.audio)
@@ -78,3 +77,10 @@ def _accepted(kind: str, overrides: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"--set {', '.join(unknown)}: no feature kind has such a parameter")
     return {k: v for k, v in overrides.items() if k in names(kind)}
+
+
+def _pictures() -> list[str]:
+    """The frontends that draw a picture of sound (not BirdNET's embedding, which is no image to look at)."""
+    from audiocnn.features import FRONTENDS, is_embedding
+
+    return [kind for kind in FRONTENDS if not is_embedding({"kind": kind})]
