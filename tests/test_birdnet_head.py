@@ -79,6 +79,14 @@ def test_the_frontend_is_birdnets_embedding_averaged_over_its_windows():
     for twin in (copy.deepcopy(frontend), pickle.loads(pickle.dumps(frontend))):
         with torch.inference_mode():
             torch.testing.assert_close(twin(torch.from_numpy(wave[None])), image[:1])
+    # a 1 s sound padded to 5 s: the windows at 1.5 and 3 s hold only the padding and are left out
+    short = audio.fix_length(wave[:16_000], 80_000)
+    with torch.inference_mode():
+        alone = frontend(torch.from_numpy(short[None]))[0, :, 0, 0].numpy()
+        padded = create_frontend({"kind": "birdnet-v2.4", "skip_silence": False})(torch.from_numpy(short[None]))
+    first = birdnet_graph.birdnet_input(short, 16_000, 8_000)[: birdnet_graph.WINDOW]
+    np.testing.assert_allclose(alone, birdnet_graph.BirdNet(threads=1).embed(first[None])[0], atol=1e-5)
+    assert np.abs(padded[0, :, 0, 0].numpy() - alone).max() > 0.1  # with the silence in, another embedding
 
 
 @pytest.mark.slow
