@@ -94,8 +94,10 @@ def model_outputs(model_dir: Path, folder: Path, rows: list[dict[str, str]]) -> 
 def saved_outputs(model_dir: Path, folder: Path, rows: list[dict[str, str]], saved: Path | None) -> SetOutputs:
     """`model_outputs`, kept in `saved` (an .npz) and reused while the bundle's files and the
     set's recordings are the same: an ensemble of models scored before costs no inference."""
-    fingerprint = hashlib.sha256(b"".join(hashlib.sha256((model_dir / name).read_bytes()).digest()
-                                          for name in ("config.json", "model.safetensors"))
+    files = sorted(p for p in model_dir.rglob("*") if p.is_file() and "training" not in p.relative_to(model_dir).parts
+                   and (p.name == "config.json" or p.suffix in {".safetensors", ".onnx"}))  # an ensemble's members too
+    fingerprint = hashlib.sha256(b"".join(str(p.relative_to(model_dir)).encode() + hashlib.sha256(p.read_bytes()).digest()
+                                          for p in files)
                                  + "\n".join(r["sha256"] for r in rows).encode()).hexdigest()
     if saved is not None and saved.is_file():
         with np.load(saved) as kept:
