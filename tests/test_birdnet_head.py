@@ -24,8 +24,8 @@ from conftest import REPO, TONE_HZ, tone_clip
 
 BIRDNET_RECIPE = REPO / "recipes" / "birdnet.yaml"
 #: birdnet.yaml on the `tones` folder dataset: one-second clips, a few seconds of training.
-TONES = ["data.dataset=folder", "data.clip_seconds=1.0", "data.folds=4", "data.val_fraction=0.25", "train.epochs=8",
-         "train.batch_size=8", "train.lr=3e-3", "train.precision=32-true"]
+TONES = ["data.dataset=folder", "data.clip_seconds=1.0", "data.folds=4", "data.val_fraction=0.25", "train.epochs=3",
+         "train.batch_size=8", "train.lr=1e-2", "train.precision=32-true"]
 DOG = REPO / "examples" / "dog-bark.wav"
 THUNDER = REPO / "examples" / "thunderstorm-thunder.flac"
 
