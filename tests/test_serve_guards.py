@@ -201,7 +201,7 @@ def test_stopping_stops_jobs_within_seconds_and_no_upload_outlives_its_server(tm
         upload.close()
     left = [p.name for p in tmp_path.iterdir() if p.name.startswith("audiocnn-serve-")]
     assert left, "SIGKILL should have left the folder, for the next server to remove"
-    with served("--runtime", "torch", env=env) as stopped:
+    with served("--runtime", "torch", "--grace", "1", env=env) as stopped:  # a second of grace, not 3
         assert not [p for p in tmp_path.iterdir() if p.name in left]  # removed as the server started
         answers: list = []
         job = threading.Thread(target=lambda: answers.append(post(stopped.url, long_recording.read_bytes(),

@@ -38,6 +38,9 @@ def add_commands(commands: common.Commands) -> None:
     serve.add_argument("--header-timeout", type=float, default=10.0,
                        help="seconds a connection may take to send a request's headers (default 10): then it is "
                        "closed")
+    serve.add_argument("--grace", type=float, default=3.0,
+                       help="seconds running requests get to finish when the server is told to stop (SIGTERM, "
+                       "Ctrl-C; default 3): then their jobs are stopped and answered 503")
     serve.add_argument("--max-connections", type=int, default=256,
                        help="open connections (default 256, at most a third of the process's file limit): beyond it the "
                        "oldest one still sending its headers is closed")
@@ -65,7 +68,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = ServeSettings(model=args.model, runtime=args.runtime, max_upload_mb=args.max_upload_mb,
                              max_seconds=args.max_seconds, concurrency=args.concurrency, queue=args.queue,
                              timeout_s=args.timeout, upload_timeout_s=args.upload_timeout,
-                             header_timeout_s=args.header_timeout, max_connections=args.max_connections,
+                             header_timeout_s=args.header_timeout, grace_s=args.grace,
+                             max_connections=args.max_connections,
                              max_files=args.max_files, api_key=args.api_key)
     run(settings, host=args.host, port=args.port, extra_hosts=tuple(args.allow_host))
     return common.EXIT_OK

@@ -6,8 +6,8 @@ runs out of file descriptors: 1030 half-sent requests once made `/healthz` unrea
 seconds, and past `--max-connections` open connections (at most a third of the descriptors the
 process may open) the oldest connection still waiting for its
 headers is closed to make room, so a new request, `/healthz` included, is always answered.
-On SIGTERM or Ctrl-C, requests get `GRACE_S` seconds; then their jobs are stopped and the
-upload folder removed.
+On SIGTERM or Ctrl-C, requests get `--grace` seconds (3 by default); then their jobs are stopped
+and the upload folder removed.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from audiocnn.serve.settings import ServeSettings
 
 #: Seconds uvicorn waits for a client's next request on a kept-alive connection.
 KEEP_ALIVE_S = 5
-#: Seconds running requests get to finish when the server is told to stop; then their jobs are stopped.
-GRACE_S = 3
 #: Largest request line plus headers, bytes (h11's own default, stated).
 MAX_HEADER_BYTES = 16 * 1024
 #: File descriptors kept for the process itself (model, libraries, logs) before connections get theirs.
@@ -48,7 +46,7 @@ def run(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, log_
     # backlog: the kernel's queue of connections not yet accepted, and how many asyncio accepts at once,
     # before any of them can make room: so connections never outrun the file descriptors (see descriptor_room)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=KEEP_ALIVE_S,
-                timeout_graceful_shutdown=GRACE_S, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+                timeout_graceful_shutdown=settings.grace_s, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
                 backlog=settings.max_connections,
                 http=guarded_protocol(settings.header_timeout_s, settings.max_connections),
                 server_header=False, proxy_headers=False)

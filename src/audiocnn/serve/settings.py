@@ -16,10 +16,12 @@ from audiocnn.inference.options import RUNTIMES
 
 #: (option, lowest, highest) of the numbers; a float range is exclusive at 0 (`0 <` value).
 FLOAT_RANGES = (("max_upload_mb", 0.0, 1024.0 * 1024), ("max_seconds", 0.0, 7 * 86400.0),
-                ("timeout_s", 0.0, 86400.0), ("upload_timeout_s", 0.0, 86400.0), ("header_timeout_s", 0.0, 3600.0))
+                ("timeout_s", 0.0, 86400.0), ("upload_timeout_s", 0.0, 86400.0), ("header_timeout_s", 0.0, 3600.0),
+                ("grace_s", 0.0, 3600.0))
 INT_RANGES = (("concurrency", 1, 256), ("queue", 0, 10_000), ("max_files", 1, 10_000), ("max_connections", 1, 65_535))
 #: The options' names on the command line, where they differ from the field's.
-OPTION_NAMES = {"timeout_s": "--timeout", "upload_timeout_s": "--upload-timeout", "header_timeout_s": "--header-timeout"}
+OPTION_NAMES = {"timeout_s": "--timeout", "upload_timeout_s": "--upload-timeout", "header_timeout_s": "--header-timeout",
+                "grace_s": "--grace"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class ServeSettings:
     timeout_s: float = 600.0  # a job still working after this is stopped and answered 504
     upload_timeout_s: float = 300.0  # a request's body must have arrived within this (408)
     header_timeout_s: float = 10.0  # a connection's request headers must have arrived within this
+    grace_s: float = 3.0  # when told to stop, running requests get this long; then their jobs are stopped
     max_connections: int = 256  # open connections; the oldest idle one makes room for a new one
     max_files: int = 64  # files in one multipart request
     api_key: str | None = None  # when set, every /v1 call and /metrics must send it
