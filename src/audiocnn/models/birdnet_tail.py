@@ -65,10 +65,10 @@ class BirdNetTail(nn.Module):
             for j, index in enumerate(op.inputs):
                 tensor = subgraph.tensors[index]
                 data = model.buffers[tensor.buffer].data
-                if data is not None and len(data) and kind != "MEAN" and kind != "RESHAPE":
+                if data is not None and len(data) and kind not in ("MEAN", "RESHAPE"):
                     constant = np.frombuffer(np.asarray(data, np.uint8).tobytes(), np.float32).reshape(tensor.shape)
                     self.weights[f"op{k}_{j}"] = nn.Parameter(torch.from_numpy(constant.copy()))
-                    inputs.append(-1 - len(inputs))  # a parameter: found by name at run time
+                    inputs.append(-1)  # a parameter, not a tensor: `weights[f"op{k}_{j}"]` at run time
                 else:
                     inputs.append(int(index))
             options = vars(op.builtinOptions) if op.builtinOptions is not None else {}
