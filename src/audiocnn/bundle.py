@@ -303,8 +303,6 @@ def load(path: str | Path, *, backbone: bool = True) -> Bundle:
 
 def _load_ensemble(path: Path, config: dict[str, Any], backbone: bool) -> Bundle:
     """An ensemble and its members, checked to name the same classes and hear the same windows."""
-    from audiocnn.models.ensemble import EnsembleClassifier
-
     try:
         _ENSEMBLE_SCHEMA.validate_python(config)
     except ValidationError as err:

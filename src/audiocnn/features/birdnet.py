@@ -128,9 +128,9 @@ class BirdNetEmbedding(Frontend):
             return per_clip.permute(0, 4, 2, 1, 3).reshape(len(waveforms), TAP_CHANNELS, TAP_ROWS, -1).contiguous() \
                 .to(waveforms.device)
         if self.params.skip_silence:  # a clip that is all silence keeps its windows
-            heard = np.asarray([window.any() for window in cut])
+            sounding = np.asarray([window.any() for window in cut])
             owner = np.asarray(owners)
-            keep = heard | ~np.isin(owner, owner[heard])
+            keep = sounding | ~np.isin(owner, owner[sounding])
             cut, owners = [w for w, k in zip(cut, keep) if k], owner[keep].tolist()
         embeddings = self._net.embed(np.stack(cut))
         pooled = np.zeros((len(waveforms), EMBEDDING_SIZE), np.float32)

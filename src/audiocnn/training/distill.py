@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from audiocnn.models.ensemble import combine
 
 
 def ensemble_probabilities(logits: Sequence[Tensor]) -> Tensor:
@@ -27,7 +28,7 @@ def ensemble_probabilities(logits: Sequence[Tensor]) -> Tensor:
     """
     if not logits:
         raise ValueError("an ensemble needs at least one member")
-    return torch.stack([member.float().softmax(-1) for member in logits]).mean(0)
+    return combine(logits, [1.0] * len(logits)).exp()  # an ensemble bundle's own rule, at temperature 1
 
 
 def distillation_loss(student_logits: Tensor, labels: Tensor, teacher_probabilities: Tensor, weight: float,
