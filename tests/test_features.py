@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from audiocnn import audio
 from audiocnn.errors import ConfigError
-from audiocnn.features import FRONTENDS, create_frontend, is_embedding
+from audiocnn.features import FRONTENDS, create_frontend
 from conftest import REPO
 
 #: A short event padded with silence, a steady broadband noise, a long rumble (cut to 5 s).
@@ -53,10 +53,10 @@ def image(kind_or_config, wave: np.ndarray) -> np.ndarray:
 
 
 #: The frontends that draw a picture of sound over time (BirdNET's embedding is not one).
-PICTURES = [kind for kind in FRONTENDS if not is_embedding({"kind": kind})]
+PICTURES = [kind for kind in FRONTENDS if FRONTENDS[kind].picture]
 
 
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.slow) if is_embedding({"kind": k}) else k
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.slow) if not FRONTENDS[k].picture else k
                                   for k in FRONTENDS])
 def test_batch_shape_dtype_and_batching_does_not_change_an_image(kind, waves):
     """9 clips: more than one CPU chunk, so chunked batches are compared with single clips."""

@@ -81,6 +81,6 @@ def _accepted(kind: str, overrides: dict[str, Any]) -> dict[str, Any]:
 
 def _pictures() -> list[str]:
     """The frontends that draw a picture of sound (not BirdNET's embedding, which is no image to look at)."""
-    from audiocnn.features import FRONTENDS, is_embedding
+    from audiocnn.features import FRONTENDS
 
-    return [kind for kind in FRONTENDS if not is_embedding({"kind": kind})]
+    return [kind for kind in FRONTENDS if FRONTENDS[kind].picture]

@@ -8,8 +8,8 @@
 - `windows`: recordings cut into the windows a model hears.
 """
 
-from audiocnn.features.birdnet import is_embedding  # importing it registers the birdnet-v2.4 frontend
-from audiocnn.features.frontends import FRONTENDS, Frontend, Pcen, create_frontend, register
+from audiocnn.features import birdnet  # noqa: F401 - importing it registers the birdnet-v2.4 frontend
+from audiocnn.features.frontends import FRONTENDS, Frontend, Pcen, create_frontend, is_embedding, register
 from audiocnn.features.spectral import AMIN_POWER, MelParams, StftParams, next_power_of_two, power_to_db
 
 __all__ = ["AMIN_POWER", "FRONTENDS", "Frontend", "MelParams", "Pcen", "StftParams", "create_frontend", "is_embedding",

