@@ -183,6 +183,39 @@ def test_onnx_runtime_inference_matches_torch_and_is_exported_once(name, tmp_pat
     assert len(list(tmp_path.glob("*.onnx"))) == 2
 
 
+class _Counting(torch.nn.Module):
+    """A tiny backbone that counts its forward calls (all copies together, as folding copies it)."""
+
+    calls = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 3, 3)
+        self.norm = torch.nn.BatchNorm2d(3).eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        type(self).calls += 1
+        return self.norm(self.conv(x)).mean(dim=(2, 3))
+
+
+def test_a_graph_checked_once_is_opened_without_running_torch_again(tmp_path):
+    from audiocnn.inference.runtimes import OnnxBackbone, for_inference
+
+    torch.manual_seed(0)
+    model, x = _Counting().eval(), torch.randn(2, 1, 16, 16)
+    first = for_inference(model, x, cache_dir=tmp_path, runtime="auto")
+    assert isinstance(first, OnnxBackbone) and _Counting.calls >= 2  # folded, exported and compared
+    assert [p.suffix for p in sorted(tmp_path.iterdir())] == [".checked", ".onnx"]
+    _Counting.calls = 0
+    again = for_inference(model, x, cache_dir=tmp_path, runtime="auto")
+    assert isinstance(again, OnnxBackbone) and again.path == first.path and _Counting.calls == 0
+    with torch.inference_mode():
+        torch.testing.assert_close(again(x), model(x), atol=1e-4, rtol=1e-4)
+    first.path.write_bytes(b"not a graph")  # damaged: exported and checked again, never used as it is
+    assert isinstance(for_inference(model, x, cache_dir=tmp_path, runtime="auto"), OnnxBackbone)
+    assert _Counting.calls >= 2 and first.path.read_bytes() != b"not a graph"
+
+
 @pytest.mark.slow
 def test_torch_runtime_runs_channels_last():
     from audiocnn.inference.runtimes import ChannelsLast, for_inference
