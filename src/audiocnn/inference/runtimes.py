@@ -2,8 +2,8 @@
 
 `for_inference` applies all of them and checks the result against the original model. A graph
 that agreed with torch is marked so (`HASH.checked` beside it, the hash of the unfolded backbone):
-the next run opens it without folding, exporting or comparing again, which saved about a second
-of every `predict`'s start on the 2-core VM.
+the next run opens it without folding, exporting or comparing again: 0.2 s of `predict`'s 3.7 s
+start on the idle 2-core VM, 2.3 s while other work kept both cores busy (BENCHMARKS.md).
 
 - batch norm folded into the convolution before it (below);
 - ONNX Runtime, when installed: the folded backbone is exported to ONNX once (cached by a
@@ -194,7 +194,7 @@ def for_inference(backbone: nn.Module, example: torch.Tensor, *, cache_dir: Path
     cache = Path(cache_dir or onnx_cache_dir())
     marker = cache / f"{graph_digest(backbone, example)}.checked"  # this backbone's graph, once it agreed with torch
     if runtime != "torch" and (checked := _checked_graph(marker)) is not None:
-        return checked  # no folding, export or comparison again: a second or more of every start
+        return checked  # no folding, export or comparison again
     folded = fold_batchnorm(backbone, example)
     if runtime != "torch":
         import warnings
