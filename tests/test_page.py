@@ -170,3 +170,31 @@ def test_the_microphone_is_recorded_and_classified(server, tmp_path):
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "page-microphone.png"), full_page=True)
         context.close()
+
+
+def test_the_api_documents_itself_offline_and_swagger_classifies_a_file(server, tmp_path):
+    """Issue 32: /docs was blank offline (Swagger UI came from a CDN) and had no request body, so its
+    "Try it out" could not send a file. Every request not to the server is refused and recorded."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        context = _context(playwright, tmp_path, viewport={"width": 1200, "height": 1000})
+        elsewhere: list[str] = []
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(server)
+                      else (elsewhere.append(route.request.url), route.abort()))
+        page = context.new_page()
+        page.goto(f"{server}/docs")
+        operation = page.locator("#operations-default-predict_v1_predict_post")
+        operation.locator(".opblock-summary").click()
+        operation.locator("button.try-out__btn").click()
+        operation.locator(".opblock-section-request-body input[type=file]").first.set_input_files(str(DOG))
+        operation.locator("button.execute").click()
+        answer = operation.locator(".live-responses-table .response")
+        expect(answer.locator(".response-col_status")).to_have_text("200", timeout=60_000)
+        expect(answer.locator(".response-col_description")).to_contain_text('"label": "dog"')
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "docs-try-it-out.png"))
+        page.goto(f"{server}/redoc")
+        expect(page.locator("h1")).to_contain_text("audiocnn", timeout=30_000)
+        context.close()
+    assert elsewhere == []

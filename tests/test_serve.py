@@ -277,6 +277,35 @@ def test_model_description_health_and_openapi(client):
     assert {"/v1/predict", "/v1/explain", "/v1/model", "/healthz", "/metrics"} <= set(paths)
 
 
+def test_the_openapi_document_says_what_the_api_takes_and_answers(client):
+    """Issue 32: the document had no request body for the uploads (so "Try it out" and generated clients
+    could not send a file), showed FastAPI's default 422 shape instead of the one sent, left out
+    401/413/503/504 and the API key, and /docs loaded Swagger UI from a CDN."""
+    document = client.get("/openapi.json").json()
+    predict, explain = document["paths"]["/v1/predict"]["post"], document["paths"]["/v1/explain"]["post"]
+    many = predict["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["file"]
+    assert many["type"] == "array" and many["items"]["format"] == "binary"
+    one = explain["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["file"]
+    assert one["format"] == "binary"
+    assert "application/octet-stream" in predict["requestBody"]["content"]
+    for operation in (predict, explain):
+        assert {"400", "401", "408", "413", "422", "500", "503", "504"} <= set(operation["responses"])
+        for status in ("401", "413", "422", "503", "504"):
+            schema = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorAnswer"}, status
+        assert "Retry-After" in operation["responses"]["503"]["headers"]
+        assert {"APIKeyHeader": []} in operation["security"]
+    assert "HTTPValidationError" not in json.dumps(document)  # the shape FastAPI would send, not ours
+    assert document["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+    refused = client.post("/v1/predict", params={"top_k": 0}, files=files(DOG)).json()  # what it says is sent
+    assert set(refused) <= set(document["components"]["schemas"]["ErrorAnswer"]["properties"])
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assets = [part.split('"')[0] for part in html.split('src="')[1:] + html.split('href="')[1:]]
+        assert assets and all(a.startswith("/docs-assets/") for a in assets), assets
+        assert all(client.get(a).status_code == 200 for a in assets)
+
+
 def test_metrics_count_requests_errors_and_audio(client, tmp_path):
     before = _metric(client, "audiocnn_audio_seconds_total")
     client.post("/v1/predict", files=files(DOG))

@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,9 +48,11 @@ def create_app(settings: ServeSettings | None = None, *, service: ModelService |
     """The app for `settings` (the model is loaded here, once, unless a loaded `service` is given)."""
     settings = settings or ServeSettings()
     state = ServerState(settings, service or ModelService(settings))
-    app = FastAPI(title="audiocnn", version=__version__, lifespan=state.lifespan,
-                  description=f"Classify and explain recordings with the model `{state.service.path.name}`. "
-                  "The same results as the `audiocnn predict` and `audiocnn explain` commands.")
+    # /docs (Swagger UI) and /redoc from files in the fastapi-offline package, not a CDN: they work offline
+    app = FastAPIOffline(title="audiocnn", version=__version__, lifespan=state.lifespan, static_url="/docs-assets",
+                         description=f"Classify and explain recordings with the model `{state.service.path.name}`. "
+                         "The same results as the `audiocnn predict` and `audiocnn explain` commands. Every "
+                         "refusal is one JSON line: `{\"error\": \"...\", \"file\": ...}`.")
     app.state.model_name = state.service.path.name
     app.state.server = state
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, seconds=settings.upload_timeout_s,

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
 
 from audiocnn.errors import AudiocnnError
 from audiocnn.explain.attributions import STEPS_RANGE
+from audiocnn.serve.api_docs import API_KEY_HEADER, BEARER, ONE_UPLOAD, UPLOADS, refusals
 from audiocnn.serve.metrics import ServerMetrics
 from audiocnn.serve.pool import Cancelled, Ticket
 from audiocnn.serve.service import MEDIA_TYPES, PredictAnswer, PredictRequest, failure_line
@@ -32,8 +34,11 @@ def server_state(request: Request) -> ServerState:
 State = Annotated[ServerState, Depends(server_state)]
 
 
-def authorised(request: Request, state: State) -> None:
-    """Refuse (401) a request without this server's API key, when it has one."""
+def authorised(request: Request, state: State, _key: Annotated[str | None, Security(API_KEY_HEADER)] = None,
+               _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None) -> None:
+    """Refuse (401) a request without this server's API key, when it has one. (The two security
+    parameters only declare the headers in the OpenAPI document, for Swagger UI's "Authorize";
+    `ServerState.authorised` reads them.)"""
     state.authorised(request)
 
 
@@ -63,7 +68,15 @@ router = APIRouter()
 Authorised = Depends(authorised)
 
 
-@router.post("/v1/predict", summary="Classify recordings", response_model=None, dependencies=[Authorised])
+#: What any route that takes an upload may answer besides 200.
+UPLOAD_REFUSALS = refusals(400, 401, 408, 413, 422, 500, 503, 504)
+
+
+@router.post("/v1/predict", summary="Classify recordings", response_model=None, dependencies=[Authorised],
+             openapi_extra=UPLOADS, responses={200: {"description": "the results, in the format asked for (JSON by "
+                                                     "default; csv, raven, audacity, ...); files that failed are "
+                                                     "listed under `failed` and counted in X-Audiocnn-Failed"},
+                                                **UPLOAD_REFUSALS})
 async def predict(state: State, options: Annotated[PredictRequest, Query()],
                   folder: Annotated[UploadFolder, Depends(predict_uploads)]) -> Response:
     """Every recording of the request classified, in the format asked for (JSON by default)."""
@@ -91,7 +104,9 @@ def _predict_response(answer: PredictAnswer, metrics: ServerMetrics) -> Response
 
 
 @router.post("/v1/explain", summary="Explain one window of a recording", response_model=None,
-             dependencies=[Authorised])
+             dependencies=[Authorised], openapi_extra=ONE_UPLOAD,
+             responses={200: {"description": "the explanation picture (PNG) or its arrays (NPZ)",
+                              "content": {"image/png": {}, "application/octet-stream": {}}}, **UPLOAD_REFUSALS})
 async def explain(
     state: State,
     folder: Annotated[UploadFolder, Depends(explain_upload)],
@@ -119,7 +134,8 @@ async def explain(
     return Response(body, media_type=media_type, headers=headers)
 
 
-@router.get("/v1/model", summary="The model: labels, window, recipe, metrics, model card", dependencies=[Authorised])
+@router.get("/v1/model", summary="The model: labels, window, recipe, metrics, model card", dependencies=[Authorised],
+            responses=refusals(401))
 async def model(state: State) -> dict[str, Any]:
     """What a client needs to know about the model."""
     return state.service.describe()
@@ -131,7 +147,8 @@ async def healthz(state: State) -> dict[str, Any]:
     return {"status": "ok", "model": state.service.path.name, "jobs": state.pool.admitted}
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse, dependencies=[Authorised])
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse, dependencies=[Authorised],
+            responses=refusals(401))
 async def prometheus(state: State) -> Response:
     """The server's counters in Prometheus's text format."""
     state.metrics.busy.set(state.pool.admitted)
