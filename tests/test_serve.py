@@ -317,6 +317,8 @@ def test_metrics_count_requests_errors_and_audio(client, tmp_path):
     assert 'audiocnn_errors_total{kind="bad_audio"}' in text
     assert 'audiocnn_requests_total{route="/v1/predict",status="200"}' in text
     assert 'audiocnn_request_seconds_bucket{le="0.25",route="/v1/predict"}' in text
+    assert _metric(client, "process_resident_memory_bytes") > 100 * 2**20  # the process: torch and a model
+    assert _metric(client, "process_cpu_seconds_total") > 0 and _metric(client, "process_open_fds") > 0
 
 
 def _metric(client, name: str) -> float:

@@ -1,4 +1,5 @@
-"""`GET /metrics`: requests, errors by kind, latency and audio classified, in Prometheus text.
+"""`GET /metrics`: requests, errors by kind, latency and audio classified, and the process's
+memory, CPU time and open files (`process_*`, read from /proc on Linux), in Prometheus text.
 
 Each app has its own registry (prometheus_client's), so two servers in one process (as in the
 tests) never count into each other.
@@ -6,7 +7,7 @@ tests) never count into each other.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 #: Latency buckets in seconds: a 5 s clip takes tens of milliseconds, a long file tens of seconds.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -28,6 +29,7 @@ class ServerMetrics:
         self.files = Counter("audiocnn_files", "Files classified or refused, by outcome", ["outcome"],
                              registry=self.registry)
         self.busy = Gauge("audiocnn_jobs_admitted", "Jobs running or waiting for a worker", registry=self.registry)
+        ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
 
     def text(self) -> bytes:
         """The metrics in Prometheus' text format."""
