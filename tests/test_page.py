@@ -39,9 +39,14 @@ def _browser() -> str:
 
 
 @pytest.fixture(scope="module")
-def server():
+def running():
     with served("--runtime", "int8") as running:
-        yield running.url
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(running) -> str:
+    return running.url
 
 
 def _context(playwright, tmp_path: Path, extra: list[str] = (), **options):
@@ -198,3 +203,30 @@ def test_the_api_documents_itself_offline_and_swagger_classifies_a_file(server, 
         expect(page.locator("h1")).to_contain_text("audiocnn", timeout=30_000)
         context.close()
     assert elsewhere == []
+
+
+def _memory_mb(pid: int) -> dict[str, float]:
+    """A process's resident memory now (VmRSS) and at its peak since the last reset (VmHWM), in MB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
+
+
+def test_an_explanation_takes_bounded_memory_and_gives_it_back(running):
+    """Issue 32: one Integrated-Gradients request raised the server's RSS by ~1.65 GB, and it stayed
+    ~1 GB higher afterwards. Now at most +0.5 GB at the peak and back within 0.2 GB."""
+    import urllib.request
+
+    def explain() -> bytes:
+        request = urllib.request.Request(f"{running.url}/v1/explain?method=both&steps=32&start=0",
+                                         data=THUNDER.read_bytes(), method="POST")
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.read()
+
+    explain()  # the first explanation imports captum and matplotlib: that is not what is measured
+    pid = running.process.pid
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # the peak (VmHWM) starts again from now
+    idle = _memory_mb(pid)
+    assert explain().startswith(b"\x89PNG")
+    after = _memory_mb(pid)
+    assert after["VmHWM"] - idle["VmRSS"] <= 500, (idle, after)
+    assert after["VmRSS"] - idle["VmRSS"] <= 200, (idle, after)
