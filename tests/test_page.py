@@ -199,8 +199,6 @@ def test_the_api_documents_itself_offline_and_swagger_classifies_a_file(server, 
         expect(answer.locator(".response-col_description")).to_contain_text('"label": "dog"')
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "docs-try-it-out.png"))
-        page.goto(f"{server}/redoc")
-        expect(page.locator("h1")).to_contain_text("audiocnn", timeout=30_000)
         context.close()
     assert elsewhere == []
 

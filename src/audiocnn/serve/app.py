@@ -48,8 +48,10 @@ def create_app(settings: ServeSettings | None = None, *, service: ModelService |
     """The app for `settings` (the model is loaded here, once, unless a loaded `service` is given)."""
     settings = settings or ServeSettings()
     state = ServerState(settings, service or ModelService(settings))
-    # /docs (Swagger UI) and /redoc from files in the fastapi-offline package, not a CDN: they work offline
+    # /docs: Swagger UI from files in the fastapi-offline package, not a CDN, so it works offline. No ReDoc:
+    # its page fetches its maker's logo from their CDN, whatever the JavaScript's origin.
     app = FastAPIOffline(title="audiocnn", version=__version__, lifespan=state.lifespan, static_url="/docs-assets",
+                         redoc_url=None,
                          description=f"Classify and explain recordings with the model `{state.service.path.name}`. "
                          "The same results as the `audiocnn predict` and `audiocnn explain` commands. Every "
                          "refusal is one JSON line: `{\"error\": \"...\", \"file\": ...}`.")
