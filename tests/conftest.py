@@ -201,6 +201,38 @@ def tone_bundle(tones, tmp_path_factory) -> Path:
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 
 
+def encode_with_ffmpeg(source: Path, target: Path, *, live: bool = False) -> Path:
+    """`source` re-encoded as a phone or a browser writes it, by its suffix: `.m4a` AAC in MP4 at the
+    source's rate (a voice memo), `.webm` Opus at 48 kHz (MediaRecorder). `live`: written to a stream
+    that cannot seek, so the container states no length, as a browser's recording does."""
+    import io
+
+    import av
+
+    wave, rate = sf.read(source, dtype="float32")
+    container, codec, out_rate = {".m4a": ("ipod", "aac", rate), ".webm": ("webm", "libopus", 48_000)}[target.suffix]
+    buffer = io.BytesIO()
+
+    class Unseekable(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:  # noqa: ANN001
+            return buffer.write(data)
+
+    with av.open(Unseekable() if live else buffer, "w", format=container) as out:
+        stream = out.add_stream(codec, rate=out_rate)
+        stream.layout = "mono"
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=out_rate)
+        frame = av.AudioFrame.from_ndarray(wave[None, :], format="flt", layout="mono")
+        frame.sample_rate = rate
+        for part in [*resampler.resample(frame), *resampler.resample(None), None]:
+            for packet in stream.encode(part):
+                out.mux(packet)
+    target.write_bytes(buffer.getvalue())
+    return target
+
+
 def tiny_wav(path: Path, value: float = 0.1) -> Path:
     """A real 10 ms file at 16 kHz holding the constant `value`: for dataset layouts, instant to write."""
     path.parent.mkdir(parents=True, exist_ok=True)

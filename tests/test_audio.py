@@ -3,6 +3,7 @@ every kind of bad file out as one clear error line from the CLI."""
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 
@@ -368,3 +369,33 @@ def test_a_folder_a_thousand_levels_deep_is_walked(tmp_path):
         with pytest.warns(AudiocnnWarning, match=r"loop: skipped \(a link to a folder, not followed\)"):
             found = audio.audio_files(tmp_path)
         assert len(found) == 1 and found[0] == deepest / "x.wav"
+
+
+@pytest.mark.parametrize("name, live", [("memo.m4a", False), ("recorded.webm", False), ("recorded.webm", True)])
+def test_phone_and_browser_recordings_decode_like_their_source(tmp_path, name, live, recwarn):
+    """Issue 32: `.m4a` (AAC, phones' voice memos) and `.webm` (Opus, browsers' MediaRecorder, which
+    states no length) were refused. They decode through FFmpeg to the source's sound, whole, with
+    no warning; a live WebM's length is counted by decoding it."""
+    from conftest import REPO, encode_with_ffmpeg
+
+    source = REPO / "examples" / "dog-bark.wav"
+    recording = encode_with_ffmpeg(source, tmp_path / name, live=live)
+    meta = audio.info(recording)
+    assert meta.format == audio.FFMPEG and meta.subtype in {"AAC", "OPUS"}
+    original, decoded = audio.load(source, 16_000), audio.load(recording, 16_000)
+    assert abs(len(decoded) - len(original)) <= 0.1 * 16_000  # (AAC adds up to 1024 samples of priming)
+    lag = int(np.argmax(np.correlate(decoded, original, "full"))) - (len(original) - 1)
+    aligned = decoded[max(lag, 0):][: len(original)]
+    assert np.corrcoef(aligned, original[: len(aligned)])[0, 1] > 0.9
+    streamed = np.concatenate(list(audio.stream(recording, 16_000, block_seconds=0.25)))
+    np.testing.assert_allclose(streamed, decoded, atol=2e-3)
+    assert recording in audio.audio_files(tmp_path)
+    assert not [w for w in recwarn if issubclass(w.category, AudiocnnWarning)]
+
+
+@pytest.mark.parametrize("name", ["broken.m4a", "broken.webm"])
+def test_a_damaged_phone_or_browser_recording_is_one_clear_error(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"\x1aE\xdf\xa3 this is not a recording " * 20)
+    with pytest.raises(AudioError, match=rf"^{re.escape(str(path))}: (not a readable audio file|no audio stream)"):
+        audio.load(path)

@@ -306,6 +306,18 @@ def test_the_openapi_document_says_what_the_api_takes_and_answers(client):
     assert client.get("/redoc").status_code == 404  # ReDoc's page fetches a logo from its maker's CDN
 
 
+@pytest.mark.slow
+def test_phone_and_browser_recordings_are_classified(client, tmp_path):
+    """Issue 32: the page's file picker offered `.m4a` and the server refused it; `.webm` (what a
+    browser's MediaRecorder writes, with no stated length) too."""
+    from conftest import encode_with_ffmpeg
+
+    sent = [encode_with_ffmpeg(DOG, tmp_path / "memo.m4a"), encode_with_ffmpeg(DOG, tmp_path / "live.webm", live=True)]
+    answer = client.post("/v1/predict", files=files(*sent))
+    assert answer.status_code == 200 and answer.json()["failed"] == [], answer.text
+    assert [f["summary"][0]["label"] for f in answer.json()["files"]] == ["dog", "dog"]
+
+
 def test_metrics_count_requests_errors_and_audio(client, tmp_path):
     before = _metric(client, "audiocnn_audio_seconds_total")
     client.post("/v1/predict", files=files(DOG))

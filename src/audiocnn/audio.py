@@ -2,12 +2,15 @@
 
 Every path into the models goes through here, so every bad file fails the same way: an
 `AudioError` whose message starts with the file name and says what is wrong. Decoding is
-libsndfile's (WAV, FLAC, OGG/Vorbis, Opus, AIFF, AU, ...), except for MPEG audio (MP3, and
-MP3 inside a WAV container, as some recorders and phones write it): libsndfile only
-estimates its length from the first frame's bitrate and stops reading there, so a VBR file
-without a Xing header lost up to two thirds of its audio in silence, or was refused as
-truncated when the estimate ran long. MPEG audio is decoded by FFmpeg (PyAV), frame by frame
-to its real end. Resampling is soxr's.
+libsndfile's (WAV, FLAC, OGG/Vorbis, Opus, AIFF, AU, ...), except for:
+- MPEG audio (MP3, and MP3 inside a WAV container, as some recorders and phones write it):
+  libsndfile only estimates its length from the first frame's bitrate and stops reading there,
+  so a VBR file without a Xing header lost up to two thirds of its audio in silence, or was
+  refused as truncated when the estimate ran long;
+- the containers libsndfile does not read (`FFMPEG_EXTENSIONS`): AAC in MP4 (`.m4a`, phones'
+  voice memos) and Opus or Vorbis in WebM (`.webm`, what browsers' MediaRecorder writes, often
+  without a stated length: it is then counted by decoding).
+Those are decoded by FFmpeg (PyAV), frame by frame to their real end. Resampling is soxr's.
 
 Policy for awkward but valid input:
 - **Digital silence** is valid audio: it loads as zeros (a model may well call it "nothing").
@@ -35,8 +38,13 @@ from audiocnn.tabletext import walk
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
 
-#: Extensions that folder scans treat as audio (libsndfile decodes them, FFmpeg the MPEG ones).
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au")
+#: Containers libsndfile cannot read, decoded by FFmpeg when their name says they are one of these.
+FFMPEG_EXTENSIONS = (".m4a", ".mp4", ".aac", ".webm", ".weba", ".mka")
+#: Extensions that folder scans treat as audio (libsndfile decodes them, FFmpeg MPEG audio and the
+#: `FFMPEG_EXTENSIONS` containers).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", *FFMPEG_EXTENSIONS)
+#: `AudioInfo.format` of a file in one of the `FFMPEG_EXTENSIONS` containers (its subtype: the codec).
+FFMPEG = "FFMPEG"
 
 
 def audio_files(folder: Path) -> list[Path]:
@@ -64,7 +72,7 @@ class AudioInfo:
     path: Path
     sample_rate: int
     channels: int
-    frames: int  # for MPEG audio an estimate: the decoded length may differ
+    frames: int  # for audio FFmpeg decodes an estimate: the decoded length may differ
     format: str
     subtype: str = ""
 
@@ -75,8 +83,13 @@ class AudioInfo:
 
     @property
     def is_mpeg(self) -> bool:
-        """MPEG audio, in an .mp3 or a WAV container: decoded by FFmpeg (see the module docstring)."""
+        """MPEG audio, in an .mp3 or a WAV container (see the module docstring)."""
         return self.format == "MP3" or self.subtype.startswith("MPEG_LAYER")
+
+    @property
+    def by_ffmpeg(self) -> bool:
+        """Decoded by FFmpeg: MPEG audio, and the containers libsndfile does not read."""
+        return self.is_mpeg or self.format == FFMPEG
 
 
 def info(path: str | Path) -> AudioInfo:
@@ -93,6 +106,8 @@ def info(path: str | Path) -> AudioInfo:
     try:
         header = sf.info(str(path))
     except sf.LibsndfileError as err:
+        if path.suffix.lower() in FFMPEG_EXTENSIONS:
+            return _ffmpeg_info(path)
         reason = _libsndfile_reason(err)
         if "channel count is zero" in reason.lower():
             raise AudioError(f"{path}: file has no audio channels") from None
@@ -101,18 +116,46 @@ def info(path: str | Path) -> AudioInfo:
         raise AudioError(f"{path}: not a readable audio file ({reason})") from None
     except (RuntimeError, TypeError, ValueError) as err:
         raise AudioError(f"{path}: not a readable audio file ({err})") from None
-    if header.channels < 1:
-        raise AudioError(f"{path}: file has no audio channels")
-    if not MIN_SAMPLE_RATE <= header.samplerate <= MAX_SAMPLE_RATE:
+    _check_not_truncated(path, header.extra_info)
+    return _checked_header(AudioInfo(path, int(header.samplerate), int(header.channels), int(header.frames),
+                                     header.format, header.subtype))
+
+
+def _checked_header(meta: AudioInfo) -> AudioInfo:
+    """`meta`, unless what it says cannot be a recording's."""
+    if meta.channels < 1:
+        raise AudioError(f"{meta.path}: file has no audio channels")
+    if not MIN_SAMPLE_RATE <= meta.sample_rate <= MAX_SAMPLE_RATE:
         raise AudioError(
-            f"{path}: implausible sample rate {header.samplerate} Hz "
+            f"{meta.path}: implausible sample rate {meta.sample_rate} Hz "
             f"(expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz); the header is probably corrupt"
         )
-    _check_not_truncated(path, header.extra_info)
-    if header.frames <= 0:
-        raise AudioError(f"{path}: file contains no audio samples")
-    return AudioInfo(path, int(header.samplerate), int(header.channels), int(header.frames), header.format,
-                     header.subtype)
+    if meta.frames <= 0:
+        raise AudioError(f"{meta.path}: file contains no audio samples")
+    return meta
+
+
+def _ffmpeg_info(path: Path) -> AudioInfo:
+    """What FFmpeg says of a container libsndfile does not read (`FFMPEG_EXTENSIONS`). A stream that
+    states no length (a live WebM from a browser's MediaRecorder) is counted by decoding it."""
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="replace") as container:
+            if not container.streams.audio:
+                raise AudioError(f"{path}: no audio stream in the file")
+            stream = container.streams.audio[0]
+            rate, channels = int(stream.rate or 0), int(stream.channels or 0)
+            if stream.duration:
+                frames = round(float(stream.duration * stream.time_base) * rate)
+            elif container.duration:
+                frames = round(container.duration / av.time_base * rate)
+            else:
+                frames = sum(frame.samples for frame in container.decode(stream))
+            codec = stream.codec_context.name.upper()
+    except av.FFmpegError as err:
+        raise AudioError(f"{path}: not a readable audio file (FFmpeg: {err})") from None
+    return _checked_header(AudioInfo(path, rate, channels, frames, FFMPEG, codec))
 
 
 def load(
@@ -141,7 +184,7 @@ def stream(
     Memory stays flat for hour-long recordings. Resampling carries its filter state across
     blocks (soxr's stream), so concatenating the blocks matches `load` up to resampler rounding.
     `offset` and `duration` (seconds) stream only that part: libsndfile seeks to it, so the
-    hours before it are not decoded (MPEG audio is decoded from its start and skipped).
+    hours before it are not decoded (audio FFmpeg decodes is decoded from its start and skipped).
     """
     meta = info(path)
     start, stop = _frame_range(meta, offset, duration)
@@ -151,7 +194,7 @@ def stream(
     if target_rate != meta.sample_rate:
         resampler = soxr.ResampleStream(meta.sample_rate, target_rate, 1, dtype="float32", quality="HQ")
     read = start
-    blocks = (_mpeg_blocks(meta, block_frames, start, stop) if meta.is_mpeg
+    blocks = (_ffmpeg_blocks(meta, block_frames, start, stop) if meta.by_ffmpeg
               else _libsndfile_blocks(meta, block_frames, start, stop))
     pending = next(blocks, None)
     if pending is None and start:
@@ -174,7 +217,7 @@ def _frame_range(meta: AudioInfo, offset: float, duration: float | None) -> tupl
     if duration is not None and duration <= 0:
         raise AudioError(f"{meta.path}: duration must be positive (got {duration:g} s)")
     start = int(round(offset * meta.sample_rate))
-    if start >= meta.frames and not meta.is_mpeg:  # an MPEG header's length is an estimate: decoding tells
+    if start >= meta.frames and not meta.by_ffmpeg:  # FFmpeg's length is an estimate: decoding tells
         raise AudioError(f"{meta.path}: offset {offset:.3f} s is past the end ({meta.duration:.3f} s)")
     stop = None if duration is None else start + max(1, int(round(duration * meta.sample_rate)))
     return start, stop
@@ -203,12 +246,12 @@ def _libsndfile_blocks(meta: AudioInfo, block_frames: int, start: int = 0, stop:
         raise AudioError(f"{meta.path}: corrupt audio data ({_libsndfile_reason(err)})") from None
 
 
-def _mpeg_blocks(meta: AudioInfo, block_frames: int, start: int = 0, stop: int | None = None
-                 ) -> Iterator[np.ndarray]:
-    """(frames, channels) float32 blocks of frames [start, stop) of MPEG audio, decoded by FFmpeg
-    from the file's start (frame-accurate, unlike a seek) to its real end or `stop`."""
+def _ffmpeg_blocks(meta: AudioInfo, block_frames: int, start: int = 0, stop: int | None = None
+                   ) -> Iterator[np.ndarray]:
+    """(frames, channels) float32 blocks of frames [start, stop) of audio FFmpeg decodes, from the
+    file's start (frame-accurate, unlike a seek) to its real end or `stop`."""
     position = 0
-    for block in _mpeg_decoded(meta, block_frames):
+    for block in _ffmpeg_decoded(meta, block_frames):
         first, position = position, position + len(block)
         if position <= start:
             continue
@@ -217,8 +260,8 @@ def _mpeg_blocks(meta: AudioInfo, block_frames: int, start: int = 0, stop: int |
         yield block[max(0, start - first): None if stop is None else stop - first]
 
 
-def _mpeg_decoded(meta: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
-    """(frames, channels) float32 blocks of MPEG audio, decoded by FFmpeg to the file's real end."""
+def _ffmpeg_decoded(meta: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
+    """(frames, channels) float32 blocks of audio decoded by FFmpeg to the file's real end."""
     import av
 
     pending: list[np.ndarray] = []
@@ -229,9 +272,9 @@ def _mpeg_decoded(meta: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
             stream = container.streams.audio[0]
             if stream.rate != meta.sample_rate:
                 raise AudioError(f"{meta.path}: corrupt audio data (header says {meta.sample_rate} Hz, "
-                                 f"the MPEG stream {stream.rate} Hz)")
+                                 f"the {_kind(meta)} stream {stream.rate} Hz)")
             # float planes in the header's channel layout, even where a damaged frame claims another
-            # (MPEG audio is mono or stereo)
+            # (more than two channels are mixed down to stereo by FFmpeg, then to mono here)
             as_float = av.AudioResampler(format="fltp", layout="mono" if meta.channels == 1 else "stereo")
             for frame in container.decode(stream):
                 for planes in as_float.resample(frame):
@@ -273,10 +316,10 @@ def fix_length(waveform: np.ndarray, n_samples: int, *, start: int = 0) -> np.nd
 
 def _read_mono(meta: AudioInfo, start: int, stop: int | None) -> np.ndarray:
     """Frames [start, stop) as mono; `stop=None` reads to the real end."""
-    if meta.is_mpeg:
-        blocks = list(_mpeg_blocks(meta, 1 << 20))
+    if meta.by_ffmpeg:
+        blocks = list(_ffmpeg_blocks(meta, 1 << 20))
         if not blocks:
-            raise AudioError(f"{meta.path}: no audio could be decoded (corrupt MPEG data)")
+            raise AudioError(f"{meta.path}: no audio could be decoded (corrupt {_kind(meta)} data)")
         frames = np.concatenate(blocks)
         if start >= len(frames):
             raise AudioError(f"{meta.path}: offset {start / meta.sample_rate:.3f} s is past the end "
@@ -312,21 +355,30 @@ def _checked_mono(path: str | Path, frames: np.ndarray, position: int) -> np.nda
 def _check_complete(meta: AudioInfo, frames_read: int) -> None:
     """The decoder stopped early: the header promised more than the data holds.
 
-    Refused for formats whose header states the length; for MPEG audio, whose header length
-    is an estimate unless a Xing tag states it, what decodes is used, with a warning.
+    Refused for formats whose header states the length; for audio FFmpeg decodes, whose length is
+    an estimate (MP3 without a Xing tag, a container's rounded duration), what decodes is used,
+    with a warning.
     """
-    slack = int(0.01 * meta.frames) if meta.format in _ESTIMATED_LENGTH_FORMATS or meta.is_mpeg else 0
+    slack = int(0.01 * meta.frames) if meta.format in _ESTIMATED_LENGTH_FORMATS or meta.by_ffmpeg else 0
+    if meta.format == FFMPEG:  # a container's duration counts the codec's delay and padding: ~20-60 ms
+        slack = max(slack, meta.sample_rate // 10)
     if frames_read >= meta.frames - slack:
         return
-    if meta.is_mpeg:
-        warnings.warn(f"{meta.path}: {frames_read / meta.sample_rate:.2f} s of MPEG audio decoded where its header "
-                      f"suggests {meta.duration:.2f} s (an estimate without a Xing tag, or a file cut short); "
-                      "using what decodes", AudiocnnWarning, stacklevel=3)
+    if meta.by_ffmpeg:
+        guess = "an estimate without a Xing tag" if meta.is_mpeg else "an estimate"
+        warnings.warn(f"{meta.path}: {frames_read / meta.sample_rate:.2f} s of {_kind(meta)} audio decoded where its "
+                      f"header suggests {meta.duration:.2f} s ({guess}, or a file cut short); using what decodes",
+                      AudiocnnWarning, stacklevel=3)
         return
     raise AudioError(
         f"{meta.path}: truncated or corrupt: header says {meta.frames} frames, "
         f"only {frames_read} could be decoded"
     )
+
+
+def _kind(meta: AudioInfo) -> str:
+    """How messages name audio FFmpeg decodes: MPEG, or the codec (AAC, OPUS, ...)."""
+    return "MPEG" if meta.is_mpeg else meta.subtype
 
 
 def _check_not_truncated(path: Path, log: str) -> None:
