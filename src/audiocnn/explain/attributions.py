@@ -36,7 +36,8 @@ from audiocnn.errors import ConfigError, OptionError
 #: Interpolated images per forward and backward pass of Integrated Gradients (at least one per window
 #: explained at once: captum's rule). Memory grows with it and
 #: time does not fall: for the bundled MobileNetV2 on one 5 s window, 32 steps, 2 idle cores, 64 at
-#: once took 3.9 s and +1.6 GB of peak RSS, 8 took 1.0 s and +0.46 GB, 4 took 1.0 s and +0.20 GB.
+#: once took 3.9 s and +1.6 GB of peak RSS, 8 took 1.0 s and +0.51 GB, 4 took 1.0 s and +0.25 GB
+#: (BENCHMARKS.md, "Explanations: memory of Integrated Gradients").
 IG_BATCH = 4
 DEFAULT_STEPS = 64
 #: The integration steps one may ask for: 2 is the fewest that integrate; 256 already costs a
