@@ -33,13 +33,13 @@ from audiocnn.bundle import Bundle
 from audiocnn.errors import ConfigError, OptionError
 
 #: Integration steps of Integrated Gradients (Gauss-Legendre): completeness gap < 5% (tests).
+DEFAULT_STEPS = 64
 #: Interpolated images per forward and backward pass of Integrated Gradients (at least one per window
-#: explained at once: captum's rule). Memory grows with it and
-#: time does not fall: for the bundled MobileNetV2 on one 5 s window, 32 steps, 2 idle cores, 64 at
+#: explained at once: captum's rule). Memory grows
+#: with it and time does not fall: for the bundled MobileNetV2 on one 5 s window, 32 steps, 2 idle cores, 64 at
 #: once took 3.9 s and +1.6 GB of peak RSS, 8 took 1.0 s and +0.51 GB, 4 took 1.0 s and +0.25 GB
 #: (BENCHMARKS.md, "Explanations: memory of Integrated Gradients").
 IG_BATCH = 4
-DEFAULT_STEPS = 64
 #: The integration steps one may ask for: 2 is the fewest that integrate; 256 already costs a
 #: minute per window on a CPU, and a server must not be asked for hours.
 STEPS_RANGE = (2, 256)
