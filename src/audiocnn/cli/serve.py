@@ -45,6 +45,13 @@ def add_commands(commands: common.Commands) -> None:
                        help="open connections (default 256, at most a third of the process's file limit): beyond it the "
                        "oldest one still sending its headers is closed")
     serve.add_argument("--max-files", type=int, default=64, help="files in one request (default 64)")
+    serve.add_argument("--keep-results", type=int, default=16,
+                       help="results kept under an id for downloads, re-runs and explanations without another upload "
+                       "(/v1/predict?keep=true; default 16, 0: none); the least recently used go first")
+    serve.add_argument("--keep-mb", type=float, default=512.0,
+                       help="MiB of uploads the kept results may hold together (default 512)")
+    serve.add_argument("--keep-minutes", type=float, default=30.0,
+                       help="a kept result unused this long is deleted (default 30)")
     serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                        help="answer requests addressed to NAME too (repeatable). A server on 127.0.0.1 answers "
                        "127.0.0.1, localhost and [::1] only, which stops DNS rebinding; give the name a proxy "
@@ -70,6 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
                              timeout_s=args.timeout, upload_timeout_s=args.upload_timeout,
                              header_timeout_s=args.header_timeout, grace_s=args.grace,
                              max_connections=args.max_connections,
-                             max_files=args.max_files, api_key=args.api_key)
+                             max_files=args.max_files, keep_results=args.keep_results, keep_mb=args.keep_mb,
+                             keep_minutes=args.keep_minutes, api_key=args.api_key)
     run(settings, host=args.host, port=args.port, extra_hosts=tuple(args.allow_host))
     return common.EXIT_OK

@@ -43,6 +43,7 @@ _MEANINGS = {
     400: "a Host this server does not answer, or a client that left before its request was sent",
     401: "the server has an API key and the request did not send it",
     408: "the upload did not arrive within the server's --upload-timeout",
+    404: "no kept result with this id: never made, deleted, or past --keep-minutes or --keep-results",
     413: "the upload is larger than the server's --max-upload-mb",
     422: "a bad option, or no file that could be read as audio (the error names the file)",
     500: "an unforeseen failure, named in one line; the server goes on",

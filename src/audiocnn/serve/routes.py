@@ -10,20 +10,20 @@ before a worker slot is taken; the job runs with a ticket that stops it at `--ti
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 
 from audiocnn.errors import AudiocnnError
-from audiocnn.explain.attributions import STEPS_RANGE
 from audiocnn.serve.api_docs import API_KEY_HEADER, BEARER, ONE_UPLOAD, UPLOADS, refusals
 from audiocnn.serve.metrics import ServerMetrics
 from audiocnn.serve.pool import Cancelled, Ticket
-from audiocnn.serve.service import MEDIA_TYPES, PredictAnswer, PredictRequest, failure_line
+from audiocnn.serve.results import KeptResult
+from audiocnn.serve.service import MEDIA_TYPES, ExplainRequest, PredictAnswer, PredictRequest, failure_line
 from audiocnn.serve.state import Refused, ServerState, checked
-from audiocnn.serve.uploads import UploadFolder
+from audiocnn.serve.uploads import Upload, UploadFolder
 
 
 def server_state(request: Request) -> ServerState:
@@ -72,22 +72,30 @@ Authorised = Depends(authorised)
 UPLOAD_REFUSALS = refusals(400, 401, 408, 413, 422, 500, 503, 504)
 
 
+#: /v1/predict's answer when it succeeds (also that of a kept result's re-run).
+PREDICTED = {200: {"description": "the results, in the format asked for (JSON by default; csv, raven, audacity, "
+                   "...); files that failed are listed under `failed` and counted in X-Audiocnn-Failed; with "
+                   "keep=true the result's id is in X-Audiocnn-Result (and `result` in JSON)"}}
+
+
 @router.post("/v1/predict", summary="Classify recordings", response_model=None, dependencies=[Authorised],
-             openapi_extra=UPLOADS, responses={200: {"description": "the results, in the format asked for (JSON by "
-                                                     "default; csv, raven, audacity, ...); files that failed are "
-                                                     "listed under `failed` and counted in X-Audiocnn-Failed"},
-                                                **UPLOAD_REFUSALS})
+             openapi_extra=UPLOADS, responses={**PREDICTED, **UPLOAD_REFUSALS})
 async def predict(state: State, options: Annotated[PredictRequest, Query()],
                   folder: Annotated[UploadFolder, Depends(predict_uploads)]) -> Response:
     """Every recording of the request classified, in the format asked for (JSON by default)."""
-    answer = await state.in_worker(lambda ticket: checked(lambda: state.service.predict(folder.uploads, options,
-                                                                                          ticket)), folder)
-    return _predict_response(answer, state.metrics)
+    def job(ticket: Ticket) -> tuple[PredictAnswer, KeptResult | None]:
+        answer = checked(lambda: state.service.predict(folder.uploads, options, ticket))
+        kept = state.results.keep(folder, answer.outcomes, answer.can_abstain) if options.keep and answer.ok else None
+        return answer, kept
+
+    answer, kept = await state.in_worker(job, folder)
+    return predict_response(answer, state.metrics, kept.id if kept else None if options.keep else "")
 
 
-def _predict_response(answer: PredictAnswer, metrics: ServerMetrics) -> Response:
+def predict_response(answer: PredictAnswer, metrics: ServerMetrics, result_id: str | None = "") -> Response:
     """The answer to /v1/predict, counted in the metrics: the results (failed files listed beside
-    them), or, when no file succeeded, the first file's problem as the error."""
+    them), or, when no file succeeded, the first file's problem as the error. `result_id`: the kept
+    result's id, None when it was asked for and not kept (too large), "" when not asked for."""
     metrics.audio_seconds.inc(answer.audio_seconds)
     metrics.files.labels("classified").inc(answer.ok)
     for failure in answer.failed:
@@ -97,34 +105,34 @@ def _predict_response(answer: PredictAnswer, metrics: ServerMetrics) -> Response
         first = answer.failed[0]
         return JSONResponse({"error": first["error"], "file": first["path"], "failed": answer.failed},
                             status_code=500 if first["kind"] == "internal" else 422)
-    headers = {"X-Audiocnn-Failed": str(len(answer.failed))}
-    if answer.media_type == MEDIA_TYPES["json"]:
-        return JSONResponse(answer.body, headers=headers)
-    return Response(answer.body, media_type=answer.media_type, headers=headers)
+    if result_id != "" and answer.media_type == MEDIA_TYPES["json"]:
+        answer.body["result"] = result_id
+    return results_response(answer.body, answer.media_type, len(answer.failed), result_id)
+
+
+def results_response(body: Any, media_type: str, failed: int, result_id: str | None = "") -> Response:
+    """Results in their format, the failed files counted in X-Audiocnn-Failed (and the kept id, if any)."""
+    headers = {"X-Audiocnn-Failed": str(failed), **({"X-Audiocnn-Result": result_id} if result_id else {})}
+    if media_type == MEDIA_TYPES["json"]:
+        return JSONResponse(body, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 @router.post("/v1/explain", summary="Explain one window of a recording", response_model=None,
              dependencies=[Authorised], openapi_extra=ONE_UPLOAD,
              responses={200: {"description": "the explanation picture (PNG) or its arrays (NPZ)",
                               "content": {"image/png": {}, "application/octet-stream": {}}}, **UPLOAD_REFUSALS})
-async def explain(
-    state: State,
-    folder: Annotated[UploadFolder, Depends(explain_upload)],
-    method: Annotated[Literal["ig", "gradcam", "both"], Query(description="ig, gradcam or both")] = "both",
-    target: Annotated[str | None, Query(max_length=200, description="explain this label (default: the top one)")] = None,
-    start: Annotated[float | None, Query(description="the window starting here, s (default: the most "
-                                         "confident one)")] = None,
-    steps: Annotated[int, Query(description="integrated-gradients steps, " + "-".join(map(str, STEPS_RANGE)))] = 32,
-    baseline: Annotated[Literal["mean", "silence"], Query(description="IG reference: mean or silence")] = "mean",
-    output: Annotated[Literal["png", "npz"], Query(description="png (the picture) or npz (the arrays)")] = "png",
-) -> Response:
+async def explain(state: State, folder: Annotated[UploadFolder, Depends(explain_upload)],
+                  how: Annotated[ExplainRequest, Query()]) -> Response:
     """The explanation picture (or arrays) of one window of the request's recording."""
-    upload = folder.uploads[0]
+    return await explained(state, folder, folder.uploads[0], how)
 
+
+async def explained(state: ServerState, folder: UploadFolder, upload: Upload, how: ExplainRequest) -> Response:
+    """One upload's explanation, made by a worker (a slot taken already): the picture or the arrays."""
     def job(ticket: Ticket):  # noqa: ANN202
         try:
-            return state.service.explain(upload, ticket, method=method, target=target, start=start, steps=steps,
-                                         baseline=baseline, output=output)
+            return state.service.explain(upload, ticket, **how.model_dump())
         except (AudiocnnError, Cancelled):
             raise
         except Exception as err:  # noqa: BLE001 - a surprise is this upload's one line, the server goes on

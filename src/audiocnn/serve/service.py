@@ -21,17 +21,18 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from audiocnn import audio, bundle
 from audiocnn.bundled import default_model
 from audiocnn.errors import AudiocnnError, AudioError, OptionError, item_failure, public_failure
+from audiocnn.explain.attributions import STEPS_RANGE
 from audiocnn.inference.formats import PredictionWriter
 from audiocnn.inference.options import (
     ONE_RECORDING_FORMATS,
@@ -71,6 +72,9 @@ class PredictRequest(ClassifyOptions, OutputOptions):
     format: Format = Field("json", description=OutputOptions.model_fields["format"].description)
     timeline: bool = Field(False, description="json: add each file's timeline picture (PNG, base64)")
     name: str | None = Field(None, max_length=255, description="a raw body's file name, for the results")
+    keep: bool = Field(False, description="keep the recordings and their results under an id, for /v1/results/{id}: "
+                       "other formats and filters, re-runs with other options and explanations, without another "
+                       "upload")
 
     @field_validator("timeline")
     @classmethod
@@ -86,15 +90,38 @@ class PredictRequest(ClassifyOptions, OutputOptions):
         return PredictOptions(runtime=runtime, **self.model_dump(include=set(ClassifyOptions.model_fields)))
 
 
+class ExplainRequest(BaseModel):
+    """`POST /v1/explain`'s query (and a kept result's): `audiocnn explain`'s options for one window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["ig", "gradcam", "both"] = Field("both", description="ig, gradcam or both")
+    target: str | None = Field(None, max_length=200, description="explain this label (default: the top one)")
+    start: float | None = Field(None, description="the window starting here, s (default: the most confident one)")
+    steps: int = Field(32, description="integrated-gradients steps, " + "-".join(map(str, STEPS_RANGE)))
+    baseline: Literal["mean", "silence"] = Field("mean", description="IG reference: mean or silence")
+    output: Literal["png", "npz"] = Field("png", description="png (the picture) or npz (the arrays)")
+
+
 @dataclass
 class PredictAnswer:
-    """One predict request's answer: its body and media type, and what the metrics count."""
+    """One predict request's answer: its body and media type, what the metrics count, and each file's
+    outcome (its predictions, or its failure), which a kept result stores."""
 
     body: Any  # the JSON document, or the text of another format
     media_type: str
     ok: int
     failed: list[dict[str, str]]
     audio_seconds: float
+    outcomes: list[FilePrediction | dict[str, str]] = field(default_factory=list)
+    can_abstain: bool = True
+
+
+def check_format(output: OutputOptions, files: int) -> None:
+    """A one-recording format (audacity) is refused for several files, in one line naming the option."""
+    if output.format in ONE_RECORDING_FORMATS and files > 1:
+        raise OptionError("format", f"{output.format} describes one recording: send one file per request "
+                          f"(got {files})")
 
 
 class ModelService:
@@ -186,21 +213,17 @@ class ModelService:
 
         Returns:
             The answer in `options.format` (JSON as a document, other formats as text), with the
-            count of files classified, the failed ones, and the seconds of audio classified.
+            count of files classified, the failed ones, the seconds of audio classified, and the
+            outcomes themselves (for the results store).
 
         Raises:
             OptionError: a one-recording format (audacity) asked of several files.
             Cancelled: the ticket's deadline passed or the job was cancelled.
         """
-        if options.format in ONE_RECORDING_FORMATS and len(uploads) > 1:
-            raise OptionError("format", f"{options.format} describes one recording: send one file per request "
-                              f"(got {len(uploads)})")
+        check_format(options, len(uploads))
         ticket.check()
         predictor = self.predictor(options)
-        stream = io.StringIO()
-        writer = PredictionWriter(stream, options, high_freq_hz=self.bundle.sample_rate / 2,
-                                  can_abstain=predictor.unknown_below > 0, labels=self.bundle.labels)
-        failed: list[dict[str, str]] = []
+        outcomes: list[FilePrediction | dict[str, str]] = []
         pictures: list[str] = []
         seconds = 0.0
         for upload in uploads:
@@ -212,23 +235,36 @@ class ModelService:
             except Cancelled:
                 raise
             except Exception as err:  # noqa: BLE001 - one file's failure, whatever it is, is that file's line
-                message = failure_line(err, upload)
-                failed.append({"path": upload.name, "error": message, "kind": failure_kind(err)})
-                writer.add_failure(Path(upload.name), message)
+                outcomes.append({"path": upload.name, "error": failure_line(err, upload), "kind": failure_kind(err)})
                 continue
-            writer.add(result)
+            outcomes.append(result)
             seconds += result.duration
             if picture is not None:
                 pictures.append(picture)
-        writer.close()
+        can_abstain = predictor.unknown_below > 0
+        body, media_type = self.render(outcomes, options, can_abstain)
         if options.format == "json":
-            document = json.loads(stream.getvalue())
-            for entry, picture in zip(document["files"], pictures):
+            for entry, picture in zip(body["files"], pictures):
                 entry["timeline_png"] = picture
-            body: Any = document
-        else:
-            body = stream.getvalue()
-        return PredictAnswer(body, MEDIA_TYPES[options.format], len(uploads) - len(failed), failed, seconds)
+        failed = [o for o in outcomes if isinstance(o, dict)]
+        return PredictAnswer(body, media_type, len(uploads) - len(failed), failed, seconds, outcomes, can_abstain)
+
+    def render(self, outcomes: list[FilePrediction | dict[str, str]], output: OutputOptions,
+               can_abstain: bool) -> tuple[Any, str]:
+        """Predictions (and failures, as `{"path", "error", "kind"}`) written in `output`'s format, with its
+        labels per window and confidence filter: the JSON document, or the text of another format."""
+        check_format(output, len(outcomes))
+        stream = io.StringIO()
+        writer = PredictionWriter(stream, output, high_freq_hz=self.bundle.sample_rate / 2,
+                                  can_abstain=can_abstain, labels=self.bundle.labels)
+        for outcome in outcomes:
+            if isinstance(outcome, dict):
+                writer.add_failure(Path(outcome["path"]), outcome["error"])
+            else:
+                writer.add(outcome)
+        writer.close()
+        body = json.loads(stream.getvalue()) if output.format == "json" else stream.getvalue()
+        return body, MEDIA_TYPES[output.format]
 
     def explain(self, upload: Upload, ticket: Ticket, *, method: str, target: str | None, start: float | None,
                 steps: int, baseline: str, output: str) -> tuple[bytes, str, dict[str, str]]:
@@ -288,7 +324,8 @@ class ModelService:
                        "max_files": self.settings.max_files, "timeout_s": self.settings.timeout_s,
                        "upload_timeout_s": self.settings.upload_timeout_s,
                        "window_seconds": [self.bundle.clip_seconds * bound for bound in WINDOW_RANGE],
-                       "min_hop_fraction": MIN_HOP_FRACTION},
+                       "min_hop_fraction": MIN_HOP_FRACTION, "keep_results": self.settings.keep_results,
+                       "keep_mb": self.settings.keep_mb, "keep_minutes": self.settings.keep_minutes},
             "model_card": bundle.model_card(self.path),
         }
 

@@ -17,8 +17,9 @@ from audiocnn.inference.options import RUNTIMES
 #: (option, lowest, highest) of the numbers; a float range is exclusive at 0 (`0 <` value).
 FLOAT_RANGES = (("max_upload_mb", 0.0, 1024.0 * 1024), ("max_seconds", 0.0, 7 * 86400.0),
                 ("timeout_s", 0.0, 86400.0), ("upload_timeout_s", 0.0, 86400.0), ("header_timeout_s", 0.0, 3600.0),
-                ("grace_s", 0.0, 3600.0))
-INT_RANGES = (("concurrency", 1, 256), ("queue", 0, 10_000), ("max_files", 1, 10_000), ("max_connections", 1, 65_535))
+                ("grace_s", 0.0, 3600.0), ("keep_mb", 0.0, 1024.0 * 1024), ("keep_minutes", 0.0, 7 * 1440.0))
+INT_RANGES = (("concurrency", 1, 256), ("queue", 0, 10_000), ("max_files", 1, 10_000), ("max_connections", 1, 65_535),
+              ("keep_results", 0, 10_000))
 #: The options' names on the command line, where they differ from the field's.
 OPTION_NAMES = {"timeout_s": "--timeout", "upload_timeout_s": "--upload-timeout", "header_timeout_s": "--header-timeout",
                 "grace_s": "--grace"}
@@ -40,6 +41,9 @@ class ServeSettings:
     grace_s: float = 3.0  # when told to stop, running requests get this long; then their jobs are stopped
     max_connections: int = 256  # open connections; the oldest idle one makes room for a new one
     max_files: int = 64  # files in one multipart request
+    keep_results: int = 16  # results kept under an id (?keep=true) at once; 0 = none
+    keep_mb: float = 512.0  # bytes of uploads the kept results hold together
+    keep_minutes: float = 30.0  # a kept result unused this long is deleted
     api_key: str | None = None  # when set, every /v1 call and /metrics must send it
     allowed_hosts: tuple[str, ...] = ()  # Host header names answered; () = any (see server.allowed_hosts)
 

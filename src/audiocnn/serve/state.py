@@ -20,6 +20,7 @@ from audiocnn.serve.guards import RETRY_AFTER_S, UploadBudget
 from audiocnn.serve.metrics import ServerMetrics
 from audiocnn.serve.multipart import read_form
 from audiocnn.serve.pool import PoolFull, Ticket, WorkerPool, WorkTimeout
+from audiocnn.serve.results import KeptResult, ResultStore, UnknownResult
 from audiocnn.serve.service import ModelService, error_kind
 from audiocnn.serve.settings import ServeSettings
 from audiocnn.serve.uploads import ServerFolder, UploadFolder
@@ -45,6 +46,8 @@ class ServerState:
         self.metrics = ServerMetrics()
         self.budget = UploadBudget(settings.upload_budget_bytes)  # bytes of uploads held at once
         self.folder: ServerFolder | None = None  # made when the server starts (lifespan)
+        self.results = ResultStore(settings.keep_results, int(settings.keep_mb * 1024 * 1024),
+                                   settings.keep_minutes * 60)
 
     @asynccontextmanager
     async def lifespan(self, _: FastAPI):  # noqa: ANN201
@@ -54,6 +57,7 @@ class ServerState:
             yield
         finally:
             await asyncio.to_thread(self.pool.shutdown)
+            self.results.close()
             self.folder.close()
 
     def authorised(self, request: Request) -> None:
@@ -93,6 +97,20 @@ class ServerState:
         if not folder.uploads:  # an empty file part is a bad file (later); no part or no body is a bad request
             raise Refused(422, "bad_audio", "the request holds no audio: send files as multipart/form-data "
                           "(field `file`) or the recording itself as the body", file=name)
+
+    def kept(self, result_id: str) -> KeptResult:
+        """A kept result (`/v1/predict?keep=true`), or 404 naming the bounds it may have passed."""
+        try:
+            return self.results.get(result_id)
+        except UnknownResult:
+            s = self.settings
+            raise Refused(404, "no_result", f"no kept result {result_id[:40]!r}: results are kept {s.keep_minutes:g} "
+                          f"minutes after their last use, the last {s.keep_results} of them (--keep-minutes, "
+                          "--keep-results); send the recordings again") from None
+
+    def admit(self) -> None:
+        """A worker slot for a job on a kept result (its uploads are in already), or 503."""
+        self._admit()
 
     def _admit(self) -> None:
         try:

@@ -49,11 +49,13 @@ def display_name(name: str | None, index: int) -> str:
 
 
 class UploadFolder:
-    """A private temporary folder for one request's files; `close` deletes it with everything in it."""
+    """A private temporary folder for one request's files; `close` deletes it with everything in it,
+    unless the results store keeps it (`kept`): then the store deletes it (`delete`) when it lets go."""
 
     def __init__(self, parent: Path) -> None:
         self.path = Path(tempfile.mkdtemp(prefix="request-", dir=parent))
         self.uploads: list[Upload] = []
+        self.kept = False
 
     def open_next(self, name: str | None) -> tuple[Upload, BinaryIO]:
         """The next upload's entry and its file, open for writing (the caller closes it)."""
@@ -72,6 +74,11 @@ class UploadFolder:
         return upload
 
     def close(self) -> None:
+        """The request is over: delete the folder and every upload in it, unless the store keeps them."""
+        if not self.kept:
+            self.delete()
+
+    def delete(self) -> None:
         """Delete the folder and every upload in it."""
         shutil.rmtree(self.path, ignore_errors=True)
 
