@@ -81,11 +81,21 @@ def test_upload_see_labels_and_timeline_then_explain_a_window(page):
     assert dog.locator("img.timeline").evaluate("img => img.complete && img.naturalWidth > 500")
     thunder = cards.nth(1)
     assert thunder.locator(".windows button").count() >= 3  # 10 s in 5 s windows, half a window apart
+    # Issue 32: explaining took seconds with no word near the button. A note with a progress bar now
+    # stands where the picture will be, naming the window, until it comes.
+    thunder.locator(".explanation").evaluate("""place => { window.notes = [];
+        new MutationObserver(() => { const note = place.querySelector('.working');
+                                     if (note) window.notes.push(note.textContent); })
+          .observe(place, {childList: true, subtree: true}); }""")
     thunder.locator(".windows button").nth(1).click()
     picture = thunder.locator(".explanation img")
     expect(picture).to_be_visible(timeout=60_000)
     assert picture.evaluate("img => img.naturalWidth > 500")
     expect(page.locator("#status")).to_contain_text("explained")
+    assert any("explaining 2.5–7.5 s of thunderstorm-thunder.flac" in note for note in page.evaluate("window.notes"))
+    thunder.locator("select.why").select_option("cat")  # "why not cat?", asked of the same window
+    thunder.locator(".windows button").nth(1).click()
+    expect(picture).to_have_attribute("alt", "why the model heard “cat” at 2.5 s", timeout=60_000)
     expect(page.locator("#downloads")).to_be_visible()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "page-results.png"), full_page=True)
@@ -103,11 +113,22 @@ def test_the_keyboard_reaches_a_window_and_its_explanation(page):
     assert first.get_attribute("aria-current") == "true"
 
 
+def _requests(page) -> list[str]:  # noqa: ANN001
+    """Every request the page sends from now on, as `METHOD path` (the query left out)."""
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(f"{request.method} {request.url.split('/', 3)[3].split('?')[0]}"))
+    return sent
+
+
 def test_downloads_are_the_clis_formats(page):
+    """Issue 32: every download uploaded and classified the files again. Now the result the page
+    classified is kept on the server, and a download only reads it (GET, no upload)."""
     from playwright.sync_api import expect
 
+    sent = _requests(page)
     page.set_input_files("#files", str(DOG))
     expect(page.locator("#downloads")).to_be_visible(timeout=60_000)
+    assert sent == ["POST v1/predict"]
     with page.expect_download() as info:
         page.click("#downloads button[data-format=csv]")
     text = Path(info.value.path()).read_text()
@@ -117,6 +138,42 @@ def test_downloads_are_the_clis_formats(page):
         page.click("#downloads button[data-format=kaleidoscope]")
     assert info.value.suggested_filename == "predictions.kaleidoscope.csv"
     assert Path(info.value.path()).read_text().startswith("INDIR,FOLDER,IN FILE,CHANNEL,OFFSET,DURATION")
+    assert sent[1:] and all(s.startswith("GET v1/results/") for s in sent[1:]), sent  # no upload, no classifying
+
+
+def test_options_choosing_again_and_a_second_upload_each_make_one_run(page, tmp_path):
+    """Issue 32: choosing the same file again sent nothing; changed options never re-ran the files
+    shown; a second upload during a running one mixed the two runs' results."""
+    from playwright.sync_api import expect
+
+    sent = _requests(page)
+    cards = page.locator("article.file")
+    page.set_input_files("#files", str(DOG))
+    expect(cards).to_have_count(1, timeout=60_000)
+    page.set_input_files("#files", str(DOG))  # the same file again: a new run
+    expect(page.locator("#status")).to_contain_text("1 classified", timeout=60_000)
+    assert sent.count("POST v1/predict") == 2
+    expect(cards.first.locator(".summary li")).to_have_count(3)
+    page.locator("summary").click()
+    page.fill("#top-k", "1")
+    page.locator("#top-k").dispatch_event("change")  # fewer labels: the kept result read again
+    expect(cards.first.locator(".summary li")).to_have_count(1, timeout=30_000)
+    page.check("#denoise")  # another classification of the kept recording, not another upload
+    expect(page.locator("#status")).to_contain_text("1 classified", timeout=60_000)
+    assert sent[-1].endswith("/predict") and all(s.startswith("GET v1/results/") for s in sent[2:-1]), sent
+    assert sent.count("POST v1/predict") == 2
+    long = tmp_path / "ten-minutes.wav"  # slow enough to be running when the next file is chosen
+    sf.write(long, 0.01 * np.random.default_rng(0).standard_normal(16_000 * 600).astype(np.float32), 16_000)
+    aborted: list[str] = []
+    page.on("requestfailed", lambda request: aborted.append(request.url))
+    page.set_input_files("#files", str(long))
+    expect(page.locator("#cancel")).to_be_visible()
+    page.set_input_files("#files", str(THUNDER))
+    expect(page.locator("#status")).to_contain_text("1 classified", timeout=60_000)
+    page.wait_for_timeout(500)
+    expect(cards).to_have_count(1)
+    expect(cards.first.locator("h2")).to_contain_text("thunderstorm-thunder.flac")
+    assert len(aborted) == 1 and "v1/predict" in aborted[0]  # the first run was cancelled, not mixed in
 
 
 def test_a_bad_file_shows_the_clis_one_line_error(page, tmp_path):

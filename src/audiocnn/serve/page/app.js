@@ -1,9 +1,13 @@
-// The audiocnn page: upload or record, classify (POST /v1/predict), explain a window (POST /v1/explain).
+// The audiocnn page: upload or record, classify (POST /v1/predict?keep=true), then read the kept result
+// again for downloads and options (GET /v1/results/ID), re-run it (POST .../predict) and explain a window
+// (POST .../explain): each recording is uploaded and classified once.
 // No framework and nothing from the internet: the page works wherever the server does.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-let lastFiles = [];  // the recordings of the last run, for downloads and explanations
+let run = null;  // the current run: {files, result (the kept result's id), xhr (while it is sent)}
+let runs = 0;  // how many runs were started: an answer to an older one is never shown
+let labels = [];  // the model's classes, for "why not X?"
 
 function headers() {
   const key = sessionStorage.getItem("audiocnn-key") || $("api-key").value;
@@ -18,15 +22,18 @@ function showError(message) {
 function status(text) { $("status").textContent = text; }
 
 // One request with upload progress (fetch has none); resolves {status, body} and never throws on 4xx.
-function send(url, form, responseType = "json", onProgress = null) {
+// `onStart(xhr)` gets the request, to cancel it (xhr.abort(): resolves with status 0).
+function send(url, form, responseType = "json", onProgress = null, method = "POST", onStart = null) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", url);
+    xhr.open(method, url);
     for (const [k, v] of Object.entries(headers())) xhr.setRequestHeader(k, v);
     xhr.responseType = responseType;
     if (onProgress) xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
     xhr.onload = () => resolve({ status: xhr.status, body: xhr.response, xhr });
+    xhr.onabort = () => resolve({ status: 0, body: null, xhr });
     xhr.onerror = () => reject(new Error("the server cannot be reached"));
+    if (onStart) onStart(xhr);
     xhr.send(form);
   });
 }
@@ -44,44 +51,88 @@ function formOf(files) {
   return form;
 }
 
-function options(format) {
-  const q = new URLSearchParams({ format, top_k: $("top-k").value || "3" });
+function outputOptions(format) {
+  return new URLSearchParams({ format, top_k: $("top-k").value || "3" });
+}
+
+function classifyOptions() {
+  const q = outputOptions("json");
+  q.set("timeline", "true");
   if ($("denoise").checked) q.set("denoise", "true");
   return q;
 }
 
+// A new run: the files sent once and kept on the server. A run still going is cancelled first.
 async function classify(files) {
   if (!files.length) return;
-  lastFiles = Array.from(files);
+  cancel();
+  const mine = { files: Array.from(files), result: null, xhr: null, pending: null, id: ++runs };
+  run = mine;
+  const q = classifyOptions(); q.set("keep", "true");
+  await answer(mine, `v1/predict?${q}`, formOf(mine.files), `uploading ${files.length} file${files.length > 1 ? "s" : ""}…`);
+}
+
+// The kept recordings classified again with the options now set (noise reduction): no upload.
+// Asked while the run's last request is still out, it follows that request.
+async function rerun() {
+  if (!run || !run.result) return;
+  const mine = run;
+  if (mine.xhr) { mine.pending = rerun; return; }
+  await answer(mine, `v1/results/${mine.result}/predict?${classifyOptions()}`, null, "classifying again…");
+}
+
+// The kept result written again with the labels per window now set: nothing is classified.
+async function reread() {
+  if (!run || !run.result) return;
+  const mine = run;
+  if (mine.xhr) { mine.pending = mine.pending || reread; return; }
+  await answer(mine, `v1/results/${mine.result}?${outputOptions("json")}`, null, "", "GET");
+}
+
+// Send one run's request and show its answer, unless a newer run started meanwhile.
+async function answer(mine, url, form, waiting, method = "POST") {
   showError("");
-  $("results").replaceChildren();
-  $("downloads").hidden = true;
   const bar = $("progress");
-  bar.hidden = false; bar.removeAttribute("value");
-  status(`uploading ${files.length} file${files.length > 1 ? "s" : ""}…`);
-  const q = options("json"); q.set("timeline", "true");
+  bar.hidden = !waiting; bar.removeAttribute("value");
+  $("cancel").hidden = false;
+  status(waiting);
   try {
-    const r = await send(`v1/predict?${q}`, formOf(lastFiles), "json", (share) => {
+    const r = await send(url, form, "json", (share) => {
       bar.value = share;
       status(share < 1 ? `uploading… ${Math.round(share * 100)}%` : "classifying…");
       if (share >= 1) bar.removeAttribute("value");
-    });
+    }, method, (xhr) => { mine.xhr = xhr; });
+    if (mine !== run) return;  // a newer run took over: its answer is the one shown
+    if (r.status === 0) { status("cancelled"); return; }
     if (r.status === 401) { $("key-row").hidden = false; $("api-key").focus(); }
+    if (r.status === 404 && mine.result) {
+      mine.result = null; $("downloads").hidden = true;
+      showError("the server no longer keeps this result: choose the recordings again"); status(""); return;
+    }
     if (r.status !== 200) {
       showError(await errorText(r));
-      for (const f of (r.body && r.body.failed) || []) $("results").append(failedCard(f));
+      $("results").replaceChildren(...((r.body && r.body.failed) || []).map(failedCard));
       status("");
       return;
     }
-    for (const doc of r.body.files) $("results").append(fileCard(doc));
-    for (const f of r.body.failed) $("results").append(failedCard(f));
+    mine.result = r.body.result || mine.result;
+    const cards = [...r.body.files.map(fileCard), ...r.body.failed.map(failedCard)];
+    $("results").replaceChildren(...cards);
     status(`${r.body.files.length} classified` + (r.body.failed.length ? `, ${r.body.failed.length} could not be read` : ""));
-    $("downloads").hidden = false;
+    $("downloads").hidden = !mine.result;
   } catch (err) {
-    showError(err.message); status("");
+    if (mine === run) { showError(err.message); status(""); }
   } finally {
-    bar.hidden = true;
+    mine.xhr = null;
+    if (mine === run) { bar.hidden = true; $("cancel").hidden = true; }
   }
+  const next = mine.pending;
+  mine.pending = null;
+  if (next && mine === run) await next();
+}
+
+function cancel() {
+  if (run && run.xhr) run.xhr.abort();
 }
 
 function labelText(entry) {
@@ -112,13 +163,19 @@ function fileCard(doc) {
   }
   const hint = document.createElement("p");
   hint.className = "muted";
-  hint.textContent = "Windows: choose one to see what the model listened to.";
+  hint.textContent = "Windows: choose one to see what the model listened to";
+  const why = document.createElement("select");
+  why.className = "why";
+  why.setAttribute("aria-label", "explain which label");
+  why.append(new Option("for its top label", ""), ...labels.map((l) => new Option(`for “${l}” (why not?)`, l)));
+  hint.append(" ", why, ".");
   const windows = document.createElement("div");
   windows.className = "windows";
   const explanation = document.createElement("div");
   explanation.className = "explanation";
   explanation.setAttribute("aria-live", "polite");
-  const file = lastFiles.find((f) => f.name === doc.path) || null;
+  const mine = run;
+  const file = mine.files.findIndex((f) => f.name === doc.path);
   for (const w of doc.windows) {
     const b = document.createElement("button");
     b.type = "button";
@@ -127,7 +184,7 @@ function fileCard(doc) {
       b.className = "unknown";
       if (w.top[1]) b.textContent += ` (${labelText(w.top[1])}?)`;
     }
-    b.addEventListener("click", () => explain(file, w, b, windows, explanation));
+    b.addEventListener("click", () => explain(mine, file, w, b, windows, explanation, why.value));
     windows.append(b);
   }
   card.append(hint, windows, explanation);
@@ -145,15 +202,22 @@ function failedCard(failure) {
   return card;
 }
 
-async function explain(file, w, button, windows, target) {
-  if (!file) { showError("the recording is no longer here: classify it again"); return; }
+// The kept recording's window explained where it was chosen, with a note there while it is made.
+async function explain(mine, file, w, button, windows, target, label) {
+  if (mine !== run || !mine.result || file < 0) { showError("this result is no longer shown: classify it again"); return; }
   for (const other of windows.querySelectorAll("button")) other.removeAttribute("aria-current");
   button.setAttribute("aria-current", "true");
-  target.replaceChildren();
-  status(`explaining ${w.start_s.toFixed(1)}–${w.end_s.toFixed(1)} s of ${file.name}…`);
-  const q = new URLSearchParams({ start: String(w.start_s), method: "both" });
+  const waiting = document.createElement("p");
+  waiting.className = "working";
+  waiting.append(document.createElement("progress"),
+                 ` explaining ${w.start_s.toFixed(1)}–${w.end_s.toFixed(1)} s of ${mine.files[file].name} (a few seconds)…`);
+  target.replaceChildren(waiting);
+  status(waiting.textContent.trim());
+  const q = new URLSearchParams({ file: String(file), start: String(w.start_s), method: "both" });
+  if (label) q.set("target", label);
   try {
-    const r = await send(`v1/explain?${q}`, formOf([file]), "blob");
+    const r = await send(`v1/results/${mine.result}/explain?${q}`, null, "blob");
+    if (target.firstChild === waiting) target.replaceChildren();
     if (r.status !== 200) { showError(await errorText(r)); status(""); return; }
     const img = document.createElement("img");
     img.src = URL.createObjectURL(r.body);
@@ -163,10 +227,11 @@ async function explain(file, w, button, windows, target) {
   } catch (err) { showError(err.message); status(""); }
 }
 
+// A kept result in another format: written by the server from what it kept, nothing sent again.
 async function download(format) {
-  if (!lastFiles.length) return;
+  if (!run || !run.result) return;
   status(`preparing ${format}…`);
-  const r = await send(`v1/predict?${options(format)}`, formOf(lastFiles), "blob");
+  const r = await send(`v1/results/${run.result}?${outputOptions(format)}`, null, "blob", null, "GET");
   if (r.status !== 200) { showError(await errorText(r)); status(""); return; }
   const name = { csv: "predictions.csv", raven: "predictions.selections.txt", json: "predictions.json",
                  kaleidoscope: "predictions.kaleidoscope.csv", scores: "predictions.scores.csv" }[format];
@@ -242,11 +307,19 @@ async function loadModel() {
   }
   const m = await r.json();
   if (!r.ok) { $("model").textContent = m.error || "the model cannot be described"; return; }
+  labels = [...m.labels].sort();
   $("model").textContent = `model ${m.name}: ${m.labels.length} classes, ${m.window_seconds} s windows, ` +
     `${m.sample_rate / 1000} kHz`;
 }
 
-$("files").addEventListener("change", (e) => classify(e.target.files));
+$("files").addEventListener("change", (e) => {
+  const files = Array.from(e.target.files);
+  e.target.value = "";  // choosing the same file again is a change too
+  classify(files);
+});
+$("cancel").addEventListener("click", () => { cancel(); });
+$("top-k").addEventListener("change", reread);
+$("denoise").addEventListener("change", rerun);
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
