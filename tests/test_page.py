@@ -114,9 +114,16 @@ def test_the_keyboard_reaches_a_window_and_its_explanation(page):
 
 
 def _requests(page) -> list[str]:  # noqa: ANN001
-    """Every request the page sends from now on, as `METHOD path` (the query left out)."""
+    """Every API request the page sends from now on, as `METHOD path` (the query left out; not the
+    `blob:` URLs its audio player reads the chosen files from)."""
     sent: list[str] = []
-    page.on("request", lambda request: sent.append(f"{request.method} {request.url.split('/', 3)[3].split('?')[0]}"))
+
+    def seen(request) -> None:  # noqa: ANN001
+        path = request.url.split("/", 3)[3].split("?")[0] if request.url.startswith("http") else ""
+        if path.startswith("v1/"):
+            sent.append(f"{request.method} {path}")
+
+    page.on("request", seen)
     return sent
 
 
@@ -165,7 +172,7 @@ def test_options_choosing_again_and_a_second_upload_each_make_one_run(page, tmp_
     long = tmp_path / "ten-minutes.wav"  # slow enough to be running when the next file is chosen
     sf.write(long, 0.01 * np.random.default_rng(0).standard_normal(16_000 * 600).astype(np.float32), 16_000)
     aborted: list[str] = []
-    page.on("requestfailed", lambda request: aborted.append(request.url))
+    page.on("requestfailed", lambda request: "/v1/" in request.url and aborted.append(request.url))
     page.set_input_files("#files", str(long))
     expect(page.locator("#cancel")).to_be_visible()
     page.set_input_files("#files", str(THUNDER))
@@ -285,3 +292,39 @@ def test_an_explanation_takes_bounded_memory_and_gives_it_back(running):
     after = _memory_mb(pid)
     assert after["VmHWM"] - idle["VmRSS"] <= 500, (idle, after)
     assert after["VmRSS"] - idle["VmRSS"] <= 200, (idle, after)
+
+
+def test_a_ten_minute_recording_shows_its_detections_not_a_wall_of_windows(page, tmp_path):
+    """Issue 32: a 10-minute file gave 239 window buttons to tab through and a whole-file "summary"
+    that was a mean over windows (`unknown`), with no detections list, filter or playback."""
+    from playwright.sync_api import expect
+
+    rate, rng = 16_000, np.random.default_rng(3)
+    wave = (0.003 * rng.standard_normal(rate * 600)).astype(np.float32)  # a field recorder's hiss
+    for k, example in enumerate([DOG, THUNDER, REPO / "examples" / "rooster-crow.ogg"] * 10):
+        sound, _ = sf.read(example, dtype="float32", always_2d=True)
+        at = rate * (10 + 19 * k)
+        wave[at: at + len(sound)] += sound.mean(axis=1)[: len(wave) - at]
+    field = tmp_path / "ten-minutes.wav"
+    sf.write(field, wave, rate)
+    page.set_input_files("#files", str(field))
+    card = page.locator("article.file")
+    expect(card).to_have_count(1, timeout=120_000)
+    rows = card.locator(".detections tbody tr")
+    expect(rows.first).to_be_visible(timeout=2_000)  # the goal: the table within 2 s of the result
+    assert card.locator(".windows button").count() == 0  # no wall of 239 buttons
+    expect(card.locator(".detected")).to_contain_text("thunderstorm ×")  # what it holds, and how often
+    assert 0 < rows.count() <= 20
+    classes = card.locator(".detections select")
+    most = classes.locator("option").nth(1).get_attribute("value")  # the class detected most often
+    classes.select_option(most)
+    assert {rows.nth(i).locator("td").first.inner_text() for i in range(rows.count())} == {most}
+    classes.select_option("")
+    card.locator("th button", has_text="confidence").click()  # most confident first
+    shown = [float(rows.nth(i).locator("td").nth(3).inner_text()) for i in range(rows.count())]
+    assert shown == sorted(shown, reverse=True) and min(shown) >= 0.5  # the page's default threshold
+    start = float(rows.first.locator("td").nth(1).inner_text())
+    rows.first.locator("button", has_text="▶").click()  # plays its stretch of the file the page holds
+    page.wait_for_function("s => document.querySelector('article.file audio').currentTime >= s", arg=start)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "page-long-recording.png"), full_page=True)

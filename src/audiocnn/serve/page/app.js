@@ -52,7 +52,7 @@ function formOf(files) {
 }
 
 function outputOptions(format) {
-  return new URLSearchParams({ format, top_k: $("top-k").value || "3" });
+  return new URLSearchParams({ format, top_k: $("top-k").value || "3", min_confidence: $("min-confidence").value });
 }
 
 function classifyOptions() {
@@ -144,16 +144,26 @@ function fileCard(doc) {
   card.className = "file";
   const title = document.createElement("h2");
   title.textContent = `${doc.path} (${doc.duration_s.toFixed(1)} s)`;
+  const heard = document.createElement("p");
+  heard.className = "detected";
+  const most = doc.detected.slice(0, 8).map((d) => `${d.label} ×${d.detections} (${d.seconds.toFixed(0)} s, best ${d.best.toFixed(2)})`);
+  if (doc.detected.length > most.length) most.push(`and ${doc.detected.length - most.length} more classes (table below)`);
+  heard.textContent = most.length ? `Detected: ${most.join(", ")}`
+    : `Nothing detected at confidence ${Number($("min-confidence").value).toFixed(2)} or more.`;
   const summary = document.createElement("ul");
   summary.className = "summary";
-  summary.setAttribute("aria-label", "whole file");
+  summary.setAttribute("aria-label", "mean over the whole file");
   for (const entry of doc.summary) {
     const li = document.createElement("li");
     li.textContent = labelText(entry);
     if (entry.probability === null) li.className = "unknown";
     summary.append(li);
   }
-  card.append(title, summary);
+  const meanNote = document.createElement("span");
+  meanNote.className = "muted";
+  meanNote.textContent = "mean over the file:";
+  summary.prepend(meanNote);
+  card.append(title, heard, summary);
   if (doc.timeline_png) {
     const img = document.createElement("img");
     img.className = "timeline";
@@ -176,6 +186,18 @@ function fileCard(doc) {
   explanation.setAttribute("aria-live", "polite");
   const mine = run;
   const file = mine.files.findIndex((f) => f.name === doc.path);
+  const player = document.createElement("audio");
+  player.controls = true;
+  player.preload = "metadata";
+  if (file >= 0) player.src = URL.createObjectURL(mine.files[file]);
+  const explainAt = (w, button) => explain(mine, file, w, button, card, explanation, why.value);
+  card.append(player, detectionsTable(doc, player, explainAt));
+  if (doc.windows.length > MAX_WINDOW_BUTTONS) {  // a long recording: its detections stand for its windows
+    hint.textContent = `${doc.windows.length} windows: choose a detection to hear or explain it`;
+    hint.append(" ", why, ".");
+    card.append(hint, explanation);
+    return card;
+  }
   for (const w of doc.windows) {
     const b = document.createElement("button");
     b.type = "button";
@@ -184,11 +206,84 @@ function fileCard(doc) {
       b.className = "unknown";
       if (w.top[1]) b.textContent += ` (${labelText(w.top[1])}?)`;
     }
-    b.addEventListener("click", () => explain(mine, file, w, b, windows, explanation, why.value));
+    b.addEventListener("click", () => explainAt(w, b));
     windows.append(b);
   }
   card.append(hint, windows, explanation);
   return card;
+}
+
+const MAX_WINDOW_BUTTONS = 24;  // more windows than this are not each a button: the detections are
+const ROWS_PER_PAGE = 20;
+
+// A recording's detections (each label's consecutive windows joined, as --merge-consecutive): sortable by
+// any column, filtered by class, a page at a time; each row plays its stretch and explains its first window.
+function detectionsTable(doc, player, explainAt) {
+  const box = document.createElement("div");
+  box.className = "detections";
+  const classes = document.createElement("select");
+  classes.setAttribute("aria-label", "show the detections of");
+  classes.append(new Option(`all classes (${doc.detections.length})`, ""),
+                 ...doc.detected.map((d) => new Option(`${d.label} (${d.detections})`, d.label)));
+  const table = document.createElement("table");
+  const columns = [["label", "label"], ["start_s", "start (s)"], ["end_s", "end (s)"], ["confidence", "confidence"]];
+  const head = table.createTHead().insertRow();
+  const body = table.createTBody();
+  const pager = document.createElement("div");
+  pager.className = "pager";
+  let order = { key: "start_s", descending: false }, page = 0;
+  const draw = () => {
+    const shown = doc.detections.filter((d) => !classes.value || d.label === classes.value);
+    shown.sort((a, b) => (a[order.key] < b[order.key] ? -1 : a[order.key] > b[order.key] ? 1 : 0) * (order.descending ? -1 : 1));
+    const pages = Math.max(1, Math.ceil(shown.length / ROWS_PER_PAGE));
+    page = Math.min(page, pages - 1);
+    body.replaceChildren(...shown.slice(page * ROWS_PER_PAGE, (page + 1) * ROWS_PER_PAGE).map((d) => {
+      const row = body.insertRow();
+      for (const text of [d.label, d.start_s.toFixed(1), d.end_s.toFixed(1), d.confidence.toFixed(2)]) row.insertCell().textContent = text;
+      const actions = row.insertCell();
+      const play = document.createElement("button");
+      play.type = "button"; play.textContent = "▶"; play.setAttribute("aria-label", `play ${d.label} at ${d.start_s.toFixed(1)} s`);
+      play.addEventListener("click", () => playStretch(player, d.start_s, d.end_s));
+      const why = document.createElement("button");
+      why.type = "button"; why.textContent = "why?"; why.setAttribute("aria-label", `explain ${d.label} at ${d.start_s.toFixed(1)} s`);
+      why.addEventListener("click", () => explainAt({ start_s: d.start_s, end_s: Math.min(d.end_s, d.start_s + doc.windows[0].end_s - doc.windows[0].start_s) }, why));
+      actions.append(play, why);
+      return row;
+    }));
+    for (const cell of head.cells) cell.setAttribute("aria-sort", cell.dataset.key === order.key ? (order.descending ? "descending" : "ascending") : "none");
+    pager.replaceChildren();
+    if (pages > 1) {
+      const back = document.createElement("button"), next = document.createElement("button");
+      back.type = next.type = "button"; back.textContent = "‹ earlier"; next.textContent = "later ›";
+      back.disabled = page === 0; next.disabled = page === pages - 1;
+      back.addEventListener("click", () => { page -= 1; draw(); });
+      next.addEventListener("click", () => { page += 1; draw(); });
+      pager.append(back, ` page ${page + 1} of ${pages} `, next);
+    }
+  };
+  for (const [key, text] of columns) {
+    const cell = document.createElement("th");
+    const sort = document.createElement("button");
+    sort.type = "button"; sort.textContent = text;
+    sort.addEventListener("click", () => { order = { key, descending: order.key === key ? !order.descending : key === "confidence" }; draw(); });
+    cell.dataset.key = key;
+    cell.append(sort);
+    head.append(cell);
+  }
+  head.append(document.createElement("th"));
+  classes.addEventListener("change", () => { page = 0; draw(); });
+  draw();
+  box.append(classes, table, pager);
+  return box;
+}
+
+// Play one stretch of the recording the page still holds (nothing is fetched), stopping at its end.
+function playStretch(player, start, end) {
+  if (!player.src) return;
+  player.currentTime = start;
+  const stop = () => { if (player.currentTime >= end) { player.pause(); player.removeEventListener("timeupdate", stop); } };
+  player.addEventListener("timeupdate", stop);
+  player.play().catch(() => {});
 }
 
 function failedCard(failure) {
@@ -203,9 +298,9 @@ function failedCard(failure) {
 }
 
 // The kept recording's window explained where it was chosen, with a note there while it is made.
-async function explain(mine, file, w, button, windows, target, label) {
+async function explain(mine, file, w, button, card, target, label) {
   if (mine !== run || !mine.result || file < 0) { showError("this result is no longer shown: classify it again"); return; }
-  for (const other of windows.querySelectorAll("button")) other.removeAttribute("aria-current");
+  for (const other of card.querySelectorAll("[aria-current]")) other.removeAttribute("aria-current");
   button.setAttribute("aria-current", "true");
   const waiting = document.createElement("p");
   waiting.className = "working";
@@ -319,6 +414,8 @@ $("files").addEventListener("change", (e) => {
 });
 $("cancel").addEventListener("click", () => { cancel(); });
 $("top-k").addEventListener("change", reread);
+$("min-confidence").addEventListener("change", reread);
+$("min-confidence").addEventListener("input", () => { $("min-confidence-value").textContent = Number($("min-confidence").value).toFixed(2); });
 $("denoise").addEventListener("change", rerun);
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
