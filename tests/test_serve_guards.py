@@ -203,6 +203,20 @@ def test_stopping_stops_jobs_within_seconds_and_no_upload_outlives_its_server(tm
     assert left, "SIGKILL should have left the folder, for the next server to remove"
     with served("--runtime", "torch", "--grace", "1", env=env) as stopped:  # a second of grace, not 3
         assert not [p for p in tmp_path.iterdir() if p.name in left]  # removed as the server started
+        # Issue 32: a client that leaves (the page's Cancel, a closed tab) left its job running to the end.
+        body = long_recording.read_bytes()
+        leaving = connect(stopped.url)
+        leaving.sendall(b"POST /v1/predict?hop=0.5&name=hour.wav HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        deadline = time.monotonic() + 20
+        while _jobs(stopped.url) == 0:
+            assert time.monotonic() < deadline, "the long job never started"
+            time.sleep(0.05)
+        leaving.close()
+        left_at = time.monotonic()
+        while _jobs(stopped.url):  # the hour takes far longer than this to classify
+            assert time.monotonic() - left_at < 3, "the job of a client that left went on"
+            time.sleep(0.05)
         answers: list = []
         job = threading.Thread(target=lambda: answers.append(post(stopped.url, long_recording.read_bytes(),
                                                                   "hop=0.5&name=hour.wav")))

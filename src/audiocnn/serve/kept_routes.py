@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
@@ -52,7 +52,8 @@ async def read(state: State, result_id: ResultId, output: Annotated[ResultReques
 
 @router.post("/{result_id}/predict", summary="Classify the kept recordings again, with other options",
              response_model=None, responses={**PREDICTED, **KEPT_REFUSALS})
-async def rerun(state: State, result_id: ResultId, options: Annotated[PredictRequest, Query()]) -> Response:
+async def rerun(request: Request, state: State, result_id: ResultId,
+                options: Annotated[PredictRequest, Query()]) -> Response:
     """The kept recordings classified with these options (windows, hop, threshold, noise reduction,
     part); the kept result becomes this one."""
     kept = state.kept(result_id)
@@ -65,7 +66,7 @@ async def rerun(state: State, result_id: ResultId, options: Annotated[PredictReq
             kept.outcomes, kept.can_abstain = answer.outcomes, answer.can_abstain
         return answer
 
-    return predict_response(await state.in_worker(job, kept.folder), state.metrics, kept.id)
+    return predict_response(await state.in_worker(job, kept.folder, request), state.metrics, kept.id)
 
 
 @router.post("/{result_id}/explain", summary="Explain one window of a kept recording", response_model=None,

@@ -80,7 +80,7 @@ PREDICTED = {200: {"description": "the results, in the format asked for (JSON by
 
 @router.post("/v1/predict", summary="Classify recordings", response_model=None, dependencies=[Authorised],
              openapi_extra=UPLOADS, responses={**PREDICTED, **UPLOAD_REFUSALS})
-async def predict(state: State, options: Annotated[PredictRequest, Query()],
+async def predict(request: Request, state: State, options: Annotated[PredictRequest, Query()],
                   folder: Annotated[UploadFolder, Depends(predict_uploads)]) -> Response:
     """Every recording of the request classified, in the format asked for (JSON by default)."""
     def job(ticket: Ticket) -> tuple[PredictAnswer, KeptResult | None]:
@@ -88,7 +88,7 @@ async def predict(state: State, options: Annotated[PredictRequest, Query()],
         kept = state.results.keep(folder, answer.outcomes, answer.can_abstain) if options.keep and answer.ok else None
         return answer, kept
 
-    answer, kept = await state.in_worker(job, folder)
+    answer, kept = await state.in_worker(job, folder, request)
     return predict_response(answer, state.metrics, kept.id if kept else None if options.keep else "")
 
 

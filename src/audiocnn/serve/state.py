@@ -26,6 +26,8 @@ from audiocnn.serve.settings import ServeSettings
 from audiocnn.serve.uploads import ServerFolder, UploadFolder
 
 T = TypeVar("T")
+#: Seconds between two looks at whether a waiting request's client is still there.
+CLIENT_CHECK_S = 0.25
 
 
 class Refused(Exception):
@@ -120,9 +122,10 @@ class ServerState:
                           "requests wait already; try again shortly",
                           headers={"Retry-After": str(RETRY_AFTER_S)}) from None
 
-    async def in_worker(self, job: Callable[[Ticket], T], folder: UploadFolder) -> T:
+    async def in_worker(self, job: Callable[[Ticket], T], folder: UploadFolder, request: Request | None = None) -> T:
         """`job(ticket)` on the pool (a slot taken already); the folder is deleted when the job ends, or
-        when the request ends if the job never started."""
+        when the request ends if the job never started. When the `request`'s client leaves (a page's
+        Cancel, a closed tab), its job is stopped within a batch of windows, not run to its end."""
         def owned(ticket: Ticket) -> T:
             try:
                 return job(ticket)
@@ -130,8 +133,16 @@ class ServerState:
                 folder.close()
 
         self.metrics.busy.set(self.pool.admitted)
+        work = asyncio.ensure_future(self.pool.run(owned, self.settings.timeout_s))
+        left = asyncio.ensure_future(_client_left(request)) if request is not None else None
         try:
-            return await self.pool.run(owned, self.settings.timeout_s)
+            if left is not None:
+                await asyncio.wait({work, left}, return_when=asyncio.FIRST_COMPLETED)
+                if not work.done():
+                    work.cancel()  # the pool tells the job to stop
+                    await asyncio.wait({work})
+                    raise Refused(400, "disconnected", "the client left before its answer; its job was stopped")
+            return await work
         except WorkTimeout:
             raise Refused(504, "timeout", f"the request took longer than {self.settings.timeout_s:g} s "
                           "(--timeout) and was stopped; try a shorter recording") from None
@@ -139,7 +150,24 @@ class ServerState:
             raise Refused(503, "stopping", "the server is stopping; this request's job was stopped",
                           headers={"Retry-After": str(RETRY_AFTER_S), "Connection": "close"}) from None
         finally:
+            if left is not None:
+                left.cancel()
+            if not work.done():  # this request was cancelled itself (the server stopping): so is its job
+                work.cancel()
+            work.add_done_callback(_retrieved)
             folder.close()
+
+
+def _retrieved(work: asyncio.Future) -> None:
+    """A job's end that nobody awaits any more (its request is over) is not an error to log."""
+    if not work.cancelled():
+        work.exception()
+
+
+async def _client_left(request: Request) -> None:
+    """Returns once the request's client has gone (its connection closed)."""
+    while not await request.is_disconnected():
+        await asyncio.sleep(CLIENT_CHECK_S)
 
 
 def checked(call: Callable[[], T], file: str | None = None) -> T:
