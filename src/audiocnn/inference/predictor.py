@@ -212,7 +212,7 @@ class Predictor:
             >>> result.probabilities.shape  # one window (the recording is shorter than 5 s), 50 classes
             (1, 50)
             >>> [(label, round(p, 2)) for label, p in result.top(result.summary, 2)]
-            [('dog', 0.92), ('sneezing', 0.02)]
+            [('dog', 0.8), ('coughing', 0.04)]
         """
         path = Path(path)
         offset, duration = self.options.offset, self.options.duration

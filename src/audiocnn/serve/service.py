@@ -146,7 +146,7 @@ class ModelService:
         >>> answer.ok, answer.failed, answer.media_type
         (1, [], 'application/json')
         >>> answer.body["files"][0]["summary"]
-        [{'label': 'dog', 'probability': 0.9...}]
+        [{'label': 'dog', 'probability': 0.8...}]
     """
 
     def __init__(self, settings: ServeSettings) -> None:
