@@ -2,15 +2,12 @@
 
 Every path into the models goes through here, so every bad file fails the same way: an
 `AudioError` whose message starts with the file name and says what is wrong. Decoding is
-libsndfile's (WAV, FLAC, OGG/Vorbis, Opus, AIFF, AU, ...), except for:
-- MPEG audio (MP3, and MP3 inside a WAV container, as some recorders and phones write it):
-  libsndfile only estimates its length from the first frame's bitrate and stops reading there,
-  so a VBR file without a Xing header lost up to two thirds of its audio in silence, or was
-  refused as truncated when the estimate ran long;
-- the containers libsndfile does not read (`FFMPEG_EXTENSIONS`): AAC in MP4 (`.m4a`, phones'
-  voice memos) and Opus or Vorbis in WebM (`.webm`, what browsers' MediaRecorder writes, often
-  without a stated length: it is then counted by decoding).
-Those are decoded by FFmpeg (PyAV), frame by frame to their real end. Resampling is soxr's.
+libsndfile's (WAV, FLAC, OGG/Vorbis, Opus, AIFF, AU, ...), but FFmpeg's (PyAV, frame by frame to
+the real end) for MPEG audio (MP3, also in a WAV container, as some phones write it: libsndfile
+estimates its length from the first frame's bitrate and stops there, so a VBR file without a Xing
+header lost up to two thirds of its audio) and for the containers libsndfile does not read
+(`FFMPEG_EXTENSIONS`: AAC in `.m4a`, phones' voice memos; Opus in `.webm`, what browsers record,
+often with no stated length, then counted by decoding). Resampling is soxr's.
 
 Policy for awkward but valid input:
 - **Digital silence** is valid audio: it loads as zeros (a model may well call it "nothing").
@@ -40,8 +37,7 @@ MAX_SAMPLE_RATE = 768_000
 
 #: Containers libsndfile cannot read, decoded by FFmpeg when their name says they are one of these.
 FFMPEG_EXTENSIONS = (".m4a", ".mp4", ".aac", ".webm", ".weba", ".mka")
-#: Extensions that folder scans treat as audio (libsndfile decodes them, FFmpeg MPEG audio and the
-#: `FFMPEG_EXTENSIONS` containers).
+#: Extensions that folder scans treat as audio.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", *FFMPEG_EXTENSIONS)
 #: `AudioInfo.format` of a file in one of the `FFMPEG_EXTENSIONS` containers (its subtype: the codec).
 FFMPEG = "FFMPEG"
@@ -360,8 +356,7 @@ def _check_complete(meta: AudioInfo, frames_read: int) -> None:
     with a warning.
     """
     slack = int(0.01 * meta.frames) if meta.format in _ESTIMATED_LENGTH_FORMATS or meta.by_ffmpeg else 0
-    if meta.format == FFMPEG:  # a container's duration counts the codec's delay and padding: ~20-60 ms
-        slack = max(slack, meta.sample_rate // 10)
+    slack = max(slack, meta.sample_rate // 10) if meta.format == FFMPEG else slack  # codec delay and padding
     if frames_read >= meta.frames - slack:
         return
     if meta.by_ffmpeg:
