@@ -50,22 +50,37 @@ def server(running) -> str:
 
 
 def _context(playwright, tmp_path: Path, extra: list[str] = (), **options):
-    """A fresh profile in tmp_path, headless, offline-friendly flags."""
+    """A browser of its own on a fresh profile in tmp_path, headless, offline-friendly flags (for the
+    microphone, whose fake device is a launch flag)."""
     return playwright.chromium.launch_persistent_context(
         str(tmp_path / "profile"), executable_path=_browser(), headless=True, args=[*CHROMIUM_FLAGS, *extra],
         **options)
 
 
-@pytest.fixture
-def page(server, tmp_path):
+@pytest.fixture(scope="module")
+def playwright():
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        context = _context(playwright, tmp_path, viewport={"width": 1100, "height": 900})
-        page = context.new_page()
-        page.goto(server)
-        yield page
-        context.close()
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    """One headless Chromium for the module (its profile a fresh temporary one); each test gets a
+    fresh context of it (cookies, storage, cache of its own), which starts in a tenth of a launch."""
+    launched = playwright.chromium.launch(executable_path=_browser(), headless=True, args=CHROMIUM_FLAGS)
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.goto(server)
+    yield page
+    context.close()
 
 
 def test_upload_see_labels_and_timeline_then_explain_a_window(page):
@@ -192,78 +207,74 @@ def test_a_bad_file_shows_the_clis_one_line_error(page, tmp_path):
     expect(page.locator("#error")).to_have_text("empty.wav: file is empty (0 bytes)", timeout=30_000)
 
 
-def test_phone_sized_screen_has_no_sideways_scrolling(server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+def test_phone_sized_screen_has_no_sideways_scrolling(browser, server):
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        context = _context(playwright, tmp_path, viewport={"width": 390, "height": 844}, is_mobile=True,
-                           device_scale_factor=2)
-        page = context.new_page()
-        page.goto(server)
-        page.set_input_files("#files", str(THUNDER))
-        expect(page.locator("article.file")).to_have_count(1, timeout=60_000)
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "page-phone.png"), full_page=True)
-        context.close()
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2)
+    page = context.new_page()
+    page.goto(server)
+    page.set_input_files("#files", str(THUNDER))
+    expect(page.locator("article.file")).to_have_count(1, timeout=60_000)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "page-phone.png"), full_page=True)
+    context.close()
 
 
-def test_the_microphone_is_recorded_and_classified(server, tmp_path):
+def test_the_microphone_is_recorded_and_classified(playwright, server, tmp_path):
     """Chromium's fake capture device plays a WAV file as the microphone."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     rate = 48_000
     wave, source_rate = sf.read(DOG, dtype="float32")
     loop = np.tile(np.interp(np.arange(0, len(wave), source_rate / rate), np.arange(len(wave)), wave), 4)
     fed = tmp_path / "microphone.wav"
     sf.write(fed, loop, rate, subtype="PCM_16")
-    with sync_playwright() as playwright:
-        context = _context(playwright, tmp_path, extra=["--use-fake-device-for-media-stream",
-                                                        "--use-fake-ui-for-media-stream",
-                                                        f"--use-file-for-fake-audio-capture={fed}"],
-                           viewport={"width": 1100, "height": 900})
-        context.grant_permissions(["microphone"], origin=server)
-        page = context.new_page()
-        page.goto(server)
-        page.click("#record")
-        expect(page.locator("#record-time")).to_contain_text("recording", timeout=10_000)
-        page.wait_for_timeout(3_000)
-        page.click("#record")
-        card = page.locator("article.file")
-        expect(card).to_have_count(1, timeout=60_000)
-        expect(card.locator("h2")).to_contain_text("recording-")
-        seconds = float(card.locator("h2").inner_text().split("(")[1].split(" s")[0])
-        assert 2.0 <= seconds <= 10.0
-        assert card.locator(".summary li").count() >= 3
-        expect(card.locator(".summary li").first).to_contain_text("dog")  # what the fake microphone played
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "page-microphone.png"), full_page=True)
-        context.close()
+    context = _context(playwright, tmp_path, extra=["--use-fake-device-for-media-stream",
+                                                    "--use-fake-ui-for-media-stream",
+                                                    f"--use-file-for-fake-audio-capture={fed}"],
+                       viewport={"width": 1100, "height": 900})
+    context.grant_permissions(["microphone"], origin=server)
+    page = context.new_page()
+    page.goto(server)
+    page.click("#record")
+    expect(page.locator("#record-time")).to_contain_text("recording", timeout=10_000)
+    page.wait_for_timeout(3_000)
+    page.click("#record")
+    card = page.locator("article.file")
+    expect(card).to_have_count(1, timeout=60_000)
+    expect(card.locator("h2")).to_contain_text("recording-")
+    seconds = float(card.locator("h2").inner_text().split("(")[1].split(" s")[0])
+    assert 2.0 <= seconds <= 10.0
+    assert card.locator(".summary li").count() >= 3
+    expect(card.locator(".summary li").first).to_contain_text("dog")  # what the fake microphone played
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "page-microphone.png"), full_page=True)
+    context.close()
 
 
-def test_the_api_documents_itself_offline_and_swagger_classifies_a_file(server, tmp_path):
+def test_the_api_documents_itself_offline_and_swagger_classifies_a_file(browser, server):
     """Issue 32: /docs was blank offline (Swagger UI came from a CDN) and had no request body, so its
     "Try it out" could not send a file. Every request not to the server is refused and recorded."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        context = _context(playwright, tmp_path, viewport={"width": 1200, "height": 1000})
-        elsewhere: list[str] = []
-        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(server)
-                      else (elsewhere.append(route.request.url), route.abort()))
-        page = context.new_page()
-        page.goto(f"{server}/docs")
-        operation = page.locator("#operations-default-predict_v1_predict_post")
-        operation.locator(".opblock-summary").click()
-        operation.locator("button.try-out__btn").click()
-        operation.locator(".opblock-section-request-body input[type=file]").first.set_input_files(str(DOG))
-        operation.locator("button.execute").click()
-        answer = operation.locator(".live-responses-table .response")
-        expect(answer.locator(".response-col_status")).to_have_text("200", timeout=60_000)
-        expect(answer.locator(".response-col_description")).to_contain_text('"label": "dog"')
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "docs-try-it-out.png"))
-        context.close()
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    elsewhere: list[str] = []
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(server)
+                  else (elsewhere.append(route.request.url), route.abort()))
+    page = context.new_page()
+    page.goto(f"{server}/docs")
+    operation = page.locator("#operations-default-predict_v1_predict_post")
+    operation.locator(".opblock-summary").click()
+    operation.locator("button.try-out__btn").click()
+    operation.locator(".opblock-section-request-body input[type=file]").first.set_input_files(str(DOG))
+    operation.locator("button.execute").click()
+    answer = operation.locator(".live-responses-table .response")
+    expect(answer.locator(".response-col_status")).to_have_text("200", timeout=60_000)
+    expect(answer.locator(".response-col_description")).to_contain_text('"label": "dog"')
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "docs-try-it-out.png"))
+    context.close()
     assert elsewhere == []
 
 
