@@ -9,6 +9,7 @@ out/screenshots/ to be looked at. Under CI=true a missing browser fails instead 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -95,6 +96,7 @@ def test_upload_see_labels_and_timeline_then_explain_a_window(page):
     expect(dog.locator(".summary li").first).to_contain_text("dog")
     assert dog.locator("img.timeline").evaluate("img => img.complete && img.naturalWidth > 500")
     thunder = cards.nth(1)
+
     assert thunder.locator(".windows button").count() >= 3  # 10 s in 5 s windows, half a window apart
     # Issue 32: explaining took seconds with no word near the button. A note with a progress bar now
     # stands where the picture will be, naming the window, until it comes.
@@ -108,6 +110,18 @@ def test_upload_see_labels_and_timeline_then_explain_a_window(page):
     assert picture.evaluate("img => img.naturalWidth > 500")
     expect(page.locator("#status")).to_contain_text("explained")
     assert any("explaining 2.5–7.5 s of thunderstorm-thunder.flac" in note for note in page.evaluate("window.notes"))
+    # Issue 32: the timeline could not be clicked. A click on it now plays the recording from that moment,
+    # and a cursor follows the playback (the server says where the picture's time axis lies).
+    timeline = thunder.locator("img.timeline")
+    width = timeline.bounding_box()["width"]
+    axes = json.loads(thunder.locator(".timeline-box").get_attribute("data-axes"))
+    timeline.click(position={"x": width * (axes["left"] + 0.6 * (axes["right"] - axes["left"])), "y": 40})
+    played = thunder.locator("audio").evaluate("player => player.currentTime")
+    assert 5.5 <= played <= 7.0, played  # 60% of 10 s, and what played since the click
+    cursor = thunder.locator(".timeline-box .cursor")
+    expect(cursor).to_be_visible()
+    at = float(cursor.evaluate("c => parseFloat(c.style.left)")) / 100
+    assert axes["left"] + 0.55 * (axes["right"] - axes["left"]) <= at <= axes["left"] + 0.75 * (axes["right"] - axes["left"])
     thunder.locator("select.why").select_option("cat")  # "why not cat?", asked of the same window
     thunder.locator(".windows button").nth(1).click()
     expect(picture).to_have_attribute("alt", "why the model heard “cat” at 2.5 s", timeout=60_000)
@@ -180,6 +194,7 @@ def test_options_choosing_again_and_a_second_upload_each_make_one_run(page, tmp_
     page.fill("#top-k", "1")
     page.locator("#top-k").dispatch_event("change")  # fewer labels: the kept result read again
     expect(cards.first.locator(".summary li")).to_have_count(1, timeout=30_000)
+    expect(cards.first.locator("img.timeline")).to_be_visible()  # the kept result keeps its timeline picture
     page.check("#denoise")  # another classification of the kept recording, not another upload
     expect(page.locator("#status")).to_contain_text("1 classified", timeout=60_000)
     assert sent[-1].endswith("/predict") and all(s.startswith("GET v1/results/") for s in sent[2:-1]), sent
@@ -216,6 +231,8 @@ def test_phone_sized_screen_has_no_sideways_scrolling(browser, server):
     page.set_input_files("#files", str(THUNDER))
     expect(page.locator("article.file")).to_have_count(1, timeout=60_000)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    # its timeline is drawn for the phone's width, so its text is not shrunk to ~3 px (issue 32)
+    assert page.locator("img.timeline").evaluate("img => img.naturalWidth <= 400 && img.clientWidth >= 0.9 * img.naturalWidth")
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "page-phone.png"), full_page=True)
     context.close()

@@ -47,6 +47,8 @@ async def read(state: State, result_id: ResultId, output: Annotated[ResultReques
     body, media_type = checked(lambda: state.service.render(kept.outcomes, output, kept.can_abstain))
     if media_type == "application/json":
         body["result"] = kept.id
+        for entry, picture in zip(body["files"], kept.pictures):  # the timelines drawn when it was classified
+            entry.update(picture)
     return results_response(body, media_type, sum(isinstance(o, dict) for o in kept.outcomes), kept.id)
 
 
@@ -63,7 +65,7 @@ async def rerun(request: Request, state: State, result_id: ResultId,
     def job(ticket: Ticket) -> PredictAnswer:
         answer = checked(lambda: state.service.predict(kept.folder.uploads, options, ticket))
         if answer.ok:
-            kept.outcomes, kept.can_abstain = answer.outcomes, answer.can_abstain
+            kept.outcomes, kept.can_abstain, kept.pictures = answer.outcomes, answer.can_abstain, answer.pictures
         return answer
 
     return predict_response(await state.in_worker(job, kept.folder, request), state.metrics, kept.id)

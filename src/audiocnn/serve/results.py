@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from audiocnn.inference.predictor import FilePrediction
 from audiocnn.serve.uploads import UploadFolder
@@ -39,6 +40,7 @@ class KeptResult:
     can_abstain: bool  # the predictor answered `unknown` below a threshold (tables mark it)
     size: int = 0  # bytes of uploads held
     used: float = field(default=0.0)
+    pictures: list[dict[str, Any]] = field(default_factory=list)  # each classified file's timeline, if drawn
 
 
 class ResultStore:
@@ -51,14 +53,15 @@ class ResultStore:
         self._lock = threading.Lock()
 
     def keep(self, folder: UploadFolder, outcomes: list[FilePrediction | dict[str, str]],
-             can_abstain: bool) -> KeptResult | None:
+             can_abstain: bool, pictures: list[dict[str, Any]] | None = None) -> KeptResult | None:
         """Keep a request's uploads and predictions (the folder is the store's from now on); None when
         they alone are larger than the byte bound (the folder is then deleted as any request's is)."""
         size = sum(upload.path.stat().st_size for upload in folder.uploads if upload.path.is_file())
         if size > self.max_bytes or self.max_results == 0:
             return None
         folder.kept = True
-        result = KeptResult(secrets.token_urlsafe(16), folder, outcomes, can_abstain, size, self.clock())
+        result = KeptResult(secrets.token_urlsafe(16), folder, outcomes, can_abstain, size, self.clock(),
+                            pictures or [])
         with self._lock:
             self._kept[result.id] = result
             gone = self._over_bounds()

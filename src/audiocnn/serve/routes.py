@@ -85,7 +85,8 @@ async def predict(request: Request, state: State, options: Annotated[PredictRequ
     """Every recording of the request classified, in the format asked for (JSON by default)."""
     def job(ticket: Ticket) -> tuple[PredictAnswer, KeptResult | None]:
         answer = checked(lambda: state.service.predict(folder.uploads, options, ticket))
-        kept = state.results.keep(folder, answer.outcomes, answer.can_abstain) if options.keep and answer.ok else None
+        kept = (state.results.keep(folder, answer.outcomes, answer.can_abstain, answer.pictures)
+                if options.keep and answer.ok else None)
         return answer, kept
 
     answer, kept = await state.in_worker(job, folder, request)

@@ -58,6 +58,8 @@ from audiocnn.serve.uploads import Upload
 log = logging.getLogger("audiocnn.serve")
 #: Predictors (one per set of window options) kept at once; each holds an exported backbone.
 MAX_PREDICTORS = 8
+#: Dots per inch of the timeline pictures the server draws (the text's size on a page at 1:1).
+TIMELINE_DPI = 80
 MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8",
                "raven": "text/tab-separated-values; charset=utf-8", "table": "text/plain; charset=utf-8",
                "audacity": "text/plain; charset=utf-8", "kaleidoscope": "text/csv; charset=utf-8",
@@ -70,7 +72,10 @@ class PredictRequest(ClassifyOptions, OutputOptions):
     a timeline picture per file on request."""
 
     format: Format = Field("json", description=OutputOptions.model_fields["format"].description)
-    timeline: bool = Field(False, description="json: add each file's timeline picture (PNG, base64)")
+    timeline: bool = Field(False, description="json: add each file's timeline picture (PNG, base64) and where its "
+                           "time axis lies in it (`timeline_axes`: left and right as shares of its width, seconds)")
+    timeline_width: int = Field(960, ge=320, le=2400, description="the timeline picture's width in pixels (its text "
+                                "stays the same size: a narrow one is readable on a phone)")
     name: str | None = Field(None, max_length=255, description="a raw body's file name, for the results")
     keep: bool = Field(False, description="keep the recordings and their results under an id, for /v1/results/{id}: "
                        "other formats and filters, re-runs with other options and explanations, without another "
@@ -115,6 +120,7 @@ class PredictAnswer:
     audio_seconds: float
     outcomes: list[FilePrediction | dict[str, str]] = field(default_factory=list)
     can_abstain: bool = True
+    pictures: list[dict[str, Any]] = field(default_factory=list)  # timeline=true: each classified file's
 
 
 def check_format(output: OutputOptions, files: int) -> None:
@@ -224,14 +230,15 @@ class ModelService:
         ticket.check()
         predictor = self.predictor(options)
         outcomes: list[FilePrediction | dict[str, str]] = []
-        pictures: list[str] = []
+        pictures: list[dict[str, Any]] = []
         seconds = 0.0
         for upload in uploads:
             try:
                 seconds_long = self.check_length(upload)
                 collector = SpectrogramCollector(predictor.rate, seconds_long) if options.timeline else None
                 result = self._classify(predictor, upload, ticket, collector)
-                picture = _timeline_png(result, collector, options.strength > 0) if collector is not None else None
+                picture = (_timeline_png(result, collector, options.strength > 0, options.timeline_width)
+                           if collector is not None else None)
             except Cancelled:
                 raise
             except Exception as err:  # noqa: BLE001 - one file's failure, whatever it is, is that file's line
@@ -245,9 +252,10 @@ class ModelService:
         body, media_type = self.render(outcomes, options, can_abstain)
         if options.format == "json":
             for entry, picture in zip(body["files"], pictures):
-                entry["timeline_png"] = picture
+                entry.update(picture)
         failed = [o for o in outcomes if isinstance(o, dict)]
-        return PredictAnswer(body, media_type, len(uploads) - len(failed), failed, seconds, outcomes, can_abstain)
+        return PredictAnswer(body, media_type, len(uploads) - len(failed), failed, seconds, outcomes, can_abstain,
+                             pictures)
 
     def render(self, outcomes: list[FilePrediction | dict[str, str]], output: OutputOptions,
                can_abstain: bool) -> tuple[Any, str]:
@@ -351,12 +359,19 @@ def failure_kind(err: Exception) -> str:
     return error_kind(err) if isinstance(err, AudiocnnError) else "internal"
 
 
-def _timeline_png(result: FilePrediction, collector: SpectrogramCollector, denoised: bool) -> str:
+def _timeline_png(result: FilePrediction, collector: SpectrogramCollector, denoised: bool,
+                  width_px: int = 960) -> dict[str, Any]:
+    """The timeline picture (PNG, base64) at `width_px`, and where its time axis lies in it, so a page
+    can put a cursor on it and turn a click into a time."""
     from audiocnn.viz.timeline import timeline_figure
 
     buffer = io.BytesIO()
-    timeline_figure(result, collector, denoised=denoised).savefig(buffer, format="png", dpi=80)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    fig = timeline_figure(result, collector, denoised=denoised, width=width_px / TIMELINE_DPI)
+    fig.savefig(buffer, format="png", dpi=TIMELINE_DPI)
+    spectrogram = fig.axes[1].get_position()  # laid out by the drawing above; the lanes share its time axis
+    return {"timeline_png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+            "timeline_axes": {"left": round(spectrogram.x0, 5), "right": round(spectrogram.x1, 5),
+                              "seconds": round(fig.axes[1].get_xlim()[1], 6)}}
 
 
 def error_kind(err: AudiocnnError) -> str:

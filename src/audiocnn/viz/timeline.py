@@ -31,9 +31,10 @@ def save_timeline(prediction: FilePrediction, spectrogram: SpectrogramCollector,
 
 
 def timeline_figure(prediction: FilePrediction, spectrogram: SpectrogramCollector, *, lanes: int = MAX_LANES,
-                    denoised: bool = False) -> Figure:
+                    denoised: bool = False, width: float = 12.0) -> Figure:
     """Label lanes (the `lanes` labels that reach the highest probability, the highest on top) over the
-    spectrogram, on one time axis in seconds."""
+    spectrogram, on one time axis in seconds; `width` in inches (a phone's page asks for a narrow one,
+    so that its text is drawn at a size it can read, not shrunk)."""
     probs = prediction.probabilities
     shown = np.argsort(-probs.max(axis=0), kind="stable")[: min(lanes, probs.shape[1])][::-1]
     # Each window owns the stretch around its centre up to halfway to its neighbours' centres;
@@ -41,14 +42,15 @@ def timeline_figure(prediction: FilePrediction, spectrogram: SpectrogramCollecto
     centres = (prediction.starts + prediction.ends) / 2
     edges = np.concatenate([[0.0], (centres[1:] + centres[:-1]) / 2, [max(prediction.duration, centres[-1])]])
 
-    fig = figure(figsize=(12, 2.2 + 0.32 * len(shown) + 3.2))
+    fig = figure(figsize=(width, 2.2 + 0.32 * len(shown) + 3.2))
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [0.5 + 0.32 * len(shown), 3.2]})
     lanes_artist = top.pcolormesh(edges, np.arange(len(shown) + 1) - 0.5, probs[:, shown].T, cmap="viridis",
                                   vmin=0, vmax=1)
     top.set_yticks(range(len(shown)), [prediction.labels[i] for i in shown])
     fig.colorbar(lanes_artist, ax=top, label="probability", pad=0.01)
     summary = ", ".join(label if p is None else f"{label} {p:.2f}" for label, p in prediction.top(prediction.summary, 3))
-    top.set_title(f"{prediction.path.name} — whole file: {summary}", fontsize=11)
+    joint = "\n" if width < 8 else " — "  # a narrow picture puts the summary on a line of its own
+    top.set_title(f"{prediction.path.name}{joint}whole file: {summary}", fontsize=11)
 
     image = spectrogram.image()
     frontend = spectrogram.frontend

@@ -58,6 +58,8 @@ function outputOptions(format) {
 function classifyOptions() {
   const q = outputOptions("json");
   q.set("timeline", "true");
+  // drawn as wide as the page shows it, so that its text keeps its size (a phone's is narrow)
+  q.set("timeline_width", String(Math.max(320, Math.min(2400, Math.round($("results").clientWidth - 26)))));
   if ($("denoise").checked) q.set("denoise", "true");
   return q;
 }
@@ -164,12 +166,20 @@ function fileCard(doc) {
   meanNote.textContent = "mean over the file:";
   summary.prepend(meanNote);
   card.append(title, heard, summary);
+  let timeline = null;
   if (doc.timeline_png) {
+    timeline = document.createElement("div");
+    timeline.className = "timeline-box";
+    timeline.dataset.axes = JSON.stringify(doc.timeline_axes || null);
     const img = document.createElement("img");
     img.className = "timeline";
     img.src = `data:image/png;base64,${doc.timeline_png}`;
-    img.alt = `label timeline over the spectrogram of ${doc.path}`;
-    card.append(img);
+    img.alt = `label timeline over the spectrogram of ${doc.path}; choose a moment to play from it`;
+    const cursor = document.createElement("div");
+    cursor.className = "cursor";
+    cursor.hidden = true;
+    timeline.append(img, cursor);
+    card.append(timeline);
   }
   const hint = document.createElement("p");
   hint.className = "muted";
@@ -191,6 +201,7 @@ function fileCard(doc) {
   player.preload = "metadata";
   if (file >= 0) player.src = URL.createObjectURL(mine.files[file]);
   const explainAt = (w, button) => explain(mine, file, w, button, card, explanation, why.value);
+  if (timeline && doc.timeline_axes) followPlayer(timeline, doc.timeline_axes, player);
   card.append(player, detectionsTable(doc, player, explainAt));
   if (doc.windows.length > MAX_WINDOW_BUTTONS) {  // a long recording: its detections stand for its windows
     hint.textContent = `${doc.windows.length} windows: choose a detection to hear or explain it`;
@@ -275,6 +286,26 @@ function detectionsTable(doc, player, explainAt) {
   draw();
   box.append(classes, table, pager);
   return box;
+}
+
+// The timeline and the player, joined: a click on the picture plays from that moment, and a cursor
+// on it follows the playback (the picture says where its time axis lies: `axes`).
+function followPlayer(box, axes, player) {
+  const img = box.querySelector("img"), cursor = box.querySelector(".cursor");
+  const place = () => {
+    const share = axes.left + (axes.right - axes.left) * Math.min(1, player.currentTime / axes.seconds);
+    cursor.style.left = `${(share * 100).toFixed(3)}%`;
+    cursor.hidden = false;
+  };
+  img.addEventListener("click", (e) => {
+    const share = (e.offsetX / img.clientWidth - axes.left) / (axes.right - axes.left);
+    if (share < 0 || share > 1 || !player.src) return;
+    player.currentTime = share * axes.seconds;
+    player.play().catch(() => {});
+    place();
+  });
+  player.addEventListener("timeupdate", place);
+  player.addEventListener("seeked", place);
 }
 
 // Play one stretch of the recording the page still holds (nothing is fetched), stopping at its end.
