@@ -257,6 +257,8 @@ def test_the_microphone_is_recorded_and_classified(playwright, server, tmp_path)
     page.click("#record")
     expect(page.locator("#record-time")).to_contain_text("recording", timeout=10_000)
     page.wait_for_timeout(3_000)
+    # issue 32: a level meter shows that the microphone hears something (the dog bark played: well above -90)
+    assert page.locator("#level").is_visible() and float(page.locator("#level").get_attribute("data-peak")) > -40
     page.click("#record")
     card = page.locator("article.file")
     expect(card).to_have_count(1, timeout=60_000)

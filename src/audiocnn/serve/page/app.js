@@ -381,10 +381,20 @@ async function toggleRecording() {
     const source = context.createMediaStreamSource(stream);
     const processor = context.createScriptProcessor(4096, 1, 1);
     const chunks = [];
-    processor.onaudioprocess = (e) => chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
+    const meter = $("level");
+    processor.onaudioprocess = (e) => {
+      const samples = new Float32Array(e.inputBuffer.getChannelData(0));
+      chunks.push(samples);
+      // the level heard now, in dBFS (RMS, 0 = a full-scale sine): is the microphone on, and not clipping?
+      const rms = Math.sqrt(samples.reduce((sum, x) => sum + x * x, 0) / samples.length) * Math.SQRT2;
+      meter.value = Math.max(-90, 20 * Math.log10(rms || 1e-9));
+      meter.title = `${meter.value.toFixed(0)} dBFS`;
+      meter.dataset.peak = String(Math.max(Number(meter.dataset.peak || -90), meter.value));
+    };
     source.connect(processor); processor.connect(context.destination);
+    meter.hidden = false; meter.dataset.peak = "-90";
     const started = Date.now();
-    const timer = setInterval(() => { $("record-time").textContent = `recording… ${((Date.now() - started) / 1000).toFixed(0)} s`; }, 250);
+    const timer = setInterval(() => { $("record-time").textContent = `recording… ${((Date.now() - started) / 1000).toFixed(0)} s, ${meter.title}`; }, 250);
     recording = { stream, context, processor, chunks, timer };
     button.setAttribute("aria-pressed", "true");
     button.textContent = "■ Stop and classify";
@@ -401,6 +411,7 @@ function finishRecording() {
   stream.getTracks().forEach((t) => t.stop());
   const rate = context.sampleRate;
   context.close();
+  $("level").hidden = true;
   $("record").setAttribute("aria-pressed", "false");
   $("record").textContent = "● Record from the microphone";
   $("record-time").textContent = "";
