@@ -81,7 +81,7 @@ class ServerState:
             await self._receive(request, folder, name)
             if one_file and len(folder.uploads) != 1:
                 raise Refused(422, "bad_option", f"explain takes one file (got {len(folder.uploads)})")
-            self._admit()
+            self.admit()
         except BaseException:
             folder.close()
             raise
@@ -111,10 +111,7 @@ class ServerState:
                           "--keep-results); send the recordings again") from None
 
     def admit(self) -> None:
-        """A worker slot for a job on a kept result (its uploads are in already), or 503."""
-        self._admit()
-
-    def _admit(self) -> None:
+        """A worker slot for a job whose uploads are in (a request's, or a kept result's), or 503."""
         try:
             self.pool.admit()
         except PoolFull:
