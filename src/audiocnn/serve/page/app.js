@@ -204,7 +204,7 @@ function fileCard(doc) {
   if (timeline && doc.timeline_axes) followPlayer(timeline, doc.timeline_axes, player);
   card.append(player, detectionsTable(doc, player, explainAt));
   if (doc.windows.length > MAX_WINDOW_BUTTONS) {  // a long recording: its detections stand for its windows
-    hint.textContent = `${doc.windows.length} windows: choose a detection to hear or explain it`;
+    hint.textContent = `${doc.windows.length} windows with a label: choose a detection to hear or explain it`;
     hint.append(" ", why, ".");
     card.append(hint, explanation);
     return card;
