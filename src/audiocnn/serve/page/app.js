@@ -206,7 +206,7 @@ function fileCard(doc) {
   if (doc.windows.length > MAX_WINDOW_BUTTONS) {  // a long recording: its detections stand for its windows
     hint.textContent = `${doc.windows.length} windows with a label: choose a detection to hear or explain it`;
     hint.append(" ", why, ".");
-    card.append(hint, explanation);
+    card.append(explanation, hint);  // the explanation right under the table whose row asked for it
     return card;
   }
   for (const w of doc.windows) {
