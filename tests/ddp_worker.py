@@ -1,6 +1,6 @@
-"""Run by tests/test_ddp.py as a script: Lightning's DDP launcher starts rank 1 by running this
-file again. Trains a tiny model with 2 CPU ranks (gloo) on 32 clips whose labels are their
-ids, and writes what each rank saw and which validation accuracy it logged."""
+"""Run by tests/test_ddp.py as a script, once per rank (its environment says which, as torchrun's
+would). Trains a tiny model with 2 CPU ranks (gloo) on 32 clips whose labels are their ids, and
+writes what each rank saw and which validation accuracy it logged."""
 
 from __future__ import annotations
 
