@@ -277,6 +277,7 @@ def test_model_description_health_and_openapi(client):
     assert {"/v1/predict", "/v1/explain", "/v1/model", "/healthz", "/metrics"} <= set(paths)
 
 
+@pytest.mark.slow
 def test_the_openapi_document_says_what_the_api_takes_and_answers(client):
     """Issue 32: the document had no request body for the uploads (so "Try it out" and generated clients
     could not send a file), showed FastAPI's default 422 shape instead of the one sent, left out
