@@ -48,9 +48,10 @@ def timeline_figure(prediction: FilePrediction, spectrogram: SpectrogramCollecto
                                   vmin=0, vmax=1)
     top.set_yticks(range(len(shown)), [prediction.labels[i] for i in shown])
     fig.colorbar(lanes_artist, ax=top, label="probability", pad=0.01)
-    summary = ", ".join(label if p is None else f"{label} {p:.2f}" for label, p in prediction.top(prediction.summary, 3))
-    joint = "\n" if width < 8 else " — "  # a narrow picture puts the summary on a line of its own
-    top.set_title(f"{prediction.path.name}{joint}whole file: {summary}", fontsize=11)
+    narrow = width < 8  # a phone's: the summary on a line of its own, its first two labels only
+    summary = ", ".join(label if p is None else f"{label} {p:.2f}"
+                        for label, p in prediction.top(prediction.summary, 2 if narrow else 3))
+    top.set_title(f"{prediction.path.name}{chr(10) if narrow else ' — '}whole file: {summary}", fontsize=11)
 
     image = spectrogram.image()
     frontend = spectrogram.frontend
