@@ -44,11 +44,9 @@ class KeptExplainRequest(ExplainRequest):
 async def read(state: State, result_id: ResultId, output: Annotated[ResultRequest, Query()]) -> Response:
     """The kept predictions written again: another format, labels per window or minimum confidence."""
     kept = state.kept(result_id)
-    body, media_type = checked(lambda: state.service.render(kept.outcomes, output, kept.can_abstain))
-    if media_type == "application/json":
+    body, media_type = checked(lambda: state.service.render(kept.outcomes, output, kept.can_abstain, kept.pictures))
+    if output.format == "json":
         body["result"] = kept.id
-        for entry, picture in zip(body["files"], kept.pictures):  # the timelines drawn when it was classified
-            entry.update(picture)
     return results_response(body, media_type, sum(isinstance(o, dict) for o in kept.outcomes), kept.id)
 
 

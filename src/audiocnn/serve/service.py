@@ -249,18 +249,16 @@ class ModelService:
             if picture is not None:
                 pictures.append(picture)
         can_abstain = predictor.unknown_below > 0
-        body, media_type = self.render(outcomes, options, can_abstain)
-        if options.format == "json":
-            for entry, picture in zip(body["files"], pictures):
-                entry.update(picture)
+        body, media_type = self.render(outcomes, options, can_abstain, pictures)
         failed = [o for o in outcomes if isinstance(o, dict)]
         return PredictAnswer(body, media_type, len(uploads) - len(failed), failed, seconds, outcomes, can_abstain,
                              pictures)
 
     def render(self, outcomes: list[FilePrediction | dict[str, str]], output: OutputOptions,
-               can_abstain: bool) -> tuple[Any, str]:
+               can_abstain: bool, pictures: list[dict[str, Any]] = ()) -> tuple[Any, str]:
         """Predictions (and failures, as `{"path", "error", "kind"}`) written in `output`'s format, with its
-        labels per window and confidence filter: the JSON document, or the text of another format."""
+        labels per window and confidence filter: the JSON document (each classified file's timeline
+        `pictures` in its entry), or the text of another format."""
         check_format(output, len(outcomes))
         stream = io.StringIO()
         writer = PredictionWriter(stream, output, high_freq_hz=self.bundle.sample_rate / 2,
@@ -271,8 +269,12 @@ class ModelService:
             else:
                 writer.add(outcome)
         writer.close()
-        body = json.loads(stream.getvalue()) if output.format == "json" else stream.getvalue()
-        return body, MEDIA_TYPES[output.format]
+        if output.format != "json":
+            return stream.getvalue(), MEDIA_TYPES[output.format]
+        body = json.loads(stream.getvalue())
+        for entry, picture in zip(body["files"], pictures):
+            entry.update(picture)
+        return body, MEDIA_TYPES["json"]
 
     def explain(self, upload: Upload, ticket: Ticket, *, method: str, target: str | None, start: float | None,
                 steps: int, baseline: str, output: str) -> tuple[bytes, str, dict[str, str]]:
