@@ -12,6 +12,9 @@ MOMENT is one of
     step:N             inside the Nth training step of this process (mid-epoch)
     end                no kill: the command runs to its end (a rerun after the kills)
 
+A MOMENT may end in @DIR: that run works in folder DIR (relative paths in ARGS are then DIR's), so one
+process can run an uninterrupted reference in one folder beside the killed runs in another.
+
 With one MOMENT the command runs in this process. With several, it runs once per MOMENT, one run
 after another, each in a child process forked from this one: every run starts afresh (nothing of
 an earlier run is left in the child but what that run wrote to disk), and the seconds that a new
@@ -44,7 +47,7 @@ def _kill_around_rename(when: str, pattern: str, nth: int) -> None:
 
     def replace(src, dst, *args, **kwargs):
         nonlocal seen
-        matched = fnmatch.fnmatch(os.fspath(dst), pattern)
+        matched = fnmatch.fnmatch(os.path.abspath(dst), pattern)
         seen += matched
         if matched and seen == nth and when == "before":
             _die()
@@ -84,6 +87,10 @@ def _arm(moment: str) -> None:
 
 
 def _run(moment: str, args: list[str]) -> int:
+    moment, _, folder = moment.partition("@")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        os.chdir(folder)
     _arm(moment)
     from audiocnn.cli import main as audiocnn
 

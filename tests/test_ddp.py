@@ -2,10 +2,11 @@
 clips between them, and validation metrics are reduced across both.
 
 The two ranks are started at once, as torchrun or SLURM start them (MASTER_ADDR/PORT, WORLD_SIZE,
-RANK, LOCAL_RANK in their environment; Lightning then launches nothing itself). Left to Lightning,
-rank 0 imports everything and only then starts rank 1, which imports it all again: 11.6 s against
-7.8 s on idle cores. How the ranks are started is Lightning's; what is ours (each rank's share of
-the clips, the metrics reduced) is the same either way."""
+RANK, LOCAL_RANK in their environment; Lightning then launches nothing itself), as two forks of one
+process that imported everything once (tests/ddp_worker.py). Left to Lightning, rank 0 imports
+everything and only then starts rank 1, which imports it all again: 11.6 s against 7.8 s on idle
+cores. How the ranks are started is Lightning's; what is ours (each rank's share of the clips, the
+metrics reduced) is the same either way."""
 
 from __future__ import annotations
 
@@ -26,14 +27,11 @@ def test_two_cpu_ranks_see_disjoint_data_and_reduce_metrics(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ranks = [subprocess.Popen([sys.executable, str(WORKER), str(tmp_path)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                                   "WORLD_SIZE": "2", "NODE_RANK": "0", "RANK": str(r), "LOCAL_RANK": str(r)})
-             for r in (0, 1)]
-    for rank in ranks:
-        err = rank.communicate(timeout=300)[1]
-        assert rank.returncode == 0, err[-3000:]
+    both = subprocess.run([sys.executable, str(WORKER), str(tmp_path)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, timeout=300,
+                          env={**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                               "WORLD_SIZE": "2", "NODE_RANK": "0"})
+    assert both.returncode == 0, both.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2] and [r["is_global_zero"] for r in ranks] == [True, False]
     seen = [set(r["seen"]) for r in ranks]

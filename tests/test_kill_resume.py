@@ -2,9 +2,9 @@
 
 Real processes, real SIGKILLs (tests/kill_at.py): the CLI's `cv` is killed at six moments of a
 3-epoch fold, rerun after each kill, and its results must be byte-identical to an
-uninterrupted run of the same command (float32, deterministic mode, one thread). Each run is a
-process of its own, forked from one that imported the CLI once: seven fresh imports of torch and
-Lightning took longer than all the training.
+uninterrupted run of the same command in another folder (float32, deterministic mode, one thread).
+Each run is a process of its own, forked from one that imported the CLI once: eight fresh imports
+of torch and Lightning took longer than all the training.
 """
 
 from __future__ import annotations
@@ -44,30 +44,32 @@ RESULTS = ["summary.json", "summary.md", "fold1/predictions.csv", "fold1/metrics
            "fold1/model/model.safetensors", "fold1/model/config.json"]
 
 
-def _cv(tones: Path, out: Path, moments: list[str] | None = None) -> subprocess.Popen:
-    """`audiocnn cv` as a process; with `moments`, kill_at.py's runs of it, one per moment, in that order."""
-    args = ["cv", str(SMOKE), "--data-root", str(tones), "--folds", "1", "--no-progress", "--out", str(out / "run"),
-            "--cache-dir", str(out / "cache"), *[a for item in RECIPE for a in ("--set", item)]]
-    command = [str(KILL_AT), *moments, "--", *args] if moments else ["-m", "audiocnn", *args]
-    return subprocess.Popen([sys.executable, *command], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+def _cv(moments: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """kill_at.py's runs of `audiocnn cv`, one per moment, in that order (relative paths: the moment's folder)."""
+    args = ["cv", str(SMOKE), "--data-root", "tones", "--folds", "1", "--no-progress", "--out", "run",
+            "--cache-dir", "cache", *[a for item in RECIPE for a in ("--set", item)]]
+    return subprocess.run([sys.executable, str(KILL_AT), *moments, "--", *args], cwd=cwd, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=600)
 
 
 @pytest.mark.slow
 def test_a_cv_run_killed_at_six_moments_resumes_to_identical_results(tones, tmp_path):
-    reference = _cv(tones, tmp_path / "uninterrupted")  # alongside the killed runs: two cores, one thread each
-    killed = tmp_path / "killed"
-    runs = _cv(tones, killed, [*MOMENTS, "end"])  # six runs killed one after another, then one run to the end
-    output = runs.communicate(timeout=300)[0]
+    for folder in ("uninterrupted", "killed"):  # the same data under the same relative path
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "tones").symlink_to(tones)
+    # an uninterrupted run, then six runs killed one after another, then one run to the end
+    moments = ["end@uninterrupted", *[f"{m}@killed" for m in MOMENTS], "end@killed"]
+    runs = _cv(moments, tmp_path)
+    output = runs.stdout
     assert runs.returncode == 0, output
     ends = re.findall(r"^kill_at: (.*): (-?\d+)$", output, re.M)
-    assert [moment for moment, _ in ends] == [*MOMENTS, "end"], output
-    for moment, status in ends[:-1]:
+    assert [moment for moment, _ in ends] == moments, output
+    assert ends[0][1] == "0", output
+    for moment, status in ends[1:-1]:
         assert status == "-9", f"{moment}: not killed (exit {status}):\n{output}"
     assert ends[-1][1] == "0", output  # the rerun after the last kill finished
     assert "Traceback" not in output
-    output = reference.communicate(timeout=300)[0]
-    assert reference.returncode == 0, output
+    killed = tmp_path / "killed"
     for name in RESULTS:
         same = (tmp_path / "uninterrupted" / "run" / name).read_bytes() == (killed / "run" / name).read_bytes()
         assert same, f"{name} differs after the kills"

@@ -6,6 +6,10 @@ runs out of file descriptors: 1030 half-sent requests once made `/healthz` unrea
 seconds, and past `--max-connections` open connections (at most a third of the descriptors the
 process may open) the oldest connection still waiting for its
 headers is closed to make room, so a new request, `/healthz` included, is always answered.
+A connection closed while its client may still be sending (a 408 or 413 to an upload cut off) is
+closed lingering, as nginx does: the answer and a FIN go first, what still arrives is read and
+dropped for up to `LINGER_S` seconds, then the socket closes. Closed at once, the unread bytes made
+the kernel send a reset, which can destroy the answer before the client reads it.
 On SIGTERM or Ctrl-C, requests get `--grace` seconds (3 by default); then their jobs are stopped
 and the upload folder removed.
 """
@@ -25,6 +29,8 @@ KEEP_ALIVE_S = 5
 MAX_HEADER_BYTES = 16 * 1024
 #: File descriptors kept for the process itself (model, libraries, logs) before connections get theirs.
 RESERVED_FDS = 64
+#: Seconds a closed connection keeps reading (and dropping) what its client still sends.
+LINGER_S = 2.0
 #: Names that reach this machine's loopback interface.
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -78,16 +84,26 @@ def guarded_protocol(header_timeout: float, max_connections: int) -> type:
 
     class GuardedH11(H11Protocol):
         def connection_made(self, transport) -> None:  # noqa: ANN001
-            super().connection_made(transport)
+            super().connection_made(Lingering(transport, self.loop))
             self.opened = self.loop.time()
             self.header_timer = None
             self._arm()
             if len(self.connections) > max_connections:
-                waiting = [c for c in self.connections if isinstance(c, GuardedH11) and c is not self
-                           and c.waiting() and not c.transport.is_closing()]
-                (min(waiting, key=lambda c: c.opened) if waiting else self).transport.close()
+                guarded = [c for c in self.connections if isinstance(c, GuardedH11) and c is not self]
+                lingering = [c for c in guarded if c.transport.lingering]
+                waiting = [c for c in guarded if c.waiting() and not c.transport.is_closing()]
+                if lingering or waiting:  # a closed connection's linger goes first, then the oldest idle one
+                    min(lingering or waiting, key=lambda c: c.opened).transport.close_now()
+                else:
+                    self.transport.close_now()
+
+        def shutdown(self) -> None:
+            self.transport.linger_s = 0.0  # the server is stopping: its --grace bounds the wait, not a linger
+            super().shutdown()
 
         def data_received(self, data: bytes) -> None:
+            if self.transport.lingering:
+                return  # the rest of a request already answered: read to keep the kernel from resetting
             if self.header_timer is None and self.waiting():
                 self._arm()  # the first bytes of a next request on a kept-alive connection
             super().data_received(data)
@@ -116,6 +132,41 @@ def guarded_protocol(header_timeout: float, max_connections: int) -> type:
                 self.transport.close()
 
     return GuardedH11
+
+
+class Lingering:
+    """An asyncio transport whose `close` lingers: the answer written and a FIN sent at once, the
+    socket closed `linger_s` seconds later (or when the client closes first). Everything else is
+    the transport's own."""
+
+    def __init__(self, transport, loop, linger_s: float = LINGER_S) -> None:  # noqa: ANN001
+        self._transport = transport
+        self._loop = loop
+        self.linger_s = linger_s
+        self.lingering = False
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - the wrapped transport's own attributes
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        """True from the moment `close` was called: nothing more is to be written."""
+        return self.lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        """Send what is buffered and a FIN now; close the socket `linger_s` seconds later."""
+        if self.lingering or self._transport.is_closing():
+            return
+        if self.linger_s <= 0 or not self._transport.can_write_eof():
+            self._transport.close()
+            return
+        self.lingering = True
+        self._transport.write_eof()  # after what is buffered: the client reads the whole answer, then EOF
+        self._transport.resume_reading()  # drain what the client still sends, or the kernel answers it with RST
+        self._loop.call_later(self.linger_s, self._transport.close)
+
+    def close_now(self) -> None:
+        """Close without lingering (to make room for a new connection)."""
+        self._transport.close()
 
 
 def _loopback(host: str) -> bool:

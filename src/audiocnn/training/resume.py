@@ -33,6 +33,8 @@ from audiocnn.errors import AudiocnnWarning, ConfigError
 
 #: What a checkpoint saved by `fit_split` always holds; one without them cannot be resumed from.
 CHECKPOINT_KEYS = ("epoch", "global_step", "state_dict", "optimizer_states", "loops", "callbacks")
+#: What `best.ckpt` (weights only: nothing resumes from it) always holds.
+WEIGHTS_KEYS = ("epoch", "global_step", "state_dict")
 RANDOM_STATE_KEY = "audiocnn_random_state"
 
 
@@ -87,7 +89,8 @@ def usable_checkpoints(folder: Path) -> bool:
     """Whether `folder` holds checkpoints to resume from; damaged ones are set aside (with a
     warning) so the fold trains again from its start; ones holding objects are refused."""
     paths = [folder / name for name in ("last.ckpt", "best.ckpt") if (folder / name).exists()]
-    problems = {path: problem for path in paths if (problem := checkpoint_problem(path))}
+    problems = {path: problem for path in paths
+                if (problem := checkpoint_problem(path, WEIGHTS_KEYS if path.name == "best.ckpt" else CHECKPOINT_KEYS))}
     for path, problem in problems.items():
         aside = folder.parent / f"{path.name}.damaged"  # kept for a person to look at, never read again
         path.replace(aside)
@@ -100,9 +103,9 @@ def usable_checkpoints(folder: Path) -> bool:
     return True
 
 
-def checkpoint_problem(path: Path) -> str | None:
-    """What is wrong with a checkpoint file (None: nothing). Raises ConfigError for a file that
-    holds pickled objects: it was not written by audiocnn, and is never loaded."""
+def checkpoint_problem(path: Path, keys: tuple[str, ...] = CHECKPOINT_KEYS) -> str | None:
+    """What is wrong with a checkpoint file that should hold `keys` (None: nothing). Raises
+    ConfigError for a file that holds pickled objects: it was not written by audiocnn, and is never loaded."""
     if not path.is_file():
         return "not a regular file"
     try:
@@ -113,7 +116,7 @@ def checkpoint_problem(path: Path) -> str | None:
         return "damaged (not a checkpoint torch can read)"
     except (RuntimeError, EOFError, KeyError, ValueError, OSError) as err:
         return f"damaged ({type(err).__name__}: {str(err).splitlines()[0][:100] if str(err) else 'cut short'})"
-    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in CHECKPOINT_KEYS):
+    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in keys):
         return "damaged (not a complete Lightning checkpoint)"
     return None
 
