@@ -4,13 +4,16 @@ On loopback, against a real server process (`audiocnn serve --runtime int8` by d
 the bundled model:
 
 1. **The CLI's throughput** on the same recordings, in this process before the server starts
-   (the library `audiocnn predict` runs, without its start-up): the figure the server is held to.
+   (the library `audiocnn predict` runs, without its start-up): the figure the server is held to;
+   and the `audiocnn predict` *process* a user would run on the same clips (start-up included),
+   timed before and after the server's levels, interleaved with them in one run.
 2. **1, 4 and 16 concurrent clients** posting 5-second ESC-50 clips (multipart, one file per
-   request): audio-seconds classified per second, p50/p99 latency, errors. Every
-   `--bad-every`-th request is a bad upload (empty, text, truncated WAV, NaN samples), which must
-   be answered 4xx; any other non-200 is an error.
+   request): audio-seconds classified per second, p50/p99 latency, 503s (their share: a full
+   server's answer, counted apart) and other errors. Every `--bad-every`-th request is a bad
+   upload (empty, text, truncated WAV, NaN samples), which must be answered 4xx; any other
+   non-200 is an error.
 3. **Long files**: `--long` recordings of 10 minutes each, posted one after another.
-4. **Soak**: 4 clients for `--soak-seconds`, bad uploads mixed in, the server's RSS sampled
+4. **Soak** (`--soak-seconds` 0: none): 4 clients for `--soak-seconds`, bad uploads mixed in, the server's RSS sampled
    every second (from /proc): its start, peak and end, and its growth over the second half.
 
 Bounded in requests (`--requests` per level) and time (`--soak-seconds`); everything is on
@@ -72,15 +75,26 @@ def cli_throughput(paths: list[Path], runtime: str) -> dict[str, float]:
     return {"audio_s": seconds, "wall_s": wall, "audio_s_per_s": seconds / wall}
 
 
+def cli_process(paths: list[Path], runtime: str) -> dict[str, float]:
+    """`audiocnn predict` as a user runs it on these files: one process, start-up included."""
+    seconds = sum(sf.info(path).duration for path in paths)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "audiocnn", "predict", *map(str, paths), "--runtime", runtime,
+                    "--format", "csv", "--out", os.devnull, "--no-progress"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    return {"audio_s": seconds, "wall_s": wall, "audio_s_per_s": seconds / wall}
+
+
 class Server:
-    def __init__(self, runtime: str, concurrency: int, queue: int) -> None:
+    def __init__(self, runtime: str, concurrency: int, queue: int | None) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if k != "AUDIOCNN_API_KEY"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "audiocnn", "serve", "--port", str(self.port), "--runtime", runtime,
-             "--concurrency", str(concurrency), "--queue", str(queue)],
+             "--concurrency", str(concurrency), *(["--queue", str(queue)] if queue is not None else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 180
@@ -117,6 +131,7 @@ class Load:
         self.latencies: list[float] = []
         self.audio_s = 0.0
         self.errors: list[str] = []
+        self.busy = 0  # 503: every worker and waiting place taken
         self.bad_answers: dict[int, int] = {}
 
     def _next(self) -> int | None:
@@ -143,6 +158,8 @@ class Load:
                     if answer.status_code == 200:
                         self.latencies.append(took)
                         self.audio_s += seconds
+                    elif answer.status_code == 503:
+                        self.busy += 1
                     else:
                         self.errors.append(f"{answer.status_code} {answer.text[:200]}")
 
@@ -160,6 +177,7 @@ class Load:
                 "audio_s_per_s": self.audio_s / wall,
                 "p50_ms": float(np.percentile(latencies, 50)) if len(latencies) else None,
                 "p99_ms": float(np.percentile(latencies, 99)) if len(latencies) else None,
+                "busy_503": self.busy, "busy_503_share": self.busy / max(1, len(self.latencies) + self.busy),
                 "errors": len(self.errors), "first_errors": self.errors[:3],
                 "bad_uploads": sum(self.bad_answers.values()),
                 "bad_uploads_4xx": sum(v for k, v in self.bad_answers.items() if 400 <= k < 500)}
@@ -170,7 +188,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/esc50"))
     parser.add_argument("--runtime", default="int8")
     parser.add_argument("--concurrency", type=int, default=2, help="server workers (default 2: the cores)")
-    parser.add_argument("--queue", type=int, default=32, help="server queue (16 clients must never see 503)")
+    parser.add_argument("--queue", type=int, help="server queue (default: the server's own)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--requests", type=int, default=200, help="requests per client level")
     parser.add_argument("--bad-every", type=int, default=10, help="every Nth request is a bad upload (0: none)")
@@ -185,7 +203,7 @@ def main() -> None:
     result: dict[str, object] = {
         "command": " ".join(sys.argv), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d"), "runtime": args.runtime, "server_concurrency": args.concurrency,
-        "server_queue": args.queue}
+        "server_queue": args.queue if args.queue is not None else "the server default"}
     with tempfile.TemporaryDirectory() as tmp:
         long_files = []
         rng = np.random.default_rng(0)
@@ -199,6 +217,8 @@ def main() -> None:
         result["cli_clips"] = cli_throughput(paths, args.runtime)
         if long_files:
             result["cli_long"] = cli_throughput(long_files, args.runtime)
+        print("the CLI process ...", flush=True)
+        result["cli_process_before"] = cli_process(paths, args.runtime)
         server = Server(args.runtime, args.concurrency, args.queue)
         try:
             Load(server.url, good, bad, 0).run(2, 8)  # warm-up
@@ -214,6 +234,8 @@ def main() -> None:
                 level = Load(server.url, long_good, bad, 0).run(1, len(long_files))
                 level["vs_cli"] = level["audio_s_per_s"] / result["cli_long"]["audio_s_per_s"]
                 result["long"] = level
+            if args.soak_seconds <= 0:
+                return
             print(f"soak, {args.soak_seconds:g} s ...", flush=True)
             samples: list[tuple[float, float]] = []
             stop = threading.Event()
@@ -236,10 +258,16 @@ def main() -> None:
             result["soak"] = soak
         finally:
             server.stop()
+            print("the CLI process again ...", flush=True)
+            result["cli_process_after"] = cli_process(paths, args.runtime)
+            _report(result, args.json)
+
+
+def _report(result: dict[str, object], out: Path | None) -> None:
     print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,9 @@ def add_commands(commands: common.Commands) -> None:
                        help="longest recording accepted, in seconds (default 3600): beyond it, 422")
     serve.add_argument("--concurrency", type=int, default=2,
                        help="requests classified at once (default 2, one per core is a good start)")
-    serve.add_argument("--queue", type=int, default=8,
-                       help="requests that may wait for a worker (default 8); beyond them, 503 with Retry-After")
+    serve.add_argument("--queue", type=int, default=16,
+                       help="requests that may wait for a worker (default 16: 16 clients at once are never "
+                            "refused); beyond them, 503 with Retry-After. Each place may hold an upload on disk")
     serve.add_argument("--timeout", type=float, default=600.0,
                        help="seconds a request's job may take; then it is stopped and answered 504 (default 600)")
     serve.add_argument("--upload-timeout", type=float, default=300.0,

@@ -34,7 +34,7 @@ class ServeSettings:
     max_upload_mb: float = 200.0  # one request's body, all files together
     max_seconds: float = 3600.0  # longest recording accepted, per file, counted as it is decoded
     concurrency: int = 2  # requests classified at once (worker threads)
-    queue: int = 8  # requests that may wait for a worker; one more is answered 503
+    queue: int = 16  # requests that may wait for a worker; one more is answered 503 (16 clients never are)
     timeout_s: float = 600.0  # a job still working after this is stopped and answered 504
     upload_timeout_s: float = 300.0  # a request's body must have arrived within this (408)
     header_timeout_s: float = 10.0  # a connection's request headers must have arrived within this
