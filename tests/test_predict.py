@@ -354,12 +354,36 @@ def test_predict_does_not_import_what_it_does_not_use(tone_model, low_then_high)
     does librosa (its numba and llvmlite took 200 MB of a 1-hour run's 1.5 GB peak)."""
     from audiocnn.bundled import default_model
 
+    Predictor(bundle.load(tone_model))  # its ONNX graph exported and checked, as a first run leaves it
+    # a checked graph replaces the CNN: timm and torchvision (about 1.5 s, 2 s with the weights) are not needed
     float_run = _predict_in_a_fresh_interpreter([str(low_then_high), "--model", str(tone_model)],
-                                                ("sklearn", "matplotlib", "lightning", "captum", "librosa", "numba"))
-    # the 8-bit graph replaces the CNN: timm and torchvision (about 1.5 s) are not needed either
+                                                ("timm", "torchvision", "sklearn", "matplotlib", "lightning",
+                                                 "captum", "librosa", "numba"))
+    # nor with the 8-bit graph
     int8_run = _predict_in_a_fresh_interpreter([str(low_then_high), "--model", str(default_model()), "--runtime",
                                                 "int8"], ("timm", "torchvision", "sklearn", "matplotlib", "librosa", "numba"))
     assert (_printed(float_run), _printed(int8_run)) == ("0 []", "0 []")
+
+
+@pytest.mark.slow
+def test_weights_changed_in_place_are_never_run_by_the_graph_checked_for_the_old_ones(tone_model, low_then_high,
+                                                                                     tmp_path):
+    """A checked ONNX graph is opened without building the CNN, found by the bundle files' bytes: a model
+    retrained into the same folder must get a graph of its own, checked against its own weights."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from audiocnn.inference.options import PredictOptions
+
+    folder = Path(shutil.copytree(tone_model, tmp_path / "model"))
+    before = Predictor(bundle.load(folder, backbone=False)).predict(low_then_high).logits  # graph made, checked
+    weights = load_file(folder / "model.safetensors")
+    save_file({name: tensor * 0.5 if name.endswith("weight") and tensor.dim() > 1 else tensor
+               for name, tensor in weights.items()}, folder / "model.safetensors")
+    after = Predictor(bundle.load(folder, backbone=False)).predict(low_then_high).logits
+    by_torch = Predictor(bundle.load(folder), PredictOptions(runtime="torch")).predict(low_then_high).logits
+    torch.testing.assert_close(torch.from_numpy(after), torch.from_numpy(by_torch), atol=1e-3, rtol=1e-3)
+    assert not np.allclose(before, after, atol=1e-2)
 
 
 # ----------------------------------------------------------------------------- outputs

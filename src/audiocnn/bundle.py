@@ -242,13 +242,25 @@ class NoBackbone(torch.nn.Module):
         raise BundleError(f"{self.path}: loaded without its backbone (bundle.load(..., backbone=False))")
 
 
+def with_backbone(loaded: Bundle) -> Bundle:
+    """`loaded`, its CNN built and weights read if `load(..., backbone=False)` skipped them (no graph found)."""
+    if isinstance(loaded.model, AudioClassifier) and isinstance(loaded.model.backbone, NoBackbone):
+        loaded.model.backbone = load(loaded.path).model.backbone
+    return loaded
+
+
+def files_of(loaded: Bundle) -> list[Path]:
+    """The files a single model's backbone is built from: its config and its weights."""
+    return [loaded.path / CONFIG, loaded.path / WEIGHTS]
+
+
 def load(path: str | Path, *, backbone: bool = True) -> Bundle:
     """Restore a bundle from its folder.
 
     Args:
         path: a folder with config.json and model.safetensors (`save`, `audiocnn train`).
-        backbone: False skips building the CNN and reading its weights (and importing timm, about
-            2 s of start-up): for `predict --runtime int8`, whose 8-bit graph replaces the backbone.
+        backbone: False skips building the CNN and reading its weights (and importing timm, 2 s of
+            start-up) for runs whose 8-bit or checked ONNX graph replaces it (see `with_backbone`).
 
     Returns:
         The `Bundle`, its model in eval mode.

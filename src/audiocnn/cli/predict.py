@@ -153,7 +153,8 @@ def _predict(args: argparse.Namespace) -> int:
                           "give a folder instead (each file gets FOLDER/NAME.timeline.png)")
     # With workers, each builds its own runtime; this process only plans and writes (a GB less).
     here = args.workers == 1 or len(inputs) == 1
-    model = common.load_model(args.model, backbone=here and options.runtime != "int8")  # int8: its own graph
+    # int8 has its own graph, and ONNX a checked one after the first run: the CNN is built only when needed
+    model = common.load_model(args.model, backbone=here and options.runtime == "torch")
     predictor = Predictor(model, options, build=here)
 
     def writer_for(stream: TextIO) -> PredictionWriter:

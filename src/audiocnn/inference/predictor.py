@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 from audiocnn import audio
-from audiocnn.bundle import Bundle
+from audiocnn.bundle import Bundle, files_of, with_backbone
 from audiocnn.errors import AudioError, BundleError, OptionError
 from audiocnn.features.windows import window_count, windows
 from audiocnn.inference.options import DEFAULT, PredictOptions
-from audiocnn.inference.runtimes import OnnxBackbone, for_inference, release_freed_memory
+from audiocnn.inference.runtimes import OnnxBackbone, checked_graph_of_files, for_inference, release_freed_memory
 from audiocnn.models.classifier import AudioClassifier
 from audiocnn.models.ensemble import EnsembleClassifier
 
@@ -173,8 +173,11 @@ class Predictor:
         example = trained.images(0.1 * torch.randn(2, self.window, generator=torch.Generator().manual_seed(0)))
         if runtime == "int8":  # the bundle's own 8-bit graph (`audiocnn quantize`), checked against its weights
             backbone: torch.nn.Module = _int8_backbone(bundle, example, window_seconds)
-        else:
-            backbone = for_inference(trained.backbone, example, runtime=runtime)
+        else:  # a graph checked for these very files needs no backbone built; else build it, export, check
+            files = files_of(bundle)
+            checked = checked_graph_of_files(files, example) if runtime != "torch" else None
+            backbone = checked or for_inference(with_backbone(bundle).model.backbone, example, runtime=runtime,
+                                                files=files)
         return AudioClassifier(trained.frontend, backbone, trained.mean.flatten().tolist(),
                                trained.std.flatten().tolist()).eval()
 

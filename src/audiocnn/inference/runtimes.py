@@ -152,6 +152,26 @@ def graph_digest(backbone: nn.Module, example: torch.Tensor) -> str:
     return digest.hexdigest()[:24]
 
 
+def files_marker(files: list[Path], example: torch.Tensor, cache_dir: Path | None = None) -> Path:
+    """The marker of a graph checked for the backbone these files describe (a bundle's config.json and
+    weights), keyed on their bytes with the input shape and the torch, timm and onnxruntime versions:
+    found, it lets a run open that graph without building the backbone (importing timm and reading
+    its weights took 2 s of `predict`'s start)."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"{tuple(example.shape[1:])}|{torch.__version__}|{version('timm')}|"
+                            f"{version('onnxruntime')}".encode())
+    for path in files:
+        digest.update(Path(path).read_bytes())
+    return Path(cache_dir or onnx_cache_dir()) / f"files-{digest.hexdigest()[:24]}.checked"
+
+
+def checked_graph_of_files(files: list[Path], example: torch.Tensor,
+                           cache_dir: Path | None = None) -> OnnxBackbone | None:
+    """The graph an earlier run checked for the backbone of these files (`for_inference(files=...)`), or None."""
+    return _checked_graph(files_marker(files, example, cache_dir))
+
+
 def export_onnx(backbone: nn.Module, example: torch.Tensor, cache_dir: Path) -> Path:
     """The ONNX file of `backbone` for inputs shaped like `example` (any batch size), exported once."""
     path = Path(cache_dir) / f"{graph_digest(backbone, example)}.onnx"
@@ -182,18 +202,21 @@ def _checked_graph(marker: Path) -> OnnxBackbone | None:
 
 
 def for_inference(backbone: nn.Module, example: torch.Tensor, *, cache_dir: Path | None = None,
-                  runtime: str = "auto") -> nn.Module:
+                  runtime: str = "auto", files: list[Path] = ()) -> nn.Module:
     """The fastest equivalent of `backbone` available here, in eval mode (see the module notes).
 
     runtime: `auto` (ONNX Runtime if it can run the model, else torch, with a warning), `onnx`
     (ONNX Runtime or a ConfigError) or `torch`. An exported graph whose outputs differ from
-    torch's is never used.
+    torch's is never used. `files`: the files the backbone was built from; a graph that agrees is
+    marked for them too (`checked_graph_of_files`).
     """
     if runtime not in RUNTIMES:
         raise ConfigError(f"--runtime {runtime!r}: choose from {', '.join(RUNTIMES)}")
     cache = Path(cache_dir or onnx_cache_dir())
     marker = cache / f"{graph_digest(backbone, example)}.checked"  # this backbone's graph, once it agreed with torch
     if runtime != "torch" and (checked := _checked_graph(marker)) is not None:
+        if files:
+            atomic.write_text(files_marker(files, example, cache), checked.path.name + "\n")
         return checked  # no folding, export or comparison again
     folded = fold_batchnorm(backbone, example)
     if runtime != "torch":
@@ -210,6 +233,8 @@ def for_inference(backbone: nn.Module, example: torch.Tensor, *, cache_dir: Path
             with torch.inference_mode():
                 if torch.allclose(runner(example), folded(example), atol=1e-3, rtol=1e-3):
                     atomic.write_text(marker, runner.path.name + "\n")
+                    if files:
+                        atomic.write_text(files_marker(files, example, cache), runner.path.name + "\n")
                     return runner
             if runtime == "onnx":
                 raise ConfigError(f"--runtime onnx: the exported graph ({runner.path}) gives other outputs than "

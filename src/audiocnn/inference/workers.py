@@ -50,10 +50,11 @@ class PredictorSpec:
     options: PredictOptions = DEFAULT
 
     def build(self) -> Predictor:
-        """The worker's Predictor (the backbone is not loaded for the int8 runtime)."""
+        """The worker's Predictor (the backbone is built only if its runtime needs it: torch, or an ONNX
+        graph not yet checked)."""
         from audiocnn import bundle
 
-        return Predictor(bundle.load(self.model, backbone=self.options.runtime != "int8"), self.options)
+        return Predictor(bundle.load(self.model, backbone=self.options.runtime == "torch"), self.options)
 
 
 def classify(predictor: Predictor, item: InputFile, overview: bool,
