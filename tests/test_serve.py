@@ -378,3 +378,23 @@ def test_serve_refuses_bad_settings_in_one_line(cli):
     assert result.code == 1 and "--concurrency must be 1-256" in result.err
     short_key = cli("serve", "--api-key", "abc")
     assert short_key.code == 1 and "--api-key must be at least 8 characters" in short_key.err
+
+
+def test_the_server_builds_its_cnn_only_when_an_explanation_needs_it(tmp_path):
+    """Classifying runs the 8-bit or checked ONNX graph, so the server starts without the CNN (timm,
+    the weights: 2 s and 190 MB of its start); the first explanation builds it, and explains with it."""
+    import shutil
+
+    from audiocnn.bundle import NoBackbone
+    from audiocnn.serve.pool import Ticket
+    from audiocnn.serve.uploads import Upload
+
+    service = ModelService(ServeSettings(runtime="int8"))
+    assert isinstance(service.bundle.model.backbone, NoBackbone)
+    bark = Path(shutil.copy(DOG, tmp_path / "bark.wav"))
+    body, media_type, _ = service.explain(Upload("bark.wav", bark), Ticket(seconds=120), method="ig", target=None,
+                                          start=None, steps=4, baseline="mean", output="npz")
+    assert not isinstance(service.bundle.model.backbone, NoBackbone)
+    arrays = np.load(io.BytesIO(body))
+    assert media_type == "application/octet-stream" and {"image", "ig"} <= set(arrays.files)
+    assert arrays["ig"].shape[-2:] == arrays["image"].shape[-2:] and np.abs(arrays["ig"]).sum() > 0

@@ -243,9 +243,10 @@ class NoBackbone(torch.nn.Module):
 
 
 def with_backbone(loaded: Bundle) -> Bundle:
-    """`loaded`, its CNN built and weights read if `load(..., backbone=False)` skipped them (no graph found)."""
-    if isinstance(loaded.model, AudioClassifier) and isinstance(loaded.model.backbone, NoBackbone):
-        loaded.model.backbone = load(loaded.path).model.backbone
+    """`loaded`, its CNNs (an ensemble's: its members') built if `load(..., backbone=False)` skipped them."""
+    for model in [loaded, *loaded.members]:
+        if isinstance(model.model, AudioClassifier) and isinstance(model.model.backbone, NoBackbone):
+            model.model.backbone = load(model.path).model.backbone
     return loaded
 
 

@@ -158,7 +158,8 @@ class ModelService:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self.path = Path(settings.model) if settings.model is not None else default_model()
-        self.bundle = bundle.load(self.path)
+        # the CNN is built only if a runtime or an explanation needs it (a checked ONNX graph replaces it)
+        self.bundle = bundle.load(self.path, backbone=False)
         self._predictors: OrderedDict[PredictOptions, Predictor] = OrderedDict()
         self._predictors_lock = threading.Lock()
         self._explain_lock = threading.Lock()
@@ -302,6 +303,7 @@ class ModelService:
                 start = self._classify(self.predictor(PredictRequest()), upload, ticket).most_confident_start
             ticket.check()
             with self._explain_lock:
+                bundle.with_backbone(self.bundle)  # the first explanation builds the CNN
                 result = explain(self.bundle, upload.path, methods=methods, target=target, start=start, steps=steps,
                                  baseline=baseline)
         except OptionError as err:  # an option of the request: named as the API names it
