@@ -380,6 +380,7 @@ def test_serve_refuses_bad_settings_in_one_line(cli):
     assert short_key.code == 1 and "--api-key must be at least 8 characters" in short_key.err
 
 
+@pytest.mark.slow
 def test_the_server_builds_its_cnn_only_when_an_explanation_needs_it(tmp_path):
     """Classifying runs the 8-bit or checked ONNX graph, so the server starts without the CNN (timm,
     the weights: 2 s and 190 MB of its start); the first explanation builds it, and explains with it."""
