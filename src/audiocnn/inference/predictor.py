@@ -29,7 +29,13 @@ from audiocnn.bundle import Bundle, files_of, with_backbone
 from audiocnn.errors import AudioError, BundleError, OptionError
 from audiocnn.features.windows import window_count, windows
 from audiocnn.inference.options import DEFAULT, PredictOptions
-from audiocnn.inference.runtimes import OnnxBackbone, checked_graph_of_files, for_inference, release_freed_memory
+from audiocnn.inference.runtimes import (
+    OnnxBackbone,
+    checked_graph,
+    files_marker,
+    for_inference,
+    release_freed_memory,
+)
 from audiocnn.models.classifier import AudioClassifier
 from audiocnn.models.ensemble import EnsembleClassifier
 
@@ -174,10 +180,10 @@ class Predictor:
         if runtime == "int8":  # the bundle's own 8-bit graph (`audiocnn quantize`), checked against its weights
             backbone: torch.nn.Module = _int8_backbone(bundle, example, window_seconds)
         else:  # a graph checked for these very files needs no backbone built; else build it, export, check
-            files = files_of(bundle)
-            checked = checked_graph_of_files(files, example) if runtime != "torch" else None
+            marker = files_marker(files_of(bundle), example) if runtime != "torch" else None
+            checked = checked_graph(marker) if marker is not None else None
             backbone = checked or for_inference(with_backbone(bundle).model.backbone, example, runtime=runtime,
-                                                files=files)
+                                                also_mark=marker)
         return AudioClassifier(trained.frontend, backbone, trained.mean.flatten().tolist(),
                                trained.std.flatten().tolist()).eval()
 

@@ -169,12 +169,6 @@ def files_marker(files: Sequence[Path], example: torch.Tensor, cache_dir: Path |
     return Path(cache_dir or onnx_cache_dir()) / f"files-{digest.hexdigest()[:24]}.checked"
 
 
-def checked_graph_of_files(files: Sequence[Path], example: torch.Tensor,
-                           cache_dir: Path | None = None) -> OnnxBackbone | None:
-    """The graph an earlier run checked for the backbone of these files (`for_inference(files=...)`), or None."""
-    return _checked_graph(files_marker(files, example, cache_dir))
-
-
 def export_onnx(backbone: nn.Module, example: torch.Tensor, cache_dir: Path) -> Path:
     """The ONNX file of `backbone` for inputs shaped like `example` (any batch size), exported once."""
     path = Path(cache_dir) / f"{graph_digest(backbone, example)}.onnx"
@@ -189,7 +183,7 @@ def export_onnx(backbone: nn.Module, example: torch.Tensor, cache_dir: Path) -> 
     return path
 
 
-def _checked_graph(marker: Path) -> OnnxBackbone | None:
+def checked_graph(marker: Path) -> OnnxBackbone | None:
     """The graph a marker names, opened, if an earlier run checked it against torch; else None (a graph
     gone or damaged since is removed with its marker, to be exported and checked again)."""
     try:
@@ -205,21 +199,21 @@ def _checked_graph(marker: Path) -> OnnxBackbone | None:
 
 
 def for_inference(backbone: nn.Module, example: torch.Tensor, *, cache_dir: Path | None = None,
-                  runtime: str = "auto", files: Sequence[Path] = ()) -> nn.Module:
+                  runtime: str = "auto", also_mark: Path | None = None) -> nn.Module:
     """The fastest equivalent of `backbone` available here, in eval mode (see the module notes).
 
     runtime: `auto` (ONNX Runtime if it can run the model, else torch, with a warning), `onnx`
     (ONNX Runtime or a ConfigError) or `torch`. An exported graph whose outputs differ from
-    torch's is never used. `files`: the files the backbone was built from; a graph that agrees is
-    marked for them too (`checked_graph_of_files`).
+    torch's is never used. `also_mark`: a second marker for the graph once it agrees (the
+    `files_marker` of the files the backbone was built from).
     """
     if runtime not in RUNTIMES:
         raise ConfigError(f"--runtime {runtime!r}: choose from {', '.join(RUNTIMES)}")
     cache = Path(cache_dir or onnx_cache_dir())
     marker = cache / f"{graph_digest(backbone, example)}.checked"  # this backbone's graph, once it agreed with torch
-    if runtime != "torch" and (checked := _checked_graph(marker)) is not None:
-        if files:
-            atomic.write_text(files_marker(files, example, cache), checked.path.name + "\n")
+    if runtime != "torch" and (checked := checked_graph(marker)) is not None:
+        if also_mark is not None:
+            atomic.write_text(also_mark, checked.path.name + "\n")
         return checked  # no folding, export or comparison again
     folded = fold_batchnorm(backbone, example)
     if runtime != "torch":
@@ -235,9 +229,8 @@ def for_inference(backbone: nn.Module, example: torch.Tensor, *, cache_dir: Path
         else:
             with torch.inference_mode():
                 if torch.allclose(runner(example), folded(example), atol=1e-3, rtol=1e-3):
-                    atomic.write_text(marker, runner.path.name + "\n")
-                    if files:
-                        atomic.write_text(files_marker(files, example, cache), runner.path.name + "\n")
+                    for mark in (marker, also_mark) if also_mark is not None else (marker,):
+                        atomic.write_text(mark, runner.path.name + "\n")
                     return runner
             if runtime == "onnx":
                 raise ConfigError(f"--runtime onnx: the exported graph ({runner.path}) gives other outputs than "
