@@ -17,6 +17,7 @@ import torch
 from audiocnn.config import load_recipe
 from audiocnn.features import create_frontend
 from audiocnn.training.fit import SplitData, fit_split
+from forking import start_forked, wait_for
 
 
 class Spy(L.Callback):
@@ -62,29 +63,14 @@ def main(out: Path) -> None:
     }))
 
 
-def _rank_in_child(rank: int, out: Path) -> int:
-    """Fork a copy of this process that runs as `rank`; its pid."""
-    child = os.fork()
-    if child == 0:  # nothing has run yet but imports: no thread, no OpenMP pool, no process group
-        os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank))
-        try:
-            main(out)
-            code = 0
-        except BaseException:  # noqa: BLE001 - shown on stderr, as an uncaught exception would be
-            import traceback
-
-            traceback.print_exc()
-            code = 1
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return child
+def _run_as(rank: int, out: Path) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank))
+    main(out)
 
 
 if __name__ == "__main__":
     folder = Path(sys.argv[1])
-    other = _rank_in_child(1, folder)
-    os.environ.update(RANK="0", LOCAL_RANK="0")
-    main(folder)
-    status = os.waitpid(other, 0)[1]
-    sys.exit(0 if os.waitstatus_to_exitcode(status) == 0 else f"rank 1 ended with {os.waitstatus_to_exitcode(status)}")
+    other = start_forked(lambda: _run_as(1, folder))  # nothing has run yet but imports: no thread, no process group
+    _run_as(0, folder)
+    code = wait_for(other)
+    sys.exit(0 if code == 0 else f"rank 1 ended with {code}")

@@ -32,7 +32,8 @@ import fnmatch
 import os
 import signal
 import sys
-import traceback
+
+from forking import start_forked, wait_for
 
 
 def _die() -> None:
@@ -99,22 +100,7 @@ def _run(moment: str, args: list[str]) -> int:
 
 def _forked(moment: str, args: list[str]) -> int:
     """Run the command in a child forked from this process, dying at `moment`; its end as subprocess gives it."""
-    sys.stdout.flush()
-    sys.stderr.flush()  # else the child would write this process's buffered output a second time
-    child = os.fork()
-    if child == 0:  # the child: run, then exit here, never back into this process's loop
-        try:
-            code = _run(moment, args)
-        except SystemExit as stop:  # argparse's way out
-            code = stop.code if isinstance(stop.code, int) else 1
-        except BaseException:  # noqa: BLE001 - shown, as an uncaught exception would be
-            traceback.print_exc()
-            code = 1
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    status = os.waitpid(child, 0)[1]
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    return wait_for(start_forked(lambda: _run(moment, args)))
 
 
 def main() -> int:
