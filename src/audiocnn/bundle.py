@@ -250,11 +250,6 @@ def with_backbone(loaded: Bundle) -> Bundle:
     return loaded
 
 
-def files_of(loaded: Bundle) -> list[Path]:
-    """The files a single model's backbone is built from: its config and its weights."""
-    return [loaded.path / CONFIG, loaded.path / WEIGHTS]
-
-
 def load(path: str | Path, *, backbone: bool = True) -> Bundle:
     """Restore a bundle from its folder.
 

@@ -24,6 +24,12 @@ FILES = (CONFIG, WEIGHTS, INT8_GRAPH, INT8_INFO)
 MODEL_CARD = "MODEL_CARD.md"
 
 
+def model_files(folder: Path) -> list[Path]:
+    """The files a single model's backbone is built from, its config and its weights: what a graph
+    made of it depends on (`inference.runtimes.files_marker`)."""
+    return [folder / CONFIG, folder / WEIGHTS]
+
+
 def regular_file(path: Path, missing: str | None = None) -> Path:
     """`path` if it is a regular file (a link to one is fine), else one BundleError naming it.
 

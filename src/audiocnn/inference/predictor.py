@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from audiocnn import audio
-from audiocnn.bundle import Bundle, files_of, with_backbone
+from audiocnn.bundle import Bundle, with_backbone
+from audiocnn.bundle_files import model_files
 from audiocnn.errors import AudioError, BundleError, OptionError
 from audiocnn.features.windows import window_count, windows
 from audiocnn.inference.options import DEFAULT, PredictOptions
@@ -180,7 +181,7 @@ class Predictor:
         if runtime == "int8":  # the bundle's own 8-bit graph (`audiocnn quantize`), checked against its weights
             backbone: torch.nn.Module = _int8_backbone(bundle, example, window_seconds)
         else:  # a graph checked for these very files needs no backbone built; else build it, export, check
-            marker = files_marker(files_of(bundle), example) if runtime != "torch" else None
+            marker = files_marker(model_files(bundle.path), example) if runtime != "torch" else None
             checked = checked_graph(marker) if marker is not None else None
             backbone = checked or for_inference(with_backbone(bundle).model.backbone, example, runtime=runtime,
                                                 also_mark=marker)
