@@ -26,8 +26,9 @@ MODEL_CARD = "MODEL_CARD.md"
 
 def model_files(folder: Path) -> list[Path]:
     """The files a single model's backbone is built from, its config and its weights: what a graph
-    made of it depends on (`inference.runtimes.files_marker`)."""
-    return [folder / CONFIG, folder / WEIGHTS]
+    made of it depends on (`inference.runtimes.files_marker`). Regular files only (`regular_file`):
+    a named pipe among them would make whoever reads them wait forever."""
+    return [regular_file(folder / name) for name in (CONFIG, WEIGHTS)]
 
 
 def regular_file(path: Path, missing: str | None = None) -> Path:

@@ -165,7 +165,9 @@ def files_marker(files: Sequence[Path], example: torch.Tensor, cache_dir: Path |
     digest = hashlib.sha256(f"{tuple(example.shape[1:])}|{torch.__version__}|{version('timm')}|"
                             f"{version('onnxruntime')}".encode())
     for path in files:
-        digest.update(Path(path).read_bytes())
+        with open(path, "rb") as handle:  # in blocks: weights may be gigabytes
+            while block := handle.read(1 << 20):
+                digest.update(block)
     return Path(cache_dir or onnx_cache_dir()) / f"files-{digest.hexdigest()[:24]}.checked"
 
 
