@@ -17,6 +17,7 @@ import torch
 from audiocnn.config import load_recipe
 from audiocnn.features import create_frontend
 from audiocnn.training.fit import SplitData, fit_split
+from conftest import TEST_BACKBONE
 from forking import start_forked, wait_for
 
 
@@ -44,7 +45,7 @@ class Spy(L.Callback):
 
 
 def main(out: Path) -> None:
-    recipe = load_recipe(None, ["model.backbone=resnet10t", "train.epochs=2", "train.batch_size=4",
+    recipe = load_recipe(None, [f"model.backbone={TEST_BACKBONE}", "train.epochs=2", "train.batch_size=4",
                                 "train.devices=2", "train.strategy=ddp", "train.threads=1", "frontend.n_mels=16",
                                 "train.precision=32-true"])
     generator = torch.Generator().manual_seed(0)

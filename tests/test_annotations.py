@@ -24,7 +24,7 @@ from audiocnn.datasets.images import cache_key, clip_waves
 from audiocnn.datasets.recipe import recipe_dataset
 from audiocnn.datasets.report import check
 from audiocnn.errors import DatasetError
-from conftest import SMOKE
+from conftest import SMOKE, TEST_BACKBONE
 
 RATE = 16_000
 SECONDS = 60.0
@@ -344,7 +344,7 @@ def test_whole_file_cache_keys_are_unchanged_and_parts_have_their_own(esc50_clip
 def test_a_model_trains_on_annotated_recordings(cli, annotated, tmp_path):
     """A short real run: `train --test-fold 1` on the clips and negatives of the annotated recordings."""
     overrides = ["data.dataset=annotations", "data.clip_seconds=1.0", "data.folds=2", "data.negatives=4",
-                 "data.val_fraction=0.3", "data.limit_per_class=null", "model.backbone=resnet10t", "train.epochs=1",
+                 "data.val_fraction=0.3", "data.limit_per_class=null", f"model.backbone={TEST_BACKBONE}", "train.epochs=1",
                  "train.batch_size=8", "train.mixup=0", "train.select=last", "train.precision=32-true"]
     result = cli("train", SMOKE, "--data-root", annotated, "--out", tmp_path / "model", "--test-fold", "1",
                  "--cache-dir", tmp_path / "cache", "--no-progress", *[a for o in overrides for a in ("--set", o)])

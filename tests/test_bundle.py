@@ -21,7 +21,7 @@ from audiocnn.errors import BundleError
 from audiocnn.features import create_frontend
 from audiocnn.models import create
 from audiocnn.models.classifier import AudioClassifier
-from conftest import write_tone
+from conftest import TEST_BACKBONE, write_tone
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_timm_builds_the_cnn_of_a_bundle_from_its_folder(tone_bundle, tones):
     loaded = bundle.load(tone_bundle)
     cnn = timm.create_model(f"local-dir:{tone_bundle}", pretrained=True).eval()
     config = json.loads((tone_bundle / "config.json").read_text())
-    assert config["architecture"] == "resnet10t" and config["num_classes"] == 3
+    assert config["architecture"] == TEST_BACKBONE and config["num_classes"] == 3
     assert config["label_names"] == loaded.labels and cnn.pretrained_cfg["label_names"] == loaded.labels
     wave = torch.from_numpy(sf.read(tones / "high" / "high2.wav", dtype="float32")[0])[None]
     with torch.inference_mode():

@@ -66,9 +66,9 @@ def run_cv(recipe: Recipe, data_root: Path, out: Path, *, folds: list[int] | Non
         >>> import audiocnn
         >>> from audiocnn.config import load_recipe
         >>> recipes = Path(audiocnn.__file__).parents[2] / "recipes"
-        >>> recipe = load_recipe(recipes / "smoke.yaml", ["data.folds=2"])  # seconds-long: 1 epoch, tiny images
+        >>> recipe = load_recipe(recipes / "smoke.yaml", ["data.folds=2"])  # seconds-long: 1 epoch, tiny images and CNN
         >>> recipe.data.dataset, recipe.model.backbone, recipe.train.epochs
-        ('esc50', 'mobilenetv2_100', 1)
+        ('esc50', 'test_resnet', 1)
         >>> summary = run_cv(recipe, Path("data/esc50"), Path("runs/smoke"))  # doctest: +SKIP
         >>> sorted(summary)  # doctest: +SKIP
         ['folds', 'mean_accuracy', 'mean_macro_f1', 'per_class_f1', 'robustness', 'std_accuracy']
