@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO, served
+from conftest import REPO, SMOKE, TINY, served
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +83,7 @@ def page(browser, server):
     context = browser.new_context(viewport={"width": 1100, "height": 900})
     page = context.new_page()
     page.goto(server)
+    page.wait_for_load_state("networkidle")  # the model described and the saved reviews looked for
     yield page
     context.close()
 
@@ -358,3 +362,96 @@ def test_a_ten_minute_recording_shows_its_detections_not_a_wall_of_windows(page,
     page.wait_for_function("s => document.querySelector('article.file audio').currentTime >= s", arg=start)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "page-long-recording.png"), full_page=True)
+
+
+def _field_recording(path: Path, minutes: float, every_s: float, seed: int) -> Path:
+    """A field recorder's hiss with the bundled examples pasted in turn every `every_s` seconds."""
+    rate, rng = 16_000, np.random.default_rng(seed)
+    wave = (0.003 * rng.standard_normal(int(rate * 60 * minutes))).astype(np.float32)
+    examples = sorted(p for p in (REPO / "examples").iterdir() if p.suffix in (".wav", ".flac", ".ogg"))
+    for k in range(int(60 * minutes / every_s) - 1):
+        sound, _ = sf.read(examples[k % len(examples)], dtype="float32", always_2d=True)
+        at = int(rate * (2 + every_s * k))
+        wave[at: at + len(sound)] += sound.mean(axis=1)[: len(wave) - at]
+    sf.write(path, wave, rate)
+    return path
+
+
+def test_a_review_of_twenty_detections_survives_a_restart_and_trains_a_model(browser, tmp_path):
+    """Issue 32: field users could not review detections by listening, accept, reject or relabel them,
+    nor feed the corrections back into training. Twenty detections are reviewed with the keyboard and
+    the mouse; the verdicts outlive a reload and a server restart; the reviewed set downloads as Raven
+    tables beside their recordings, and the command the page shows trains a model on it."""
+    import zipfile
+
+    from playwright.sync_api import expect
+
+    fields = [_field_recording(tmp_path / f"site{k}.wav", minutes=2, every_s=7.5, seed=k) for k in (1, 2)]
+    reviews = tmp_path / "reviews"
+    with served("--runtime", "int8", "--reviews", str(reviews)) as first:
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        page = context.new_page()
+        page.goto(first.url)
+        page.set_input_files("#files", [str(field) for field in fields])
+        expect(page.locator("article.file")).to_have_count(2, timeout=60_000)
+        page.fill("#per-label", "10")
+        page.click("#start-review")
+        queue = page.locator("#review-items li")
+        expect(page.locator("#review")).to_be_visible()
+        total = queue.count()
+        assert total >= 20, total
+        expect(page.locator("#review-progress")).to_have_text(f"0 of {total} reviewed")
+        # the first detection's snippet: its stretch and a second either side, from the saved review
+        page.wait_for_function("() => document.querySelector('#review-audio').duration > 0")
+        item = json.loads(page.evaluate("() => JSON.stringify(review.data.items[0])"))
+        length = page.evaluate("() => document.querySelector('#review-audio').duration")
+        assert abs(length - (min(item["end_s"] + 1, 120) - max(item["start_s"] - 1, 0))) < 0.05, (length, item)
+        said = []
+        page.locator("#review").focus()  # the review's keys work wherever the focus is, but in a text box
+        for i in range(20):
+            if i % 5 == 3:  # relabelled, typed into the label box and confirmed with Enter
+                page.keyboard.press("l")
+                page.keyboard.type(f"my label {i % 2}")
+                page.keyboard.press("Enter")
+                said.append("relabelled")
+            elif i % 5 == 4:  # rejected with the mouse
+                page.click("#reject")
+                said.append("rejected")
+            else:
+                page.keyboard.press("a")
+                said.append("accepted")
+            expect(page.locator("#review-progress")).to_have_text(f"{i + 1} of {total} reviewed")
+        page.reload()  # the review opens again where it was
+        expect(page.locator("#review-progress")).to_have_text(f"20 of {total} reviewed", timeout=30_000)
+        context.close()
+    with served("--runtime", "int8", "--reviews", str(reviews)) as second:  # a new server, the same reviews
+        context = browser.new_context(viewport={"width": 1100, "height": 900}, accept_downloads=True)
+        page = context.new_page()
+        page.goto(second.url)
+        expect(page.locator("#saved-reviews")).to_be_visible(timeout=30_000)
+        page.click("#continue-review")
+        expect(page.locator("#review-progress")).to_have_text(f"20 of {total} reviewed")
+        items = page.evaluate("() => review.data.items")
+        assert [item["verdict"] for item in items[:20]] == said and not any(item["verdict"] for item in items[20:])
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "page-review.png"), full_page=True)
+        with page.expect_download() as download:
+            page.click("#export-review")
+        archive = tmp_path / download.value.suggested_filename
+        download.value.save_as(archive)
+        command = page.locator("#train-command").inner_text()
+        context.close()
+    assert command.startswith(f"unzip {archive.name} && audiocnn train ")
+    with zipfile.ZipFile(archive) as opened:
+        opened.extractall(tmp_path)
+        names = opened.namelist()
+    assert sorted(names) == [f"reviewed/site{k}{end}" for k in (1, 2) for end in (".Table.1.selections.txt", ".wav")]
+    # the command as the page shows it (the recipe a tiny one, trained for a second: the data is what is tested)
+    train = shlex.split(command.split(" && ", 1)[1])
+    train = [sys.executable, "-m", "audiocnn", *train[1:2], str(SMOKE), *train[3:], *[
+        arg for override in TINY for arg in ("--set", override) if not override.startswith("data.")], "--no-progress"]
+    done = subprocess.run(train, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    labels = json.loads((tmp_path / "reviewed-model" / "config.json").read_text())["labels"]
+    accepted = {item["label"] for item, verdict in zip(items, said) if verdict == "accepted"}
+    assert set(labels) == accepted | {"my label 0", "my label 1", "background"}, labels

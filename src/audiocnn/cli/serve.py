@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from pathlib import Path
 
 from audiocnn.cli import common
 
@@ -53,6 +54,13 @@ def add_commands(commands: common.Commands) -> None:
                        help="MiB of uploads the kept results may hold together (default 512)")
     serve.add_argument("--keep-minutes", type=float, default=30.0,
                        help="a kept result unused this long is deleted (default 30)")
+    serve.add_argument("--reviews", type=Path, default=None, metavar="DIR",
+                       help="where the page's reviews (verdicts on detections, and copies of their recordings) are "
+                       "saved; they outlive the server (default: audiocnn/reviews in your data folder, "
+                       "~/.local/share on Linux)")
+    serve.add_argument("--reviews-mb", type=float, default=2048.0,
+                       help="MiB of recordings the saved reviews may hold together (default 2048); past it a new "
+                       "review is refused until old ones are deleted")
     serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                        help="answer requests addressed to NAME too (repeatable). A server on 127.0.0.1 answers "
                        "127.0.0.1, localhost and [::1] only, which stops DNS rebinding; give the name a proxy "
@@ -79,6 +87,7 @@ def _serve(args: argparse.Namespace) -> int:
                              header_timeout_s=args.header_timeout, grace_s=args.grace,
                              max_connections=args.max_connections,
                              max_files=args.max_files, keep_results=args.keep_results, keep_mb=args.keep_mb,
-                             keep_minutes=args.keep_minutes, api_key=args.api_key)
+                             keep_minutes=args.keep_minutes, reviews_dir=args.reviews, reviews_mb=args.reviews_mb,
+                             api_key=args.api_key)
     run(settings, host=args.host, port=args.port, extra_hosts=tuple(args.allow_host))
     return common.EXIT_OK

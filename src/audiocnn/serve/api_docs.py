@@ -43,12 +43,13 @@ _MEANINGS = {
     400: "a Host this server does not answer, or a client that left before its request was sent",
     401: "the server has an API key and the request did not send it",
     408: "the upload did not arrive within the server's --upload-timeout",
-    404: "no kept result with this id: never made, deleted, or past --keep-minutes or --keep-results",
+    404: "no kept result (or review) with this id: never made, deleted, or past --keep-minutes or --keep-results",
     413: "the upload is larger than the server's --max-upload-mb",
     422: "a bad option, or no file that could be read as audio (the error names the file)",
     500: "an unforeseen failure, named in one line; the server goes on",
     503: "all workers busy and the queue full, or the server stopping: try again after Retry-After seconds",
     504: "the job ran past the server's --timeout and was stopped",
+    507: "the saved reviews would pass the server's --reviews-mb: delete reviews that are done",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}}
 

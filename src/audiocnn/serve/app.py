@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audiocnn import __version__
 from audiocnn.errors import OptionError, item_failure, public_failure
-from audiocnn.serve import guards, kept_routes
+from audiocnn.serve import guards, kept_routes, review_routes
 from audiocnn.serve.guards import RETRY_AFTER_S, BodyLimit, HostCheck
 from audiocnn.serve.metrics import ServerMetrics
 from audiocnn.serve.multipart import BadForm
@@ -63,6 +63,7 @@ def create_app(settings: ServeSettings | None = None, *, service: ModelService |
     app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # added last: the first to run
     app.include_router(router)
     app.include_router(kept_routes.router)
+    app.include_router(review_routes.router)
     page = resources.files("audiocnn.serve") / "page"
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

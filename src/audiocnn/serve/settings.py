@@ -17,12 +17,13 @@ from audiocnn.inference.options import RUNTIMES
 #: (option, lowest, highest) of the numbers; a float range is exclusive at 0 (`0 <` value).
 FLOAT_RANGES = (("max_upload_mb", 0.0, 1024.0 * 1024), ("max_seconds", 0.0, 7 * 86400.0),
                 ("timeout_s", 0.0, 86400.0), ("upload_timeout_s", 0.0, 86400.0), ("header_timeout_s", 0.0, 3600.0),
-                ("grace_s", 0.0, 3600.0), ("keep_mb", 0.0, 1024.0 * 1024), ("keep_minutes", 0.0, 7 * 1440.0))
+                ("grace_s", 0.0, 3600.0), ("keep_mb", 0.0, 1024.0 * 1024), ("keep_minutes", 0.0, 7 * 1440.0),
+                ("reviews_mb", 0.0, 1024.0 * 1024))
 INT_RANGES = (("concurrency", 1, 256), ("queue", 0, 10_000), ("max_files", 1, 10_000), ("max_connections", 1, 65_535),
               ("keep_results", 0, 10_000))
 #: The options' names on the command line, where they differ from the field's.
 OPTION_NAMES = {"timeout_s": "--timeout", "upload_timeout_s": "--upload-timeout", "header_timeout_s": "--header-timeout",
-                "grace_s": "--grace"}
+                "grace_s": "--grace", "reviews_dir": "--reviews"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class ServeSettings:
     keep_results: int = 16  # results kept under an id (?keep=true) at once; 0 = none
     keep_mb: float = 512.0  # bytes of uploads the kept results hold together
     keep_minutes: float = 30.0  # a kept result unused this long is deleted
+    reviews_dir: Path | None = None  # where reviews are saved (they outlive the server); None = the user's data folder
+    reviews_mb: float = 2048.0  # bytes of recordings the saved reviews hold together
     api_key: str | None = None  # when set, every /v1 call and /metrics must send it
     allowed_hosts: tuple[str, ...] = ()  # Host header names answered; () = any (see server.allowed_hosts)
 
@@ -61,6 +64,15 @@ class ServeSettings:
                 raise ConfigError(f"{option(name)} must be {low}-{high} (got {value!r})")
         if self.api_key is not None and len(self.api_key) < 8:
             raise ConfigError("--api-key must be at least 8 characters")
+
+    @property
+    def reviews_folder(self) -> Path:
+        """--reviews, or `audiocnn/reviews` in the user's data folder (~/.local/share on Linux)."""
+        if self.reviews_dir is not None:
+            return Path(self.reviews_dir)
+        import platformdirs
+
+        return platformdirs.user_data_path("audiocnn", appauthor=False) / "reviews"
 
     @property
     def max_upload_bytes(self) -> int:

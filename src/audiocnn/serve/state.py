@@ -21,6 +21,7 @@ from audiocnn.serve.metrics import ServerMetrics
 from audiocnn.serve.multipart import read_form
 from audiocnn.serve.pool import PoolFull, Ticket, WorkerPool, WorkTimeout
 from audiocnn.serve.results import KeptResult, ResultStore, UnknownResult
+from audiocnn.serve.reviews import ReviewStore
 from audiocnn.serve.service import ModelService, error_kind
 from audiocnn.serve.settings import ServeSettings
 from audiocnn.serve.uploads import ServerFolder, UploadFolder
@@ -50,6 +51,7 @@ class ServerState:
         self.folder: ServerFolder | None = None  # made when the server starts (lifespan)
         self.results = ResultStore(settings.keep_results, int(settings.keep_mb * 1024 * 1024),
                                    settings.keep_minutes * 60)
+        self.reviews = ReviewStore(settings.reviews_folder, int(settings.reviews_mb * 1024 * 1024))
 
     @asynccontextmanager
     async def lifespan(self, _: FastAPI):  # noqa: ANN201

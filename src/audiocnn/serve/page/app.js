@@ -108,7 +108,7 @@ async function answer(mine, url, form, waiting, method = "POST") {
     if (r.status === 0) { status("cancelled"); return; }
     if (r.status === 401) { $("key-row").hidden = false; $("api-key").focus(); }
     if (r.status === 404 && mine.result) {
-      mine.result = null; $("downloads").hidden = true;
+      mine.result = null; $("downloads").hidden = true; $("review-start").hidden = true;
       showError("the server no longer keeps this result: choose the recordings again"); status(""); return;
     }
     if (r.status !== 200) {
@@ -122,6 +122,7 @@ async function answer(mine, url, form, waiting, method = "POST") {
     $("results").replaceChildren(...cards);
     status(`${r.body.files.length} classified` + (r.body.failed.length ? `, ${r.body.failed.length} could not be read` : ""));
     $("downloads").hidden = !mine.result;
+    $("review-start").hidden = !mine.result;
   } catch (err) {
     if (mine === run) { showError(err.message); status(""); }
   } finally {
@@ -466,4 +467,4 @@ drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove
 $("record").addEventListener("click", toggleRecording);
 $("api-key").addEventListener("change", (e) => { sessionStorage.setItem("audiocnn-key", e.target.value); loadModel(); });
 for (const b of document.querySelectorAll("#downloads button")) b.addEventListener("click", () => download(b.dataset.format));
-loadModel();
+const modelLoaded = loadModel();  // review.js opens the saved reviews once the model is known
