@@ -417,10 +417,14 @@ def test_a_review_of_twenty_detections_survives_a_restart_and_trains_a_model(bro
             elif i % 5 == 4:  # rejected with the mouse
                 page.click("#reject")
                 said.append("rejected")
-            else:
+            elif i == 1:  # two keys faster than the server answers: two detections, one verdict each
+                page.keyboard.press("a")
+                page.keyboard.press("a")
+                said += ["accepted", "accepted"]
+            elif i != 2:
                 page.keyboard.press("a")
                 said.append("accepted")
-            expect(page.locator("#review-progress")).to_have_text(f"{i + 1} of {total} reviewed")
+            expect(page.locator("#review-progress")).to_have_text(f"{len(said)} of {total} reviewed")
         page.reload()  # the review opens again where it was
         expect(page.locator("#review-progress")).to_have_text(f"20 of {total} reviewed", timeout=30_000)
         context.close()

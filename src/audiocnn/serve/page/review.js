@@ -82,8 +82,16 @@ async function showItem(i, play = true) {
   if (play) player.play().catch(() => {});
 }
 
+// Verdicts are saved one after another: keys pressed faster than the server answers go to the detections
+// that follow, in order, never twice to the same one.
+let verdicts = Promise.resolve();
+function judge(verdict) {
+  verdicts = verdicts.then(() => saveVerdict(verdict)).catch((err) => showError(err.message));
+  return verdicts;
+}
+
 // Save a verdict on the shown detection, then go on to the next one not yet reviewed.
-async function judge(verdict) {
+async function saveVerdict(verdict) {
   if (!review) return;
   const q = new URLSearchParams({ verdict });
   if (verdict === "relabelled") {
