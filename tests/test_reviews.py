@@ -101,6 +101,7 @@ def test_a_review_is_heard_judged_exported_and_kept_across_a_restart(tmp_path, e
         archive = restarted.get(f"/v1/reviews/{rid}/export")
         assert archive.status_code == 200 and archive.headers["content-type"] == "application/zip"
         zipfile.ZipFile(io.BytesIO(archive.content)).extractall(tmp_path / "export")
+        assert restarted.app.state.server.folder.requests() == []  # written to a file, sent, then deleted
         assert restarted.delete(f"/v1/reviews/{rid}").status_code == 204
         assert restarted.get(f"/v1/reviews/{rid}").status_code == 404 and restarted.get("/v1/reviews").json() == []
     selections, problems = find_selections(tmp_path / "export" / "reviewed")  # as `audiocnn train` reads them

@@ -8,17 +8,20 @@ None takes a worker: nothing is classified (the queue is drawn from the kept pre
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from audiocnn.inference.detections import detections
 from audiocnn.inference.predictor import FilePrediction
 from audiocnn.inference.review_queue import Candidate, QueueKind, review_queue
 from audiocnn.serve.api_docs import refusals
 from audiocnn.serve.kept_routes import ResultId
+from audiocnn.serve.pool import Ticket
 from audiocnn.serve.reviews import REJECTED_LABEL, NoRoomForReview, Review, ReviewItem, UnknownReview
 from audiocnn.serve.routes import Authorised, State
 from audiocnn.serve.state import Refused, ServerState, checked
@@ -119,19 +122,28 @@ def snippet(state: State, review_id: ReviewId, index: ItemIndex,
             response_class=Response, responses={200: {"description": "a zip: reviewed/REC.wav beside "
                                                       "reviewed/REC.Table.1.selections.txt (Raven), for each recording "
                                                       "with a verdict", "content": {"application/zip": {}}},
-                                                **REVIEW_REFUSALS})
-def export(state: State, review_id: ReviewId,
-           rejected: Annotated[Literal["background", "leave_out"], Query(
-               description=f"rejected detections as `{REJECTED_LABEL}` selections (sounds of none of the model's "
-               "labels, to learn from) or left out")] = "background") -> Response:
+                                                **REVIEW_REFUSALS, **refusals(503)})
+async def export(state: State, review_id: ReviewId,
+                 rejected: Annotated[Literal["background", "leave_out"], Query(
+                     description=f"rejected detections as `{REJECTED_LABEL}` selections (sounds of none of the "
+                     "model's labels, to learn from) or left out")] = "background") -> Response:
     """Accepted detections with their label, relabelled ones with the new label; unreviewed ones left out.
-    Unzip it and train: `audiocnn train RECIPE --set data.dataset=annotations --data-root reviewed`."""
-    review = _review(state, review_id)
+    Unzip it and train: `audiocnn train RECIPE --set data.dataset=annotations --data-root reviewed`.
+    The zip is written by a worker into the server's folder (not memory), sent, then deleted."""
+    review = await asyncio.to_thread(_review, state, review_id)
     if not any(item.verdict for item in review.items):
         raise Refused(422, "nothing_reviewed", "no detection of this review has a verdict yet")
-    body = state.reviews.export(review_id, REJECTED_LABEL if rejected == "background" else None)
-    return Response(body, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="review-{review_id[:8]}.zip"'})
+    state.admit()
+    folder = state.request_folder()
+    target = folder.path / "review.zip"
+
+    def job(_: Ticket) -> None:
+        state.reviews.export(review_id, target, REJECTED_LABEL if rejected == "background" else None)
+        folder.kept = True  # the response deletes it once sent
+
+    await state.in_worker(job, folder)
+    return FileResponse(target, media_type="application/zip", filename=f"review-{review_id[:8]}.zip",
+                        background=BackgroundTask(folder.delete))
 
 
 @router.delete("/v1/reviews/{review_id}", summary="Delete a review and its recordings", status_code=204,

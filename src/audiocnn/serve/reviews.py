@@ -180,8 +180,9 @@ class ReviewStore:
             shutil.rmtree(self.folder / review_id, ignore_errors=True)
 
     def bytes_used(self) -> int:
-        """Bytes of recordings the reviews hold."""
-        return sum(p.stat().st_size for p in self.folder.glob("*/recordings/*") if p.is_file())
+        """Bytes the reviews hold: their recordings and records."""
+        return sum(p.stat().st_size for pattern in ("*/recordings/*", "*/review.json") for p in self.folder.glob(pattern)
+                   if p.is_file())
 
     def snippet(self, review_id: str, index: int, pad_s: float) -> bytes:
         """One item's audio, `pad_s` seconds either side (at most `MAX_SNIPPET_S` in all), as a WAV file."""
@@ -197,14 +198,14 @@ class ReviewStore:
         sf.write(out, np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
         return out.getvalue()
 
-    def export(self, review_id: str, rejected_as: str | None = REJECTED_LABEL) -> bytes:
-        """The reviewed detections as an `annotations` dataset, zipped: each recording with at least one
-        verdict, beside its Raven table of accepted and relabelled detections (rejected ones labelled
-        `rejected_as`, or left out when it is None). Items not yet reviewed are left out."""
+    def export(self, review_id: str, target: Path, rejected_as: str | None = REJECTED_LABEL) -> None:
+        """Write the reviewed detections as an `annotations` dataset, zipped, to `target` (a file, not
+        memory: the recordings may be gigabytes): each recording with at least one verdict, beside its
+        Raven table of accepted and relabelled detections (rejected ones labelled `rejected_as`, or left
+        out when it is None). Items not yet reviewed are left out."""
         review = self.get(review_id)
         names = _file_names(review)
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
             for number, recording in enumerate(review.recordings):
                 rows = _selections([item for item in review.items if item.recording == number], rejected_as)
                 if not rows:
@@ -216,7 +217,6 @@ class ReviewStore:
                     lines.append("\t".join([str(n), "Spectrogram 1", "1", f"{begin:.6f}", f"{end:.6f}", "0.0", "0.0",
                                             raven_text(stem + suffix), raven_text(label), f"{confidence:.4f}", "1"]))
                 archive.writestr(f"reviewed/{stem}{_TABLE}", "\n".join(lines) + "\n")
-        return out.getvalue()
 
     def _loaded(self, review_id: str) -> Review:
         """The review from the cache or its review.json (under the lock)."""

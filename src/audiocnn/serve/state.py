@@ -74,11 +74,15 @@ class ServerState:
             raise Refused(401, "unauthorised", "this server needs its API key: send it as X-API-Key "
                           "(or Authorization: Bearer KEY)", headers={"WWW-Authenticate": "Bearer"})
 
+    def request_folder(self) -> UploadFolder:
+        """A new folder for one request's files, inside the server's (removed when it stops)."""
+        assert self.folder is not None, "the app's lifespan has not started"
+        return self.folder.request()
+
     async def uploaded(self, request: Request, name: str | None, one_file: bool = False) -> UploadFolder:
         """The request's audio in a new folder, then a worker slot: a slow upload never holds a worker.
         On any failure the folder is deleted."""
-        assert self.folder is not None, "the app's lifespan has not started"
-        folder = self.folder.request()
+        folder = self.request_folder()
         try:
             await self._receive(request, folder, name)
             if one_file and len(folder.uploads) != 1:
