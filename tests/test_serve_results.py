@@ -7,6 +7,8 @@ The real app on the bundled model through Starlette's TestClient; the store on r
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -116,3 +118,29 @@ def test_the_store_keeps_within_its_count_bytes_and_idle_time(tmp_path):
     store.close()
     assert not f.folder.path.exists()
     server.close()
+
+
+@pytest.mark.slow
+def test_a_stretch_of_a_kept_recording_is_drawn_again_in_detail(client):
+    """Issue 32: the timeline could not be zoomed. A stretch of a kept recording is drawn again from its
+    audio (nothing classified again), its time axis where the answer says, and bad stretches refused."""
+    import base64
+
+    import numpy as np
+    from PIL import Image
+
+    result = _kept(client, DOG, THUNDER)
+    classified = _metric(client, "audiocnn_audio_seconds_total")
+    zoomed = client.get(f"/v1/results/{result}/timeline", params={"file": 1, "start": 2, "end": 6, "width": 800})
+    assert zoomed.status_code == 200, zoomed.text
+    axes = zoomed.json()["timeline_axes"]
+    assert (axes["start"], axes["end"], axes["seconds"]) == (2.0, 6.0, 10.0) and 0 < axes["left"] < axes["right"] < 1
+    picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(zoomed.json()["timeline_png"]))))
+    assert picture.shape[1] == 800
+    assert _metric(client, "audiocnn_audio_seconds_total") == classified
+    clamped = client.get(f"/v1/results/{result}/timeline", params={"file": 1, "start": 9.8, "end": 30}).json()
+    assert (clamped["timeline_axes"]["start"], clamped["timeline_axes"]["end"]) == (9.0, 10.0)  # 1 s at least, inside
+    for bad, message in [({"file": 2, "end": 5}, "file: the result holds no classified recording 2"),
+                         ({"start": 3, "end": 3.5}, "end: at least 1 s after start")]:
+        refused = client.get(f"/v1/results/{result}/timeline", params=bad)
+        assert refused.status_code == 422 and refused.json()["error"].startswith(message), refused.text

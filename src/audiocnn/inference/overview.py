@@ -27,14 +27,16 @@ class SpectrogramCollector:
     which would squash a long block into a few columns.
     """
 
-    def __init__(self, sample_rate: int, expected_seconds: float, max_columns: int = MAX_COLUMNS) -> None:
+    def __init__(self, sample_rate: int, expected_seconds: float, max_columns: int = MAX_COLUMNS, *,
+                 start: float = 0.0) -> None:
         self.frontend: Frontend = create_frontend({"kind": "mel", "sample_rate": sample_rate})
         self.hop = self.frontend.params.hop_length
         self.frame_seconds = self.hop / sample_rate
         self.pool = max(1, math.ceil(expected_seconds / self.frame_seconds / max_columns))
         self._columns: list[np.ndarray] = []
         self._leftover: np.ndarray | None = None
-        self.seconds = 0.0
+        self.seconds = 0.0  # collected so far
+        self.start = start  # where in the recording its first block begins (a stretch drawn in detail)
 
     def __call__(self, block: np.ndarray) -> None:
         with torch.inference_mode():

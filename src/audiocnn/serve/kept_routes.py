@@ -7,19 +7,21 @@ an explanation takes a worker like any job, on the kept recordings, with no uplo
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from audiocnn.inference.options import Format, OutputOptions
+from audiocnn.inference.predictor import FilePrediction
 from audiocnn.serve.api_docs import refusals
 from audiocnn.serve.pool import Ticket
 from audiocnn.serve.results import UnknownResult
 from audiocnn.serve.routes import PREDICTED, Authorised, State, explained, predict_response, results_response
 from audiocnn.serve.service import ExplainRequest, PredictAnswer, PredictRequest
 from audiocnn.serve.state import Refused, checked
+from audiocnn.serve.timelines import MIN_ZOOM_S, zoomed_timeline
 
 router = APIRouter(prefix="/v1/results", dependencies=[Authorised])
 ResultId = Annotated[str, Path(max_length=64, description="the id /v1/predict?keep=true answered")]
@@ -81,6 +83,34 @@ async def explain(state: State, result_id: ResultId, how: Annotated[KeptExplainR
     state.admit()
     return await explained(state, kept.folder, kept.folder.uploads[how.file],
                            ExplainRequest(**how.model_dump(exclude={"file"})))
+
+
+class TimelineRequest(BaseModel):
+    """Which stretch of which kept recording to draw, and how wide."""
+
+    file: int = Field(0, ge=0, le=10_000, description="which recording of the result, from 0 in the order sent")
+    start: float = Field(0.0, ge=0.0, le=7 * 86400.0, description="seconds: where the stretch begins")
+    end: float = Field(ge=0.0, le=7 * 86400.0, description="seconds: where it ends (at least 1 s after start; "
+                       "cut at the recording's end)")
+    width: int = Field(960, ge=320, le=2400, description="the picture's width in pixels")
+
+
+@router.get("/{result_id}/timeline", summary="A stretch of a kept recording's timeline, drawn in detail",
+            responses=KEPT_REFUSALS)
+async def timeline(state: State, result_id: ResultId, how: Annotated[TimelineRequest, Query()]) -> dict[str, Any]:
+    """The labels over the spectrogram of `start`-`end` s of one kept recording (the page's zoom): that
+    stretch decoded again, nothing classified again. The picture (PNG, base64) and where its time axis lies."""
+    kept = state.kept(result_id)
+    outcome = kept.outcomes[how.file] if how.file < len(kept.outcomes) else None
+    if not isinstance(outcome, FilePrediction):
+        raise Refused(422, "bad_option", f"file: the result holds no classified recording {how.file} "
+                      f"({len(kept.outcomes)} sent, numbered from 0)")
+    if how.end - how.start < MIN_ZOOM_S:
+        raise Refused(422, "bad_option", f"end: at least {MIN_ZOOM_S:g} s after start (got {how.start:g}-{how.end:g})")
+    state.admit()
+    upload, rate = kept.folder.uploads[how.file], state.service.bundle.sample_rate
+    return await state.in_worker(lambda ticket: checked(lambda: zoomed_timeline(
+        outcome, str(upload.path), rate, how.start, how.end, how.width, ticket), upload.name), kept.folder)  # kept: not deleted when the job ends
 
 
 @router.delete("/{result_id}", summary="Delete a kept result and its recordings", status_code=204,

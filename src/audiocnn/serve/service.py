@@ -15,7 +15,6 @@ the other files of the request, and the server, go on.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import logging
@@ -53,13 +52,12 @@ from audiocnn.inference.predictor import (
 from audiocnn.inference.runtimes import release_freed_memory
 from audiocnn.serve.pool import Cancelled, Ticket
 from audiocnn.serve.settings import ServeSettings
+from audiocnn.serve.timelines import timeline_png
 from audiocnn.serve.uploads import Upload
 
 log = logging.getLogger("audiocnn.serve")
 #: Predictors (one per set of window options) kept at once; each holds an exported backbone.
 MAX_PREDICTORS = 8
-#: Dots per inch of the timeline pictures the server draws (the text's size on a page at 1:1).
-TIMELINE_DPI = 80
 MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8",
                "raven": "text/tab-separated-values; charset=utf-8", "table": "text/plain; charset=utf-8",
                "audacity": "text/plain; charset=utf-8", "kaleidoscope": "text/csv; charset=utf-8",
@@ -73,7 +71,8 @@ class PredictRequest(ClassifyOptions, OutputOptions):
 
     format: Format = Field("json", description=OutputOptions.model_fields["format"].description)
     timeline: bool = Field(False, description="json: add each file's timeline picture (PNG, base64) and where its "
-                           "time axis lies in it (`timeline_axes`: left and right as shares of its width, seconds)")
+                           "time axis lies in it (`timeline_axes`: left and right as shares of its width, the "
+                           "seconds at either end, `start` and `end`, and the recording's length, `seconds`)")
     timeline_width: int = Field(960, ge=320, le=2400, description="the timeline picture's width in pixels (its text "
                                 "stays the same size: a narrow one is readable on a phone)")
     name: str | None = Field(None, max_length=255, description="a raw body's file name, for the results")
@@ -238,7 +237,7 @@ class ModelService:
                 seconds_long = self.check_length(upload)
                 collector = SpectrogramCollector(predictor.rate, seconds_long) if options.timeline else None
                 result = self._classify(predictor, upload, ticket, collector)
-                picture = (_timeline_png(result, collector, options.strength > 0, options.timeline_width)
+                picture = (timeline_png(result, collector, options.strength > 0, options.timeline_width)
                            if collector is not None else None)
             except Cancelled:
                 raise
@@ -361,21 +360,6 @@ def failure_line(err: Exception, upload: Upload) -> str:
 def failure_kind(err: Exception) -> str:
     """How a failure is counted in the metrics: error_kind's, or `internal` for a surprise."""
     return error_kind(err) if isinstance(err, AudiocnnError) else "internal"
-
-
-def _timeline_png(result: FilePrediction, collector: SpectrogramCollector, denoised: bool,
-                  width_px: int = 960) -> dict[str, Any]:
-    """The timeline picture (PNG, base64) at `width_px`, and where its time axis lies in it, so a page
-    can put a cursor on it and turn a click into a time."""
-    from audiocnn.viz.timeline import timeline_figure
-
-    buffer = io.BytesIO()
-    fig = timeline_figure(result, collector, denoised=denoised, width=width_px / TIMELINE_DPI)
-    fig.savefig(buffer, format="png", dpi=TIMELINE_DPI)
-    spectrogram = fig.axes[1].get_position()  # laid out by the drawing above; the lanes share its time axis
-    return {"timeline_png": base64.b64encode(buffer.getvalue()).decode("ascii"),
-            "timeline_axes": {"left": round(spectrogram.x0, 5), "right": round(spectrogram.x1, 5),
-                              "seconds": round(fig.axes[1].get_xlim()[1], 6)}}
 
 
 def error_kind(err: AudiocnnError) -> str:

@@ -31,12 +31,15 @@ def save_timeline(prediction: FilePrediction, spectrogram: SpectrogramCollector,
 
 
 def timeline_figure(prediction: FilePrediction, spectrogram: SpectrogramCollector, *, lanes: int = MAX_LANES,
-                    denoised: bool = False, width: float = 12.0) -> Figure:
+                    denoised: bool = False, width: float = 12.0, span: tuple[float, float] | None = None) -> Figure:
     """Label lanes (the `lanes` labels that reach the highest probability, the highest on top) over the
     spectrogram, on one time axis in seconds; `width` in inches (a phone's page asks for a narrow one,
-    so that its text is drawn at a size it can read, not shrunk)."""
+    so that its text is drawn at a size it can read, not shrunk). `span`: draw only these seconds (the
+    spectrogram then holds that stretch, `spectrogram.start` on), with the lanes of the labels heard there."""
     probs = prediction.probabilities
-    shown = np.argsort(-probs.max(axis=0), kind="stable")[: min(lanes, probs.shape[1])][::-1]
+    inside = ((prediction.ends > span[0]) & (prediction.starts < span[1])) if span else np.ones(len(probs), bool)
+    heard = probs[inside] if inside.any() else probs
+    shown = np.argsort(-heard.max(axis=0), kind="stable")[: min(lanes, probs.shape[1])][::-1]
     # Each window owns the stretch around its centre up to halfway to its neighbours' centres;
     # the first and last stretch reach the ends of the recording.
     centres = (prediction.starts + prediction.ends) / 2
@@ -51,20 +54,22 @@ def timeline_figure(prediction: FilePrediction, spectrogram: SpectrogramCollecto
     narrow = width < 8  # a phone's: the summary on a line of its own, its first two labels only
     summary = ", ".join(label if p is None else f"{label} {p:.2f}"
                         for label, p in prediction.top(prediction.summary, 2 if narrow else 3))
-    top.set_title(f"{prediction.path.name}{chr(10) if narrow else ' — '}whole file: {summary}", fontsize=11)
+    what = f"{span[0]:.1f}–{span[1]:.1f} s of {prediction.duration:.1f} s" if span else f"whole file: {summary}"
+    top.set_title(f"{prediction.path.name}{chr(10) if narrow else ' — '}{what}", fontsize=11)
 
     image = spectrogram.image()
     frontend = spectrogram.frontend
     row_hz = frontend.row_frequencies()
     spec_artist = bottom.imshow(image, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
-                                extent=(0.0, spectrogram.seconds, -0.5, image.shape[0] - 0.5))
+                                extent=(spectrogram.start, spectrogram.start + spectrogram.seconds, -0.5,
+                                        image.shape[0] - 0.5))
     if row_hz is not None:
         positions, names = frequency_ticks(np.asarray(row_hz))
         bottom.set_yticks(positions, names)
         bottom.set_ylabel("Frequency (Hz)")
     fig.colorbar(spec_artist, ax=bottom, label="dB", pad=0.01)
     bottom.set_xlabel("Time (s)")
-    bottom.set_xlim(0, max(prediction.duration, spectrogram.seconds))
+    bottom.set_xlim(*(span or (0, max(prediction.duration, spectrogram.seconds))))
     pooled = f", averaged over {spectrogram.pool * spectrogram.frame_seconds:g} s per column" if spectrogram.pool > 1 else ""
     bottom.set_title(f"log-mel spectrogram{' after --denoise' if denoised else ''}{pooled}", fontsize=9)
     return fig

@@ -202,7 +202,10 @@ function fileCard(doc) {
   player.preload = "metadata";
   if (file >= 0) player.src = URL.createObjectURL(mine.files[file]);
   const explainAt = (w, button) => explain(mine, file, w, button, card, explanation, why.value);
-  if (timeline && doc.timeline_axes) followPlayer(timeline, doc.timeline_axes, player);
+  if (timeline && doc.timeline_axes) {
+    followPlayer(timeline, player);
+    if (file >= 0 && mine.result) timeline.after(zoomControls(timeline, doc, file, player));
+  }
   card.append(player, detectionsTable(doc, player, explainAt));
   if (doc.windows.length > MAX_WINDOW_BUTTONS) {  // a long recording: its detections stand for its windows
     hint.textContent = `${doc.windows.length} windows with a label: choose a detection to hear or explain it`;
@@ -290,23 +293,84 @@ function detectionsTable(doc, player, explainAt) {
 }
 
 // The timeline and the player, joined: a click on the picture plays from that moment, and a cursor
-// on it follows the playback (the picture says where its time axis lies: `axes`).
-function followPlayer(box, axes, player) {
+// on it follows the playback. The picture says where its time axis lies (`data-axes`: left and right as
+// shares of its width, the seconds at either end), which changes as it is zoomed.
+function followPlayer(box, player) {
   const img = box.querySelector("img"), cursor = box.querySelector(".cursor");
+  const axes = () => JSON.parse(box.dataset.axes);
   const place = () => {
-    const share = axes.left + (axes.right - axes.left) * Math.min(1, player.currentTime / axes.seconds);
-    cursor.style.left = `${(share * 100).toFixed(3)}%`;
-    cursor.hidden = false;
+    const a = axes(), start = a.start ?? 0, end = a.end ?? a.seconds;
+    const share = (player.currentTime - start) / (end - start);
+    cursor.hidden = share < 0 || share > 1;
+    cursor.style.left = `${((a.left + (a.right - a.left) * Math.min(1, Math.max(0, share))) * 100).toFixed(3)}%`;
   };
   img.addEventListener("click", (e) => {
-    const share = (e.offsetX / img.clientWidth - axes.left) / (axes.right - axes.left);
+    const a = axes(), start = a.start ?? 0, end = a.end ?? a.seconds;
+    const share = (e.offsetX / img.clientWidth - a.left) / (a.right - a.left);
     if (share < 0 || share > 1 || !player.src) return;
-    player.currentTime = share * axes.seconds;
+    player.currentTime = start + share * (end - start);
     player.play().catch(() => {});
     place();
   });
   player.addEventListener("timeupdate", place);
   player.addEventListener("seeked", place);
+  box.addEventListener("redrawn", place);
+}
+
+// Zoom buttons under a kept recording's timeline: each asks the server to draw the stretch again in
+// detail (GET v1/results/ID/timeline: decoded again, not classified again), centred on the playback
+// when it is in view. "Whole file" puts back the picture the page was given first.
+function zoomControls(box, doc, file, player) {
+  const whole = { src: box.querySelector("img").src, axes: box.dataset.axes };
+  const row = document.createElement("div");
+  row.className = "row zoom";
+  const shown = document.createElement("span");
+  shown.className = "muted";
+  const button = (text, label, act) => {
+    const b = document.createElement("button");
+    b.type = "button"; b.textContent = text; b.setAttribute("aria-label", label);
+    b.addEventListener("click", act);
+    row.append(b);
+    return b;
+  };
+  const length = JSON.parse(whole.axes).seconds;
+  const view = () => { const a = JSON.parse(box.dataset.axes); return [a.start ?? 0, a.end ?? a.seconds]; };
+  const mine = run;
+  const draw = async (start, end) => {
+    if (!mine.result || mine !== run) { showError("this result is no longer shown: classify it again"); return; }
+    const span = Math.max(1, end - start);
+    start = Math.max(0, Math.min(start, length - span));
+    end = Math.min(length, start + span);
+    if (start <= 0 && end >= length) { reset(); return; }
+    shown.textContent = `drawing ${start.toFixed(1)}–${end.toFixed(1)} s…`;
+    const q = new URLSearchParams({ file: String(file), start: start.toFixed(3), end: end.toFixed(3),
+                                    width: String(Math.max(320, Math.min(2400, Math.round(box.clientWidth)))) });
+    const r = await send(`v1/results/${mine.result}/timeline?${q}`, null, "json", null, "GET");
+    if (r.status !== 200) { showError(await errorText(r)); shown.textContent = ""; return; }
+    box.querySelector("img").src = `data:image/png;base64,${r.body.timeline_png}`;
+    box.dataset.axes = JSON.stringify(r.body.timeline_axes);
+    shown.textContent = `${r.body.timeline_axes.start.toFixed(1)}–${r.body.timeline_axes.end.toFixed(1)} s of ${length.toFixed(1)} s`;
+    box.dispatchEvent(new Event("redrawn"));
+  };
+  const reset = () => {
+    box.querySelector("img").src = whole.src; box.dataset.axes = whole.axes; shown.textContent = "whole file";
+    box.dispatchEvent(new Event("redrawn"));
+  };
+  const centre = () => {
+    const [start, end] = view();
+    return player.currentTime > start && player.currentTime < end ? player.currentTime : (start + end) / 2;
+  };
+  button("+ zoom in", "zoom in: half the time, around the playback", () => {
+    const [start, end] = view(), half = (end - start) / 4;
+    draw(centre() - half, centre() + half);
+  });
+  button("- zoom out", "zoom out: twice the time", () => { const [start, end] = view(), span = end - start; draw(start - span / 2, end + span / 2); });
+  button("‹ earlier", "show earlier", () => { const [start, end] = view(), step = (end - start) / 2; draw(start - step, end - step); });
+  button("later ›", "show later", () => { const [start, end] = view(), step = (end - start) / 2; draw(start + step, end + step); });
+  button("whole file", "show the whole file", reset);
+  shown.textContent = "whole file";
+  row.append(shown);
+  return row;
 }
 
 // Play one stretch of the recording the page still holds (nothing is fetched), stopping at its end.
