@@ -48,7 +48,7 @@ def long_recording(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory):
     """One worker, no waiting place, and short timeouts: 2 s per job and per upload, 1 s for headers."""
-    with served("--runtime", "torch", "--concurrency", "1", "--queue", "0", "--timeout", "2",
+    with served("--runtime", "int8", "--concurrency", "1", "--queue", "0", "--timeout", "2",
                 "--upload-timeout", "2", "--header-timeout", "1") as server:
         yield server
 
@@ -174,7 +174,7 @@ def test_many_half_sent_requests_leave_healthz_reachable():
         half = stack.enter_context(connect(server.url))  # closed when the test ends, whatever happens
         half.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
 
-    with served("--runtime", "torch", "--header-timeout", "60", preexec_fn=_few_descriptors) as server, \
+    with served("--runtime", "int8", "--header-timeout", "60", preexec_fn=_few_descriptors) as server, \
             ExitStack() as stack:
         with ThreadPoolExecutor(50) as pool:
             list(pool.map(half_sent, range(200)))  # each one's exception, if any, raised here
@@ -190,7 +190,7 @@ def test_stopping_stops_jobs_within_seconds_and_no_upload_outlives_its_server(tm
     temporary folder. A server killed mid-upload leaves its folder; the next server to start removes it,
     and a server told to stop mid-job is gone within seconds, its folder with it."""
     env = {"TMPDIR": str(tmp_path)}
-    with served("--runtime", "torch", env=env) as killed:
+    with served("--runtime", "int8", env=env) as killed:
         upload = connect(killed.url)
         upload.sendall(b"POST /v1/predict?name=half.wav HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\n"
                        b"Content-Length: 1000000\r\n\r\n" + b"\0" * 300_000)
@@ -203,7 +203,7 @@ def test_stopping_stops_jobs_within_seconds_and_no_upload_outlives_its_server(tm
         upload.close()
     left = [p.name for p in tmp_path.iterdir() if p.name.startswith("audiocnn-serve-")]
     assert left, "SIGKILL should have left the folder, for the next server to remove"
-    with served("--runtime", "torch", "--grace", "1", env=env) as stopped:  # a second of grace, not 3
+    with served("--runtime", "int8", "--grace", "1", env=env) as stopped:  # a second of grace, not 3
         assert not [p for p in tmp_path.iterdir() if p.name in left]  # removed as the server started
         # Issue 32: a client that leaves (the page's Cancel, a closed tab) left its job running to the end.
         body = long_recording.read_bytes()
