@@ -149,7 +149,7 @@ def test_every_bad_table_is_reported_not_only_the_first(cli, tmp_path):
                  "--out", tmp_path / "m.csv")
     assert result.code == 1 and not (tmp_path / "m.csv").exists()
     assert f"{tmp_path / 'a.audiocnn.csv'}: holds NUL bytes" in result.err
-    assert f"{tmp_path / 'b.audiocnn.csv'}: not a result table" in result.err
+    assert f"{tmp_path / 'b.audiocnn.csv'}: not an audiocnn result table" in result.err
     assert f"{raven}: a raven table, the others are csv; merge one format at a time" in result.err
     assert "3 of 4 table(s) cannot be joined" in result.err
 
@@ -244,5 +244,5 @@ def test_an_unexpected_exception_in_one_table_is_one_line_with_its_traceback_log
     (log,) = (tmp_path / "logs").iterdir()
     assert f"audiocnn: error: {bad}: internal error (InjectedFault: injected fault in table_format); traceback in " \
            f"{log}" in result.err.splitlines()
-    assert f"{broken}: not a result table" in result.err and "2 of 3 table(s) cannot be joined" in result.err
+    assert f"{broken}: not an audiocnn result table" in result.err and "2 of 3 table(s) cannot be joined" in result.err
     assert "InjectedFault" in log.read_text() and "Traceback" not in result.err

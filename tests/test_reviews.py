@@ -46,8 +46,18 @@ def test_stratified_spans_the_confidence_range_and_random_repeats_by_seed():
     first, again, other = (review_queue(found, "random", 6, seed) for seed in (0, 0, 1))
     assert first == again and first != other and len({c.recording for c in first}) == 4
     assert len(review_queue(_found(*[(0, f"l{i % 300}", 0.9) for i in range(3000)]), "top", 10)) == MAX_QUEUE
-    with pytest.raises(ValueError, match="queue must be one of top, random, stratified"):
+    with pytest.raises(ValueError, match="queue must be one of top, random, stratified, uncertain"):
         review_queue(found, "best", 5)
+
+
+def test_uncertain_takes_what_sits_nearest_the_threshold_or_between_two_labels():
+    """Issue 33: active learning's queue. Confidence 0.52 is nearer a 0.5 threshold than 0.3; a window
+    whose top two labels are 0.90 and 0.88 is as unsure as one at the threshold."""
+    found = [Candidate(0, Detection(float(i), i + 1.0, "dog", c, 1), margin) for i, (c, margin) in
+             enumerate([(0.99, 0.95), (0.52, None), (0.30, None), (0.90, 0.02), (0.75, 0.6), (0.10, None)])]
+    picked = review_queue(found, "uncertain", 2)
+    assert sorted(c.detection.confidence for c in picked) == [0.52, 0.90]
+    assert [c.detection.confidence for c in review_queue(found, "uncertain", 3, threshold=0.2)] == [0.9, 0.3, 0.1]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from audiocnn.inference.snippets import MAX_NAME_BYTES, fitted, label_folder
 
@@ -82,3 +84,23 @@ def test_a_snippet_that_cannot_be_written_is_one_warning_line_and_the_rest_goes_
     assert all(f"{snippets / 'high'}/" in w and "snippet not written" in w for w in warnings)
     assert "Traceback" not in done.err and "audiocnn: error" not in done.err
     assert sorted(p.parent.name for p in snippets.rglob("*.wav")) == sorted(x for x in labels if x != "high")
+
+
+@pytest.mark.slow
+def test_snippets_carry_the_padding_asked_for_cut_at_the_recordings_ends(cli, tone_bundle, tones, tmp_path):
+    """Issue 33: snippets had no padding around them, so a call was judged without what came before it."""
+    waves = [sf.read(tones / "high" / f"high{i}.wav", dtype="float32")[0] for i in range(4)]
+    long = tmp_path / "four.wav"
+    sf.write(long, np.concatenate(waves), 16_000)
+    snippets = tmp_path / "snippets"
+    done = cli("predict", long, "--model", tone_bundle, "--runtime", "torch", "--unknown-below", "0", "--hop", "1",
+               "--snippets", snippets, "--snippet-pad", "0.5", "--no-progress")
+    assert done.code == 0, done.err
+    lengths = {}
+    for path in snippets.rglob("*.wav"):
+        start, end = map(float, path.name.split("__")[1].removesuffix("s").split("-"))
+        lengths[start] = (sf.info(path).duration, min(4.0, end + 0.5) - max(0.0, start - 0.5))
+    assert len(lengths) >= 3 and all(abs(heard - wanted) < 0.01 for heard, wanted in lengths.values()), lengths
+    assert any(abs(heard - 2.0) < 0.01 for heard, _ in lengths.values())  # a window inside: half a second either side
+    refused = cli("predict", long, "--model", tone_bundle, "--snippets", snippets, "--snippet-pad", "-1")
+    assert refused.code != 0 and "--snippet-pad must be 0-60 s" in refused.err

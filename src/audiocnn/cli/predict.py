@@ -67,6 +67,8 @@ def _add_outputs(predict: argparse.ArgumentParser) -> None:
                          "--min-confidence) for review: DIR/<label>/<recording>__<start>-<end>s__<confidence>.wav")
     predict.add_argument("--snippets-per-label", type=int, default=DEFAULT_PER_LABEL, metavar="N",
                          help=f"at most N snippets per label, the first in input order (default {DEFAULT_PER_LABEL})")
+    predict.add_argument("--snippet-pad", type=float, default=0.0, metavar="S",
+                         help="--snippets: seconds of the recording either side of each detection (default 0)")
 
 
 def _add_merge(commands: common.Commands) -> None:
@@ -178,6 +180,8 @@ def _check_run_options(args: argparse.Namespace, options: PredictOptions) -> Non
     the classification options were checked by their model."""
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1 (got {args.workers})")
+    if not 0 <= args.snippet_pad <= 60:  # NaN fails too
+        raise ConfigError(f"--snippet-pad must be 0-60 s (got {args.snippet_pad})")
     if args.snippets_per_label < 1:
         raise ConfigError(f"--snippets-per-label must be at least 1 (got {args.snippets_per_label})")
     if args.out is not None and args.out_dir is not None:
@@ -194,7 +198,7 @@ def _file_done(args: argparse.Namespace, options: PredictOptions, n_files: int):
         from audiocnn.inference.detections import detections
         from audiocnn.inference.snippets import SnippetWriter
 
-        writer = SnippetWriter(args.snippets, args.snippets_per_label, options.min_confidence)
+        writer = SnippetWriter(args.snippets, args.snippets_per_label, options.min_confidence, args.snippet_pad)
 
         def snippets(item, prediction) -> None:  # noqa: ANN001
             found = detections(prediction, 1, options.min_confidence, merge_consecutive=options.merge_consecutive)

@@ -9,6 +9,10 @@ OpenSoundscape's validation notebooks offer):
 - `stratified`: one from each of `per_label` equal-sized slices of the label's detections
   sorted by confidence, lowest to highest: how does being right change with the score (where
   should the threshold be)?
+- `uncertain`: those the model is least sure of, active learning's pick (the windows whose
+  labels teach a model most): a confidence nearest `threshold` (where its yes turns to no), or a
+  window whose top two labels are nearly as probable (`margin`, where the table lists both);
+  the smaller of the two distances counts.
 
 Each way spreads its picks across recordings: a recording gives a label's second pick only
 once every recording with that label has given one (its best for `top`, a random one
@@ -29,8 +33,8 @@ import numpy as np
 
 from audiocnn.inference.detections import Detection
 
-QueueKind = Literal["top", "random", "stratified"]
-QUEUE_KINDS: tuple[QueueKind, ...] = ("top", "random", "stratified")
+QueueKind = Literal["top", "random", "stratified", "uncertain"]
+QUEUE_KINDS: tuple[QueueKind, ...] = ("top", "random", "stratified", "uncertain")
 #: The most detections one queue holds: an afternoon's listening, far more than a page shows at once.
 MAX_QUEUE = 2_000
 
@@ -41,11 +45,14 @@ class Candidate:
 
     recording: int
     detection: Detection
+    margin: float | None = None  # its window's top probability minus the second's, where known
 
 
-def review_queue(candidates: Sequence[Candidate], kind: QueueKind, per_label: int, seed: int = 0) -> list[Candidate]:
-    """Up to `per_label` candidates of each label, picked the `kind` way (see the module docstring);
-    at most `MAX_QUEUE` in all. The same candidates, kind and seed give the same queue.
+def review_queue(candidates: Sequence[Candidate], kind: QueueKind, per_label: int, seed: int = 0,
+                 threshold: float = 0.5) -> list[Candidate]:
+    """Up to `per_label` candidates of each label, picked the `kind` way (see the module docstring;
+    `threshold` is the `uncertain` queue's); at most `MAX_QUEUE` in all. The same candidates, kind and
+    seed give the same queue.
 
     Example:
         >>> from audiocnn.inference.detections import Detection
@@ -63,12 +70,13 @@ def review_queue(candidates: Sequence[Candidate], kind: QueueKind, per_label: in
     queue: list[Candidate] = []
     for label in sorted(by_label):
         rng = np.random.default_rng([seed, *label.encode()])  # a label's picks do not depend on the others
-        picked = _picked(by_label[label], kind, per_label, rng)
+        picked = _picked(by_label[label], kind, per_label, rng, threshold)
         queue += sorted(picked, key=lambda c: (-_confidence(c), c.recording, c.detection.start))
     return queue[:MAX_QUEUE]
 
 
-def _picked(found: list[Candidate], kind: QueueKind, k: int, rng: np.random.Generator) -> list[Candidate]:
+def _picked(found: list[Candidate], kind: QueueKind, k: int, rng: np.random.Generator,
+            threshold: float) -> list[Candidate]:
     """One label's picks."""
     if kind == "stratified":  # a slice per pick, lowest scores first; within a slice, the least heard recording
         ordered = sorted(found, key=lambda c: (_confidence(c), c.recording, c.detection.start))
@@ -85,9 +93,12 @@ def _picked(found: list[Candidate], kind: QueueKind, k: int, rng: np.random.Gene
     per_recording: dict[int, list[Candidate]] = defaultdict(list)
     for candidate in found:
         per_recording[candidate.recording].append(candidate)
-    if kind == "top":
-        rows = [sorted(group, key=lambda c: (-_confidence(c), c.detection.start)) for group in per_recording.values()]
-        rows.sort(key=lambda row: -_confidence(row[0]))
+    if kind in ("top", "uncertain"):  # each recording's best first: its surest, or its least sure
+        def key(c: Candidate) -> float:
+            return -_confidence(c) if kind == "top" else uncertainty(c, threshold)
+
+        rows = [sorted(group, key=lambda c: (key(c), c.detection.start)) for group in per_recording.values()]
+        rows.sort(key=lambda row: key(row[0]))
     else:
         rows = [[group[i] for i in rng.permutation(len(group))] for group in per_recording.values()]
         rows = [rows[i] for i in rng.permutation(len(rows))]
@@ -97,6 +108,13 @@ def _picked(found: list[Candidate], kind: QueueKind, k: int, rng: np.random.Gene
         if len(picks) >= k:
             break
     return picks[:k]
+
+
+def uncertainty(candidate: Candidate, threshold: float) -> float:
+    """How far the model is from changing its mind here (0: not at all sure): the distance of the
+    confidence from `threshold`, or the window's top-two margin where that is smaller."""
+    distance = abs(_confidence(candidate) - threshold)
+    return distance if candidate.margin is None else min(distance, candidate.margin)
 
 
 def _confidence(candidate: Candidate) -> float:

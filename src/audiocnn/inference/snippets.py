@@ -1,7 +1,8 @@
 """The audio of each detection, cut out for a reviewer to listen to (`predict --snippets DIR`).
 
 One folder per label; each snippet is a WAV at the recording's own rate (mono, as the model
-heard it), named so it leads back to its source: `<recording>__<start>-<end>s__<confidence>.wav`,
+heard it), with `pad_s` seconds of the recording either side when asked (a call is easier to judge
+with what came before and after it), named so it leads back to its source: `<recording>__<start>-<end>s__<confidence>.wav`,
 where `<recording>` is the recording's path below the folder it was found in, with `/`
 written as `__`. Times are seconds in the recording, so the same moment can be found in
 Raven or Audacity.
@@ -77,8 +78,10 @@ def snippet_name(item: InputFile, detection: Detection) -> str:
 class SnippetWriter:
     """Writes the snippets of each classified recording into `folder`, up to `per_label` a label."""
 
-    def __init__(self, folder: Path, per_label: int = DEFAULT_PER_LABEL, min_confidence: float = 0.0) -> None:
+    def __init__(self, folder: Path, per_label: int = DEFAULT_PER_LABEL, min_confidence: float = 0.0,
+                 pad_s: float = 0.0) -> None:
         self.folder, self.per_label, self.min_confidence = Path(folder), per_label, min_confidence
+        self.pad_s = pad_s  # seconds of the recording either side of a detection (cut at its ends)
         self._kept: dict[str, set[str]] = {}
 
     def kept(self, label: str) -> set[str]:
@@ -104,7 +107,8 @@ class SnippetWriter:
             target = self.folder / label_folder(detection.label) / name
             try:
                 rate = rate or audio.info(item.path).sample_rate
-                samples = audio.load(item.path, offset=detection.start, duration=detection.end - detection.start)
+                start = max(0.0, detection.start - self.pad_s)
+                samples = audio.load(item.path, offset=start, duration=detection.end + self.pad_s - start)
             except Exception as err:  # noqa: BLE001 - it changed or went since it was classified, or a surprise
                 warnings.warn(f"{item_failure(item.path, err)}; no snippets of it written", AudiocnnWarning,
                               stacklevel=2)

@@ -121,7 +121,7 @@ def table_format(path: Path, text: str | None = None) -> str:
         return "scores"
     if header[:4] == ["path", "window", "start_s", "end_s"]:
         return "csv"
-    raise ConfigError(f"{path}: not a result table audiocnn can merge (csv, scores, raven, kaleidoscope or json)")
+    raise ConfigError(f"{path}: not an audiocnn result table (csv, scores, raven, kaleidoscope or json)")
 
 
 def read_result_table(path: Path) -> ResultTable:

@@ -36,7 +36,9 @@ class ReviewRequest(BaseModel):
     """Which detections of a kept result to review."""
 
     queue: QueueKind = Field("top", description="top: the most confident of each label; random; stratified: one from "
-                             "each slice of the label's confidence range. Each spreads its picks across recordings")
+                             "each slice of the label's confidence range; uncertain: those nearest `threshold` "
+                             "(active learning). Each spreads its picks across recordings")
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="uncertain: the confidence where yes turns to no")
     per_label: int = Field(5, ge=1, le=500, description="detections queued per label")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="for random and stratified: the same seed, the same queue")
     top_k: int = Field(1, ge=1, le=50, description="labels of each window that count as detections")
@@ -61,7 +63,7 @@ def create(state: State, result_id: ResultId, how: Annotated[ReviewRequest, Quer
     found = [Candidate(number, detection) for number, outcome in enumerate(kept.outcomes)
              if isinstance(outcome, FilePrediction)
              for detection in detections(outcome, how.top_k, how.min_confidence, merge_consecutive=True)]
-    queue = review_queue(found, how.queue, how.per_label, how.seed)
+    queue = review_queue(found, how.queue, how.per_label, how.seed, how.threshold)
     if not queue:
         raise Refused(422, "nothing_to_review", f"no detection at confidence {how.min_confidence:g} or more to review: "
                       "lower min_confidence")

@@ -12,6 +12,10 @@ async function startReview() {
   if (!run || !run.result) return;
   const q = new URLSearchParams({ queue: $("queue").value, per_label: $("per-label").value || "5", top_k: "1",
                                   min_confidence: $("min-confidence").value });
+  if ($("queue").value === "uncertain") {  // around the slider's threshold: just above it, and just below
+    const at = Number($("min-confidence").value);
+    q.set("threshold", String(at)); q.set("min_confidence", String(Math.max(0.05, at - 0.25)));
+  }
   status("choosing the detections to review…");
   const r = await send(`v1/results/${run.result}/review?${q}`, null, "json");
   if (r.status !== 201) { showError(await errorText(r)); status(""); return; }

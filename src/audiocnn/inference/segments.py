@@ -1,0 +1,137 @@
+"""`audiocnn segments`: a review queue cut out of earlier results, as audio snippets and a table to fill in.
+
+The detections come back from result tables of any format (`table_detections`), so a season's
+results are queued without classifying again; the queue is the page's (`review_queue`: top, random,
+stratified or uncertain, spread across recordings), so what a reviewer hears does not depend on the
+order the recordings were classified in. Each queued detection is cut from its recording with
+`pad_s` seconds either side (`snippets.SnippetWriter`, one folder per label), and `segments.csv`
+lists them: where each came from, the queue's reasons (confidence, margin), and empty `verdict` and
+`new_label` columns for the reviewer.
+
+Resumable: the queue is the same for the same tables and options, a snippet already written is not
+written again, and `segments.csv`, written last and atomically, says the run is done. A table that
+cannot be read, or a recording it names that is not there, is one problem line, and the rest go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audiocnn import atomic, audio
+from audiocnn.errors import AudiocnnError, item_failure
+from audiocnn.inference.inputs import InputFile
+from audiocnn.inference.review_queue import Candidate, QueueKind, review_queue, uncertainty
+from audiocnn.inference.snippets import SnippetWriter, label_folder, snippet_name
+from audiocnn.inference.table_detections import table_detections
+from audiocnn.inference.tables import read_result_table
+from audiocnn.tabletext import spreadsheet_text
+
+MANIFEST = "segments.csv"
+COLUMNS = ["segment", "recording", "start_s", "end_s", "clip_start_s", "clip_end_s", "label", "confidence",
+           "margin", "uncertainty", "queue", "verdict", "new_label"]
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """How the queue is drawn and cut (the command's options)."""
+
+    kind: QueueKind = "top"
+    per_label: int = 10
+    seed: int = 0
+    threshold: float = 0.5
+    top_k: int = 1
+    min_confidence: float = 0.0
+    max_confidence: float = 1.0
+    pad_s: float = 1.0
+
+
+@dataclass
+class SegmentsRun:
+    """What a run did: detections read, queued, snippets written now, and each problem met."""
+
+    read: int = 0
+    queued: int = 0
+    written: int = 0
+    problems: list[str] = field(default_factory=list)
+    manifest: Path | None = None
+
+
+def cut_segments(tables: list[Path], out: Path, options: QueueOptions) -> SegmentsRun:
+    """Queue the detections of `tables` and cut them into `out` (see the module docstring)."""
+    run = SegmentsRun()
+    recordings: dict[Path, int] = {}
+    candidates: dict[tuple[int, float, float, str], Candidate] = {}  # a detection two tables list is one
+    for table_path in tables:
+        try:
+            found = table_detections(read_result_table(table_path), options.top_k)
+        except AudiocnnError as err:
+            run.problems.append(str(err))
+            continue
+        except Exception as err:  # noqa: BLE001 - a table's surprise is that table's line
+            run.problems.append(item_failure(table_path, err))
+            continue
+        run.read += len(found)
+        for entry in found:
+            confidence = entry.detection.confidence or 0.0
+            if not options.min_confidence <= confidence <= options.max_confidence:
+                continue
+            recording = _recording(entry.recording, table_path)
+            number = recordings.setdefault(recording, len(recordings))
+            d = entry.detection
+            candidates.setdefault((number, round(d.start, 3), round(d.end, 3), d.label),
+                                  Candidate(number, d, entry.margin))
+    paths = list(recordings)
+    lengths = _lengths(paths, run)
+    queue = [c for c in review_queue(list(candidates.values()), options.kind, options.per_label, options.seed, options.threshold)
+             if lengths[c.recording] is not None]
+    run.queued = len(queue)
+    root = Path(os.path.commonpath([p.parent for p in paths])) if paths else Path()
+    writer = SnippetWriter(out, per_label=10**9, pad_s=options.pad_s)  # the queue chose: no cap of its own
+    rows = []
+    for number, path in enumerate(paths):
+        mine = [c for c in queue if c.recording == number]
+        if not mine:
+            continue
+        item = InputFile(path, root)
+        run.written += writer.add(item, [c.detection for c in mine])
+        for c in mine:
+            d = c.detection
+            rows.append([(Path(label_folder(d.label)) / snippet_name(item, d)).as_posix(), str(path), f"{d.start:.3f}",
+                         f"{d.end:.3f}", f"{max(0.0, d.start - options.pad_s):.3f}",
+                         f"{min(lengths[number], d.end + options.pad_s):.3f}", d.label, f"{d.confidence:.4f}",
+                         "" if c.margin is None else f"{c.margin:.4f}", f"{uncertainty(c, options.threshold):.4f}",
+                         options.kind, "", ""])
+    rows.sort(key=lambda row: (row[6], -float(row[7]), row[1], float(row[2])))
+    out.mkdir(parents=True, exist_ok=True)
+    text = io.StringIO(newline="")
+    table = csv.writer(text)
+    table.writerow(COLUMNS)
+    table.writerows([[spreadsheet_text(cell) for cell in row] for row in rows])
+    run.manifest = out / MANIFEST
+    atomic.write_text(run.manifest, text.getvalue())
+    return run
+
+
+def _recording(written: str, table: Path) -> Path:
+    """The recording a table names: as written (absolute, or from here), else beside the table."""
+    path = Path(written)
+    if path.is_absolute() or path.exists():
+        return path
+    beside = table.parent / path
+    return beside if beside.exists() else path
+
+
+def _lengths(paths: list[Path], run: SegmentsRun) -> list[float | None]:
+    """Each recording's length from its header; None (and a problem) for one that cannot be read."""
+    lengths: list[float | None] = []
+    for path in paths:
+        try:
+            lengths.append(audio.info(path).duration)
+        except Exception as err:  # noqa: BLE001 - gone, moved or damaged since it was classified
+            run.problems.append(f"{item_failure(path, err)}; its detections are not queued")
+            lengths.append(None)
+    return lengths
