@@ -130,10 +130,16 @@ def _predict(args: argparse.Namespace) -> int:
     from audiocnn.inference.files import FolderSink, StreamSink, classify_files
     from audiocnn.inference.formats import SUFFIXES, PredictionWriter
     from audiocnn.inference.inputs import check_result_paths, collect, parse_shard, shard
+    from audiocnn.inference.label_filter import shown_labels
     from audiocnn.inference.options import ONE_RECORDING_FORMATS, PredictOptions
     from audiocnn.inference.predictor import Predictor
     from audiocnn.inference.workers import PredictorSpec
+    from audiocnn.tabletext import read_text
 
+    for name in ("labels_include", "labels_exclude"):  # a file of labels, or the labels themselves
+        value = getattr(args, name)
+        if value is not None and Path(value).is_file():
+            setattr(args, name, read_text(Path(value)))
     options = common.model_from(args, PredictOptions)
     _check_run_options(args, options)
     inputs = collect(args.audio)
@@ -157,6 +163,7 @@ def _predict(args: argparse.Namespace) -> int:
     here = args.workers == 1 or len(inputs) == 1
     # int8 has its own graph, and ONNX a checked one after the first run: the CNN is built only when needed
     model = common.load_model(args.model, backbone=here and options.runtime == "torch")
+    shown_labels(model.labels, options.labels_include, options.labels_exclude)  # a wrong name: before any work
     predictor = Predictor(model, options, build=here)
 
     def writer_for(stream: TextIO) -> PredictionWriter:

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from audiocnn.inference.detections import Detection, detections, window_labels
+from audiocnn.inference.label_filter import restricted, shown_labels
 from audiocnn.inference.options import OutputOptions
 from audiocnn.inference.predictor import FilePrediction
 from audiocnn.tabletext import RAVEN_COLUMNS, printable, raven_text, spreadsheet_text
@@ -77,6 +78,11 @@ class PredictionWriter:
         fmt, top_k = output.format, output.top_k
         if fmt == "scores" and not labels:
             raise ValueError("the scores format needs the model's labels for its header")
+        # `--labels-include/--labels-exclude`: every file is written with those labels only (label_filter)
+        self._shown = shown_labels(labels, output.labels_include, output.labels_exclude) if labels else None
+        self._renormalise = output.renormalise
+        if self._shown is not None:
+            labels = [labels[i] for i in self._shown]
         self.stream, self.fmt, self.top_k, self.min_confidence = stream, fmt, top_k, output.min_confidence
         self.high_freq_hz, self.merge_consecutive = high_freq_hz, output.merge_consecutive
         self._documents: list[dict[str, Any]] = []
@@ -103,7 +109,7 @@ class PredictionWriter:
     def add(self, prediction: FilePrediction, root: Path | None = None) -> None:
         """Write `prediction`; `root`: the folder its file was found in (Kaleidoscope's INDIR;
         default: the file's own folder)."""
-        getattr(self, f"_add_{self.fmt}")(prediction, root)
+        getattr(self, f"_add_{self.fmt}")(restricted(prediction, self._shown, self._renormalise), root)
         self.stream.flush()
 
     def add_failure(self, path: Path, message: str) -> None:

@@ -93,6 +93,11 @@ class OutputOptions(_Checked):
                                   "with none are not listed")
     merge_consecutive: bool = Field(False, description="raven, audacity, kaleidoscope: join a label's detections in "
                                     "consecutive windows into one")
+    labels_include: str | None = Field(None, max_length=200_000, description="show only these labels: names "
+                                       "separated by commas (the command line also takes a text file, one per line)")
+    labels_exclude: str | None = Field(None, max_length=200_000, description="hide these labels (as labels_include)")
+    renormalise: bool = Field(False, description="with labels_include/exclude: scale the shown labels' probabilities "
+                              "to add up to one in each window (default: as the model gave them)")
 
     @field_validator("merge_consecutive")
     @classmethod

@@ -33,6 +33,7 @@ from audiocnn.bundled import default_model
 from audiocnn.errors import AudiocnnError, AudioError, OptionError, item_failure, public_failure
 from audiocnn.explain.attributions import STEPS_RANGE
 from audiocnn.inference.formats import PredictionWriter
+from audiocnn.inference.label_filter import shown_labels
 from audiocnn.inference.options import (
     ONE_RECORDING_FORMATS,
     ClassifyOptions,
@@ -182,6 +183,7 @@ class ModelService:
     def check_windows(self, request: PredictRequest) -> None:
         """The request's window and hop within the library's bounds for this model (before an upload is read)."""
         checked_windows(self.bundle.clip_seconds, request.window, request.hop)
+        shown_labels(self.bundle.labels, request.labels_include, request.labels_exclude)
 
     def check_length(self, upload: Upload) -> float:
         """The recording's length from its header; refused beyond --max-seconds before it is decoded
