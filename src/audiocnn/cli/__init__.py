@@ -15,13 +15,26 @@ import warnings
 from collections.abc import Sequence
 
 from audiocnn import __version__
-from audiocnn.cli import common, data, embed, ensemble, explain, export, features, predict, segments, serve, training
+from audiocnn.cli import (
+    common,
+    data,
+    embed,
+    ensemble,
+    evaluate,
+    explain,
+    export,
+    features,
+    predict,
+    segments,
+    serve,
+    training,
+)
 from audiocnn.cli.common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, expand_paths, parse_overrides, printable, report
 from audiocnn.datasets.images import default_cache_dir
 from audiocnn.errors import AudiocnnError, AudiocnnWarning
 
 #: Command groups in the order `audiocnn --help` lists them.
-GROUPS = (data, features, training, predict, segments, embed, explain, serve, export, ensemble)
+GROUPS = (data, features, training, predict, segments, evaluate, embed, explain, serve, export, ensemble)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
