@@ -37,6 +37,7 @@ class Counts:
     fn: int = 0
 
     def add(self, other: Counts) -> None:
+        """Count `other`'s too (a class over recordings, or every class together)."""
         self.tp, self.fp, self.fn = self.tp + other.tp, self.fp + other.fp, self.fn + other.fn
 
     def rates(self) -> dict[str, float | int | None]:
