@@ -6,13 +6,16 @@ user's clone without it they skip with a reason; under CI=true a missing dataset
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +27,11 @@ import pytest
 import soundfile as sf
 
 from audiocnn.cli import main
+
+# The servers the tests start (and the apps they make) keep their reviews in the user's data folder by
+# default: here, one of this run's own, removed when the run ends, never the real one.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="audiocnn-test-data-")
+atexit.register(shutil.rmtree, os.environ["XDG_DATA_HOME"], True)
 
 REPO = Path(__file__).resolve().parents[1]
 ESC50_DEFAULT = REPO.parent / "shared" / "data" / "esc50"

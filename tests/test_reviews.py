@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 
 import pytest
@@ -45,7 +46,8 @@ def test_stratified_spans_the_confidence_range_and_random_repeats_by_seed():
     assert {c.recording for c in review_queue(found, "stratified", 4)} == {0, 1, 2, 3}  # spread over recordings
     first, again, other = (review_queue(found, "random", 6, seed) for seed in (0, 0, 1))
     assert first == again and first != other and len({c.recording for c in first}) == 4
-    assert len(review_queue(_found(*[(0, f"l{i % 300}", 0.9) for i in range(3000)]), "top", 10)) == MAX_QUEUE
+    crowded = review_queue(_found(*[(0, f"l{i % 300}", 0.9) for i in range(3000)]), "top", 10)
+    assert len(crowded) == 300 * (MAX_QUEUE // 300) and len({c.detection.label for c in crowded}) == 300  # all labels
     with pytest.raises(ValueError, match="queue must be one of top, random, stratified, uncertain"):
         review_queue(found, "best", 5)
 
@@ -99,8 +101,9 @@ def test_a_review_is_heard_judged_exported_and_kept_across_a_restart(tmp_path, e
             assert refused.status_code == status and "Traceback" not in refused.text
         beyond = client.put(f"/v1/reviews/{rid}/items/{len(items)}", params={"verdict": "accepted"})
         assert beyond.status_code == 422 and beyond.json()["error"].startswith(f"item: the review holds {len(items)}")
-        for unknown in ("nope", "..", "%2e%2e"):
-            assert client.get(f"/v1/reviews/{unknown}").status_code == 404
+        for unknown in ("nope", "a.b", "x" * 64):
+            missing = client.get(f"/v1/reviews/{unknown}")
+            assert missing.status_code == 404 and missing.json()["error"].startswith("no review"), missing.text
     assert not list(reviews.glob(".*"))  # nothing half-made left
     with _client(reviews) as restarted:  # a new server: the same review, every verdict kept
         assert [r["id"] for r in restarted.get("/v1/reviews").json()] == [rid]
@@ -133,11 +136,14 @@ def test_reviews_are_bounded_and_a_review_needs_detections(tmp_path, examples):
 
 
 def test_a_review_half_made_when_its_server_was_killed_is_removed(tmp_path):
-    leftover = tmp_path / ".abc.partial" / "recordings"
-    leftover.mkdir(parents=True)
-    (leftover / "0000.wav").write_bytes(b"RIFF")
+    gone = 2**22 + 12_345  # above Linux's largest PID: no such process
+    for pid in (gone, os.getpid()):
+        leftover = tmp_path / f".abc.{pid}.partial" / "recordings"
+        leftover.mkdir(parents=True)
+        (leftover / "0000.wav").write_bytes(b"RIFF")
     store = ReviewStore(tmp_path, 1 << 20)
-    assert not (tmp_path / ".abc.partial").exists() and store.reviews() == []
+    assert not (tmp_path / f".abc.{gone}.partial").exists() and store.reviews() == []
+    assert (tmp_path / f".abc.{os.getpid()}.partial").exists()  # a live server's review being made is left alone
     (tmp_path / "notes").mkdir()  # not a review: left alone, not listed, and it hides no other
     (tmp_path / "notes" / "review.json").write_text(json.dumps({"items": "?"}))
     assert store.reviews() == [] and (tmp_path / "notes").exists()

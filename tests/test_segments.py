@@ -57,10 +57,11 @@ def test_every_format_gives_the_same_queue_of_padded_snippets(results, tmp_path,
         heard = sf.info(tmp_path / "raven" / row["segment"])
         assert abs(heard.duration - (float(row["clip_end_s"]) - float(row["clip_start_s"]))) < 0.01, row
         assert float(row["clip_start_s"]) == max(0.0, float(row["start_s"]) - 0.5)
-    per_label = {}
+    per_label: dict[str, list[str]] = {}
     for row in rows:
-        per_label.setdefault(row["label"], set()).add(row["recording"])
-    assert all(len(found) <= 2 for found in per_label.values())
+        per_label.setdefault(row["label"], []).append(row["recording"])
+    assert all(len(found) <= 2 for found in per_label.values())  # --per-label 2
+    assert any(len(set(found)) == 2 for found in per_label.values())  # spread: both recordings where both have it
     scores = cli("segments", _table(results, "scores"), "--out", tmp_path / "scores", "--per-label", "3")
     assert scores.code == 0 and all(r["margin"] for r in _rows(tmp_path / "scores"))  # every class: every margin
 
@@ -93,6 +94,10 @@ def test_a_bad_table_or_a_missing_recording_is_reported_and_the_rest_cut(results
     errors = done.err.strip().splitlines()
     assert len(errors) == 2 and any("broken.audiocnn.csv" in e for e in errors) and any("site2.wav" in e for e in errors)
     assert {r["recording"] for r in _rows(tmp_path / "out")} == {str(tables / "site1.wav")}
-    for bad, message in [(("--pad", "nan"), "--pad must be 0-60"), (("--per-label", "0"), "--per-label must be")]:
+    other_pad = cli("segments", _table(tables, "raven"), "--out", tmp_path / "out", "--pad", "2")
+    assert other_pad.code != 0 and "its snippets were cut with --pad 1" in other_pad.err  # names hold no padding
+    assert (tmp_path / "out" / MANIFEST).is_file()  # refused before anything was touched
+    for bad, message in [(("--pad", "nan"), "--pad must be 0-60"), (("--per-label", "0"), "--per-label must be"),
+                         (("--seed", "-1"), "--seed must be")]:
         refused = cli("segments", _table(tables, "raven"), "--out", tmp_path / "x", *bad)
         assert refused.code != 0 and message in refused.err

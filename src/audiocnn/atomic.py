@@ -41,7 +41,7 @@ def remove_stale_partials(path: str | Path) -> int:
     removed = 0
     for partial in path.parent.glob(f".{glob_escape(path.name)}.*.partial"):
         pid = partial.name[len(path.name) + 2 :].split(".")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             partial.unlink(missing_ok=True)
             removed += 1
     return removed
@@ -52,7 +52,8 @@ def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (another user's counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

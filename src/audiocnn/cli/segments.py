@@ -43,7 +43,8 @@ def _segments(args: argparse.Namespace) -> int:
     from audiocnn.inference.segments import QueueOptions, cut_segments
     from audiocnn.inference.tables import result_tables
 
-    for name, value, low, high in (("--per-label", args.per_label, 1, 10_000), ("--top-k", args.top_k, 1, 1000)):
+    for name, value, low, high in (("--per-label", args.per_label, 1, 10_000), ("--top-k", args.top_k, 1, 1000),
+                                   ("--seed", args.seed, 0, 2**32 - 1)):
         if not low <= value <= high:
             raise ConfigError(f"{name} must be {low}-{high} (got {value})")
     for name, value, low, high in (("--threshold", args.threshold, 0, 1), ("--min-confidence", args.min_confidence, 0, 1),

@@ -51,8 +51,8 @@ class Candidate:
 def review_queue(candidates: Sequence[Candidate], kind: QueueKind, per_label: int, seed: int = 0,
                  threshold: float = 0.5) -> list[Candidate]:
     """Up to `per_label` candidates of each label, picked the `kind` way (see the module docstring;
-    `threshold` is the `uncertain` queue's); at most `MAX_QUEUE` in all. The same candidates, kind and
-    seed give the same queue.
+    `threshold` is the `uncertain` queue's); at most `MAX_QUEUE` in all, shared among the labels (fewer
+    each, not fewer labels). The same candidates, kind and seed give the same queue.
 
     Example:
         >>> from audiocnn.inference.detections import Detection
@@ -67,6 +67,7 @@ def review_queue(candidates: Sequence[Candidate], kind: QueueKind, per_label: in
     for candidate in candidates:
         if not candidate.detection.is_unknown and candidate.detection.confidence is not None:
             by_label[candidate.detection.label].append(candidate)
+    per_label = min(per_label, max(1, MAX_QUEUE // max(1, len(by_label))))  # every label gets its share
     queue: list[Candidate] = []
     for label in sorted(by_label):
         rng = np.random.default_rng([seed, *label.encode()])  # a label's picks do not depend on the others

@@ -18,11 +18,12 @@ from __future__ import annotations
 import csv
 import io
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from audiocnn import atomic, audio
-from audiocnn.errors import AudiocnnError, item_failure
+from audiocnn.errors import AudiocnnError, AudiocnnWarning, ConfigError, item_failure
 from audiocnn.inference.inputs import InputFile
 from audiocnn.inference.review_queue import Candidate, QueueKind, review_queue, uncertainty
 from audiocnn.inference.snippets import SnippetWriter, label_folder, snippet_name
@@ -61,7 +62,12 @@ class SegmentsRun:
 
 
 def cut_segments(tables: list[Path], out: Path, options: QueueOptions) -> SegmentsRun:
-    """Queue the detections of `tables` and cut them into `out` (see the module docstring)."""
+    """Queue the detections of `tables` and cut them into `out` (see the module docstring).
+
+    `out` remembers the padding its snippets were cut with (`OPTIONS`): a snippet's name says where its
+    detection is, not how much was cut around it, so another `pad_s` into the same folder is refused."""
+    _check_padding(out, options.pad_s)
+    (out / MANIFEST).unlink(missing_ok=True)  # written again last: until then, this run is not done
     run = SegmentsRun()
     recordings: dict[Path, int] = {}
     candidates: dict[tuple[int, float, float, str], Candidate] = {}  # a detection two tables list is one
@@ -86,8 +92,8 @@ def cut_segments(tables: list[Path], out: Path, options: QueueOptions) -> Segmen
                                   Candidate(number, d, entry.margin))
     paths = list(recordings)
     lengths = _lengths(paths, run)
-    queue = [c for c in review_queue(list(candidates.values()), options.kind, options.per_label, options.seed, options.threshold)
-             if lengths[c.recording] is not None]
+    readable = [c for c in candidates.values() if lengths[c.recording] is not None]  # before the queue: it is full
+    queue = review_queue(readable, options.kind, options.per_label, options.seed, options.threshold)
     run.queued = len(queue)
     root = Path(os.path.commonpath([p.parent for p in paths])) if paths else Path()
     writer = SnippetWriter(out, per_label=10**9, pad_s=options.pad_s)  # the queue chose: no cap of its own
@@ -97,9 +103,14 @@ def cut_segments(tables: list[Path], out: Path, options: QueueOptions) -> Segmen
         if not mine:
             continue
         item = InputFile(path, root)
-        run.written += writer.add(item, [c.detection for c in mine])
+        with warnings.catch_warnings(record=True) as failed:  # a snippet not written is this run's problem
+            warnings.simplefilter("always", AudiocnnWarning)
+            run.written += writer.add(item, [c.detection for c in mine])
+        run.problems += [str(w.message) for w in failed if issubclass(w.category, AudiocnnWarning)]
         for c in mine:
             d = c.detection
+            if not (out / label_folder(d.label) / snippet_name(item, d)).is_file():
+                continue  # not written (said above): not listed as done
             rows.append([(Path(label_folder(d.label)) / snippet_name(item, d)).as_posix(), str(path), f"{d.start:.3f}",
                          f"{d.end:.3f}", f"{max(0.0, d.start - options.pad_s):.3f}",
                          f"{min(lengths[number], d.end + options.pad_s):.3f}", d.label, f"{d.confidence:.4f}",
@@ -117,12 +128,28 @@ def cut_segments(tables: list[Path], out: Path, options: QueueOptions) -> Segmen
 
 
 def _recording(written: str, table: Path) -> Path:
-    """The recording a table names: as written (absolute, or from here), else beside the table."""
+    """The recording a table names, as an absolute path: as written (absolute, or from here), else beside
+    the table (so two tables naming one recording differently name one recording)."""
     path = Path(written)
-    if path.is_absolute() or path.exists():
-        return path
     beside = table.parent / path
-    return beside if beside.exists() else path
+    return (beside if not path.is_absolute() and not path.exists() and beside.exists() else path).resolve()
+
+
+#: Where `out` keeps the padding its snippets were cut with.
+OPTIONS = ".segments-padding"
+
+
+def _check_padding(out: Path, pad_s: float) -> None:
+    """Refuse a padding other than the one `out`'s snippets were cut with; remember it for a new folder."""
+    record = out / OPTIONS
+    if record.is_file():
+        earlier = float(record.read_text().strip() or "nan")
+        if abs(earlier - pad_s) > 1e-9:
+            raise ConfigError(f"--out {out}: its snippets were cut with --pad {earlier:g}; give that, or another "
+                              "folder")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(record, f"{pad_s!r}\n")
 
 
 def _lengths(paths: list[Path], run: SegmentsRun) -> list[float | None]:

@@ -9,6 +9,8 @@ None takes a worker: nothing is classified (the queue is drawn from the kept pre
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -73,6 +75,9 @@ def create(state: State, result_id: ResultId, how: Annotated[ReviewRequest, Quer
                                       labels=state.service.bundle.labels, how=how.model_dump())
     except NoRoomForReview as err:
         raise Refused(507, "no_room", str(err)) from None
+    except FileNotFoundError:  # the kept result went (its time was up) while its recordings were copied
+        state.kept(result_id)  # its 404
+        raise
     return review.as_json()
 
 
@@ -97,26 +102,26 @@ def judge(state: State, review_id: ReviewId, index: ItemIndex, said: Annotated[V
     label = said.label.strip() if said.label else None
     if said.verdict == "relabelled" and not label:
         raise Refused(422, "bad_option", "label: a relabelled detection needs the label it should have")
-    _review(state, review_id)
-    try:
+    with _known(review_id):
         item: ReviewItem = state.reviews.judge(review_id, index, None if said.verdict == "none" else said.verdict, label)
-    except IndexError as err:
-        raise Refused(422, "bad_option", str(err)) from None
     return {"index": index, **item.__dict__}
 
 
 @router.get("/v1/reviews/{review_id}/items/{index}/audio", summary="Hear one detection", response_class=Response,
             responses={200: {"description": "a WAV of the detection and `pad` seconds either side (30 s at most)",
                              "content": {"audio/wav": {}}}, **REVIEW_REFUSALS})
-def snippet(state: State, review_id: ReviewId, index: ItemIndex,
-            pad: Annotated[float, Query(ge=0.0, le=10.0, description="seconds of context either side")] = 1.0
-            ) -> Response:
-    """The detection's audio, with context either side."""
-    _review(state, review_id)
-    try:
-        body = checked(lambda: state.reviews.snippet(review_id, index, pad))
-    except IndexError as err:
-        raise Refused(422, "bad_option", str(err)) from None
+async def snippet(state: State, review_id: ReviewId, index: ItemIndex,
+                  pad: Annotated[float, Query(ge=0.0, le=10.0, description="seconds of context either side")] = 1.0
+                  ) -> Response:
+    """The detection's audio, with context either side: decoded by a worker, within --timeout (a compressed
+    recording is decoded from its start)."""
+    state.admit()
+
+    def job(_: Ticket) -> bytes:
+        with _known(review_id):
+            return checked(lambda: state.reviews.snippet(review_id, index, pad))
+
+    body = await state.in_worker(job, None)
     return Response(body, media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -140,7 +145,8 @@ async def export(state: State, review_id: ReviewId,
     target = folder.path / "review.zip"
 
     def job(_: Ticket) -> None:
-        state.reviews.export(review_id, target, REJECTED_LABEL if rejected == "background" else None)
+        with _known(review_id):
+            state.reviews.export(review_id, target, REJECTED_LABEL if rejected == "background" else None)
         folder.kept = True  # the response deletes it once sent
 
     await state.in_worker(job, folder)
@@ -152,14 +158,23 @@ async def export(state: State, review_id: ReviewId,
                response_class=Response, responses=refusals(401, 404, 422))
 def forget(state: State, review_id: ReviewId) -> Response:
     """The review and its copies of the recordings, deleted."""
-    _review(state, review_id)
-    state.reviews.delete(review_id)
+    with _known(review_id):
+        state.reviews.delete(review_id)
     return Response(status_code=204)
 
 
 def _review(state: ServerState, review_id: str) -> Review:
     """The review, or 404."""
-    try:
+    with _known(review_id):
         return state.reviews.get(review_id)
+
+
+@contextlib.contextmanager
+def _known(review_id: str) -> Iterator[None]:
+    """A review that is not there (never made, or deleted meanwhile) is a 404; an item it lacks a 422."""
+    try:
+        yield
     except UnknownReview:
         raise Refused(404, "no_review", f"no review {review_id[:40]!r}: never made, or deleted") from None
+    except IndexError as err:
+        raise Refused(422, "bad_option", str(err)) from None

@@ -20,15 +20,18 @@ by `--reviews-mb`: a review that would pass it is refused (507) until older ones
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import os
 import re
 import secrets
 import shutil
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +44,11 @@ from audiocnn.inference.review_queue import Candidate
 from audiocnn.inference.snippets import fitted, label_folder
 from audiocnn.serve.uploads import Upload
 from audiocnn.tabletext import RAVEN_COLUMNS, raven_text
+
+try:
+    import fcntl
+except ImportError:  # Windows: verdicts are still atomic, but two servers may race on one review
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("audiocnn.serve")
 Verdict = Literal["accepted", "rejected", "relabelled"]
@@ -105,25 +113,25 @@ class Review:
 
 
 class ReviewStore:
-    """The reviews under one folder, at most `max_bytes` of recordings together."""
+    """The reviews under one folder, at most `max_bytes` of recordings together.
+
+    Nothing is cached: every call reads review.json, so servers sharing the folder (the default one
+    is per user) see each other's verdicts, and a verdict is read, changed and written under a lock
+    on its review (`flock`, which the kernel drops with the process), never from a stale copy."""
 
     def __init__(self, folder: Path, max_bytes: int) -> None:
         self.folder, self.max_bytes = Path(folder), max_bytes  # the folder is made with the first review
-        for leftover in self.folder.glob(f".*{_PARTIAL}"):  # a review being made when a server was killed
-            shutil.rmtree(leftover, ignore_errors=True)
-        self._lock = threading.Lock()
-        self._cache: dict[str, Review] = {}
+        for leftover in self.folder.glob(f".*{_PARTIAL}"):  # a review being made when its server was killed
+            pid = leftover.name.removesuffix(_PARTIAL).rsplit(".", 1)[-1]
+            if pid.isdigit() and not atomic.alive(int(pid)):
+                shutil.rmtree(leftover, ignore_errors=True)
+        self._lock = threading.Lock()  # this server's reviews are made one at a time: the byte bound holds
 
     def create(self, uploads: list[Upload], durations: list[float], queue: list[Candidate], *, model: str,
                labels: list[str], how: dict[str, Any]) -> Review:
         """A new review of `queue` (detections of `uploads`), its recordings copied in; NoRoomForReview
         when they would pass the byte bound."""
         used = sorted({c.recording for c in queue})
-        size = sum(uploads[i].path.stat().st_size for i in used)
-        if size + self.bytes_used() > self.max_bytes:
-            raise NoRoomForReview(f"the reviews hold {self.bytes_used() / 2**20:.1f} MB and this one needs "
-                                  f"{size / 2**20:.1f} MB more, past --reviews-mb ({self.max_bytes / 2**20:g} MB): "
-                                  "delete reviews that are done")
         review_id = secrets.token_urlsafe(16)
         number = {old: new for new, old in enumerate(used)}
         recordings = [{"name": uploads[i].name, "file": f"{n:04d}{uploads[i].path.suffix}",
@@ -131,53 +139,70 @@ class ReviewStore:
         items = [ReviewItem(number[c.recording], round(c.detection.start, 3), round(c.detection.end, 3),
                             c.detection.label, round(float(c.detection.confidence or 0.0), 4)) for c in queue]
         review = Review(review_id, time.time(), model, list(labels), how, recordings, items)
-        making = self.folder / f".{review_id}{_PARTIAL}"
-        (making / "recordings").mkdir(parents=True)
-        try:
-            for i, recording in zip(used, recordings):
-                shutil.copyfile(uploads[i].path, making / "recordings" / recording["file"])
-            atomic.write_text(making / "review.json", json.dumps(review.as_json()))
-            making.rename(self.folder / review_id)
-        finally:
-            shutil.rmtree(making, ignore_errors=True)
         with self._lock:
-            self._cache[review_id] = review
+            size, held = sum(uploads[i].path.stat().st_size for i in used), self.bytes_used()
+            if size + held > self.max_bytes:
+                raise NoRoomForReview(f"the reviews hold {held / 2**20:.1f} MB and this one needs "
+                                      f"{size / 2**20:.1f} MB more, past --reviews-mb ({self.max_bytes / 2**20:g} MB): "
+                                      "delete reviews that are done")
+            making = self.folder / f".{review_id}.{os.getpid()}{_PARTIAL}"
+            (making / "recordings").mkdir(parents=True)
+            try:
+                for i, recording in zip(used, recordings):
+                    shutil.copyfile(uploads[i].path, making / "recordings" / recording["file"])
+                atomic.write_text(making / "review.json", json.dumps(review.as_json()))
+                making.rename(self.folder / review_id)
+            finally:
+                shutil.rmtree(making, ignore_errors=True)
         return review
 
     def get(self, review_id: str) -> Review:
-        """The review `review_id`; UnknownReview when there is none."""
-        with self._lock:
-            return self._loaded(review_id)
+        """The review `review_id` as saved; UnknownReview when there is none."""
+        return self._loaded(review_id)
 
     def judge(self, review_id: str, index: int, verdict: Verdict | None, new_label: str | None) -> ReviewItem:
         """Record a verdict on item `index` (None takes it back), written to disk before this returns."""
-        with self._lock:
+        with self._locked(review_id):
             review = self._loaded(review_id)
             if not 0 <= index < len(review.items):
                 raise IndexError(f"item: the review holds {len(review.items)} detections, numbered from 0 (got {index})")
             item = review.items[index]
             item.verdict, item.new_label = verdict, new_label if verdict == "relabelled" else None
-            atomic.write_text(self.folder / review_id / "review.json", json.dumps(review.as_json()))
+            path = self.folder / review_id / "review.json"
+            atomic.remove_stale_partials(path)  # a verdict being written when a server was killed
+            atomic.write_text(path, json.dumps(review.as_json()))
             return item
 
     def reviews(self) -> list[Review]:
         """Every review, the newest first."""
-        with self._lock:
-            found = []
-            for path in self.folder.iterdir() if self.folder.is_dir() else ():
-                if _ID.fullmatch(path.name) and (path / "review.json").is_file():
-                    try:
-                        found.append(self._loaded(path.name))
-                    except BrokenReview as err:  # one bad folder must not hide the others
-                        log.warning("%s", err)
+        found = []
+        for path in self.folder.iterdir() if self.folder.is_dir() else ():
+            if _ID.fullmatch(path.name) and (path / "review.json").is_file():
+                try:
+                    found.append(self._loaded(path.name))
+                except (BrokenReview, UnknownReview) as err:  # one bad (or just deleted) folder hides no other
+                    log.warning("%s", err)
         return sorted(found, key=lambda r: -r.created)
 
     def delete(self, review_id: str) -> None:
         """Delete a review and its recordings; UnknownReview when there is none."""
-        with self._lock:
+        with self._locked(review_id):
             self._loaded(review_id)
-            self._cache.pop(review_id, None)
             shutil.rmtree(self.folder / review_id, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _locked(self, review_id: str) -> Iterator[None]:
+        """This review held by this thread alone, across processes too (where the system has flock)."""
+        if not _ID.fullmatch(review_id) or not (self.folder / review_id).is_dir():
+            raise UnknownReview(review_id)
+        with self._lock:
+            handle = os.open(self.folder / review_id / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                if fcntl is not None:
+                    fcntl.flock(handle, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(handle)
 
     def bytes_used(self) -> int:
         """Bytes the reviews hold: their recordings and records."""
@@ -219,19 +244,20 @@ class ReviewStore:
                 archive.writestr(f"reviewed/{stem}{_TABLE}", "\n".join(lines) + "\n")
 
     def _loaded(self, review_id: str) -> Review:
-        """The review from the cache or its review.json (under the lock)."""
-        if review_id in self._cache:
-            return self._cache[review_id]
+        """The review as its review.json holds it."""
         path = self.folder / review_id / "review.json"
-        if not _ID.fullmatch(review_id) or not path.is_file():
-            raise UnknownReview(review_id)
         try:
-            data = json.loads(path.read_text())
+            if not _ID.fullmatch(review_id):
+                raise FileNotFoundError(review_id)
+            text = path.read_text()
+        except OSError:  # never made, or deleted (by another server too)
+            raise UnknownReview(review_id) from None
+        try:
+            data = json.loads(text)
             data.pop("reviewed", None)
             review = Review(**{**data, "items": [ReviewItem(**item) for item in data["items"]]})
         except Exception as err:  # noqa: BLE001 - anything in a file someone else may have written
             raise BrokenReview(f"{path}: not a review audiocnn wrote ({type(err).__name__}: {err})") from None
-        self._cache[review_id] = review
         return review
 
 
@@ -261,7 +287,10 @@ def _file_names(review: Review) -> list[tuple[str, str]]:
         suffix = Path(recording["file"]).suffix
         stem = label_folder(recording["name"])
         stem = stem[: -len(suffix)] if suffix and stem.lower().endswith(suffix) else stem
-        stem = fitted(stem if stem.lower() not in taken else f"{number + 1}-{stem}", _TABLE)[: -len(_TABLE)]
-        taken.add(stem.lower())
+        candidate, n = stem, number + 1
+        while fitted(candidate, _TABLE).lower() in taken:  # two recordings sent with one name
+            candidate, n = f"{n}-{stem}", n + len(review.recordings)
+        stem = fitted(candidate, _TABLE)[: -len(_TABLE)]
+        taken.add(stem.lower() + _TABLE.lower())
         names.append((stem, suffix))
     return names

@@ -125,7 +125,8 @@ class ServerState:
                           "requests wait already; try again shortly",
                           headers={"Retry-After": str(RETRY_AFTER_S)}) from None
 
-    async def in_worker(self, job: Callable[[Ticket], T], folder: UploadFolder, request: Request | None = None) -> T:
+    async def in_worker(self, job: Callable[[Ticket], T], folder: UploadFolder | None,
+                        request: Request | None = None) -> T:
         """`job(ticket)` on the pool (a slot taken already); the folder is deleted when the job ends, or
         when the request ends if the job never started. When the `request`'s client leaves (a page's
         Cancel, a closed tab), its job is stopped within a batch of windows, not run to its end."""
@@ -133,7 +134,8 @@ class ServerState:
             try:
                 return job(ticket)
             finally:
-                folder.close()
+                if folder is not None:
+                    folder.close()
 
         self.metrics.busy.set(self.pool.admitted)
         work = asyncio.ensure_future(self.pool.run(owned, self.settings.timeout_s))
@@ -158,7 +160,8 @@ class ServerState:
             if not work.done():  # this request was cancelled itself (the server stopping): so is its job
                 work.cancel()
             work.add_done_callback(_retrieved)
-            folder.close()
+            if folder is not None:
+                folder.close()
 
 
 def _retrieved(work: asyncio.Future) -> None:

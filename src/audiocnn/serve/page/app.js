@@ -334,8 +334,13 @@ function zoomControls(box, doc, file, player) {
     return b;
   };
   const length = JSON.parse(whole.axes).seconds;
-  const view = () => { const a = JSON.parse(box.dataset.axes); return [a.start ?? 0, a.end ?? a.seconds]; };
+  const view = () => {
+    if (wanted) return wanted;
+    const a = JSON.parse(box.dataset.axes);
+    return [a.start ?? 0, a.end ?? a.seconds];
+  };
   const mine = run;
+  let asked = 0, wanted = null;  // the newest request, and the stretch it asks for (the next click starts there)
   const draw = async (start, end) => {
     if (!mine.result || mine !== run) { showError("this result is no longer shown: classify it again"); return; }
     const span = Math.max(1, end - start);
@@ -345,7 +350,13 @@ function zoomControls(box, doc, file, player) {
     shown.textContent = `drawing ${start.toFixed(1)}–${end.toFixed(1)} s…`;
     const q = new URLSearchParams({ file: String(file), start: start.toFixed(3), end: end.toFixed(3),
                                     width: String(Math.max(320, Math.min(2400, Math.round(box.clientWidth)))) });
-    const r = await send(`v1/results/${mine.result}/timeline?${q}`, null, "json", null, "GET");
+    const ticket = ++asked;
+    wanted = [start, end];
+    let r;
+    try { r = await send(`v1/results/${mine.result}/timeline?${q}`, null, "json", null, "GET"); }
+    catch (err) { if (ticket === asked) { showError(err.message); shown.textContent = ""; wanted = null; } return; }
+    if (ticket !== asked) return;  // a newer zoom was asked meanwhile: its picture is the one shown
+    wanted = null;
     if (r.status !== 200) { showError(await errorText(r)); shown.textContent = ""; return; }
     box.querySelector("img").src = `data:image/png;base64,${r.body.timeline_png}`;
     box.dataset.axes = JSON.stringify(r.body.timeline_axes);
@@ -353,6 +364,7 @@ function zoomControls(box, doc, file, player) {
     box.dispatchEvent(new Event("redrawn"));
   };
   const reset = () => {
+    asked += 1; wanted = null;  // an answer still on its way is not shown over the whole file
     box.querySelector("img").src = whole.src; box.dataset.axes = whole.axes; shown.textContent = "whole file";
     box.dispatchEvent(new Event("redrawn"));
   };

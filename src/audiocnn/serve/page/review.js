@@ -8,6 +8,11 @@
 let review = null;  // {data: the review as the server keeps it, at: the detection shown}
 const VERDICT_TEXT = { accepted: "✓ accepted", rejected: "✗ rejected", relabelled: "relabelled" };
 
+// Each of these asks the server something; one it cannot reach is one line on the page, not a stuck note.
+function guarded(action) {
+  return (...args) => action(...args).catch((err) => { showError(err.message); status(""); });
+}
+
 async function startReview() {
   if (!run || !run.result) return;
   const q = new URLSearchParams({ queue: $("queue").value, per_label: $("per-label").value || "5", top_k: "1",
@@ -90,16 +95,16 @@ async function showItem(i, play = true) {
 // that follow, in order, never twice to the same one.
 let verdicts = Promise.resolve();
 function judge(verdict) {
-  verdicts = verdicts.then(() => saveVerdict(verdict)).catch((err) => showError(err.message));
+  const label = verdict === "relabelled" ? $("relabel-to").value.trim() : null;  // as typed when asked
+  verdicts = verdicts.then(() => saveVerdict(verdict, label)).catch((err) => showError(err.message));
   return verdicts;
 }
 
 // Save a verdict on the shown detection, then go on to the next one not yet reviewed.
-async function saveVerdict(verdict) {
+async function saveVerdict(verdict, label) {
   if (!review) return;
   const q = new URLSearchParams({ verdict });
   if (verdict === "relabelled") {
-    const label = $("relabel-to").value.trim();
     if (!label) { showError("type or choose the label it should have, then Relabel"); $("relabel-to").focus(); return; }
     q.set("label", label);
   }
@@ -152,20 +157,20 @@ function reviewKeys(e) {
     return;
   }
   const act = { a: () => judge("accepted"), r: () => judge("rejected"), l: () => $("relabel-to").focus(),
-                p: () => $("review-audio").play().catch(() => {}), ArrowLeft: () => showItem(review.at - 1),
-                ArrowRight: () => showItem(review.at + 1) }[e.key.length === 1 ? e.key.toLowerCase() : e.key];
+                p: () => $("review-audio").play().catch(() => {}), ArrowLeft: () => guarded(showItem)(review.at - 1),
+                ArrowRight: () => guarded(showItem)(review.at + 1) }[e.key.length === 1 ? e.key.toLowerCase() : e.key];
   if (act) { e.preventDefault(); act(); }
 }
 
 // ---- wiring
-$("start-review").addEventListener("click", startReview);
-$("continue-review").addEventListener("click", () => openReview($("review-choice").value));
+$("start-review").addEventListener("click", guarded(startReview));
+$("continue-review").addEventListener("click", () => guarded(openReview)($("review-choice").value));
 $("accept").addEventListener("click", () => judge("accepted"));
 $("reject").addEventListener("click", () => judge("rejected"));
 $("relabel").addEventListener("click", () => judge("relabelled"));
 $("replay").addEventListener("click", () => $("review-audio").play().catch(() => {}));
-$("previous").addEventListener("click", () => review && showItem(review.at - 1));
-$("next").addEventListener("click", () => review && showItem(review.at + 1));
-$("export-review").addEventListener("click", exportReview);
+$("previous").addEventListener("click", () => review && guarded(showItem)(review.at - 1));
+$("next").addEventListener("click", () => review && guarded(showItem)(review.at + 1));
+$("export-review").addEventListener("click", guarded(exportReview));
 document.addEventListener("keydown", reviewKeys);
-modelLoaded.then(loadReviews);
+modelLoaded.then(guarded(loadReviews));
