@@ -68,6 +68,10 @@ class ClassifyOptions(_Checked):
     offset: float = Field(0.0, ge=0, description="classify each recording from this many seconds on (times in the "
                           "results stay times in the file)")
     duration: float | None = Field(None, gt=0, description="classify only this many seconds of each recording")
+    fmin: float | None = Field(None, gt=0, description="hear nothing below this many Hz (a band filter before the "
+                               "frontend: rumble of traffic or wind)")
+    fmax: float | None = Field(None, gt=0, description="hear nothing above this many Hz (below half the model's "
+                               "sample rate)")
 
     @property
     def strength(self) -> float:

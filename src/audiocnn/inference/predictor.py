@@ -29,6 +29,7 @@ from audiocnn.bundle import Bundle, with_backbone
 from audiocnn.bundle_files import model_files
 from audiocnn.errors import AudioError, BundleError, OptionError
 from audiocnn.features.windows import window_count, windows
+from audiocnn.inference.bandpass import Bandpass, checked_band
 from audiocnn.inference.options import DEFAULT, PredictOptions
 from audiocnn.inference.runtimes import (
     OnnxBackbone,
@@ -159,6 +160,9 @@ class Predictor:
         self.unknown_below = bundle.unknown_below if options.unknown_below is None else options.unknown_below
         self.bundle = bundle
         self.rate = bundle.sample_rate
+        self.band = (options.fmin, options.fmax) if options.fmin or options.fmax else None  # Hz; None = all
+        if self.band:
+            checked_band(*self.band, self.rate)  # before the runtime is built: a refusal should be quick
         self.window = max(1, round(window_seconds * self.rate))
         self.model = self._runtime(bundle, options.runtime, window_seconds) if build else None
         self.hop = max(1, round(hop_seconds * self.rate))
@@ -256,6 +260,7 @@ class Predictor:
                 duration: float | None = None, limit: int | None = None) -> Iterator[np.ndarray]:
         from audiocnn.inference.denoise import reduce_noise
 
+        band = Bandpass(self.rate, *self.band) if self.band else None  # its state is this recording's
         for block in audio.stream(path, self.rate, block_seconds=self.block_seconds, offset=offset,
                                   duration=duration):
             if next(self._blocks_read) % TRIM_EVERY_BLOCKS == 0:
@@ -263,6 +268,8 @@ class Predictor:
             seen[0] += len(block)
             if limit is not None and seen[0] > limit:
                 raise TooLong(f"{path}: more than {limit / self.rate:g} s of audio (the limit); decoding stopped there")
+            if band is not None:
+                block = band(block)
             if self.denoise:
                 block = reduce_noise(block, self.rate, self.denoise)
             if on_block is not None:

@@ -32,6 +32,7 @@ from audiocnn import audio, bundle
 from audiocnn.bundled import default_model
 from audiocnn.errors import AudiocnnError, AudioError, OptionError, item_failure, public_failure
 from audiocnn.explain.attributions import STEPS_RANGE
+from audiocnn.inference.bandpass import checked_band
 from audiocnn.inference.formats import PredictionWriter
 from audiocnn.inference.label_filter import shown_labels
 from audiocnn.inference.options import (
@@ -184,6 +185,7 @@ class ModelService:
         """The request's window and hop within the library's bounds for this model (before an upload is read)."""
         checked_windows(self.bundle.clip_seconds, request.window, request.hop)
         shown_labels(self.bundle.labels, request.labels_include, request.labels_exclude)
+        checked_band(request.fmin, request.fmax, self.bundle.sample_rate)
 
     def check_length(self, upload: Upload) -> float:
         """The recording's length from its header; refused beyond --max-seconds before it is decoded
