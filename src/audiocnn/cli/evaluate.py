@@ -22,7 +22,7 @@ def add_commands(commands: common.Commands) -> None:
         description="Score the detections of result tables that `audiocnn predict` wrote (raven, csv, scores, json, "
         "kaleidoscope; files or folders) against annotated recordings (a folder of recordings, each beside its "
         "Raven or Audacity table, as `audiocnn train` reads them): per annotated class and overall, event-based "
-        "(an onset within --collar seconds) and segment-based (--segment-second segments) precision, recall and F1 "
+        "(an onset within --collar seconds) and segment-based (segments of --segment seconds) precision, recall and F1 "
         "at --threshold, and over all thresholds the segments' average precision, AUROC and precision-recall curves. "
         "Detections of classes nobody annotated are left out. Writes OUT/evaluation.json, OUT/evaluation.csv and "
         "OUT/pr_curves.png. For AP and AUROC use a scores table (every class's probability); other formats list "
