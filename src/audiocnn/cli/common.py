@@ -30,6 +30,13 @@ def _parent() -> argparse.ArgumentParser:
     return argparse.ArgumentParser(add_help=False)
 
 
+def check_ranges(*checks: tuple[str, float, float, float]) -> None:
+    """(option, value, lowest, highest): a `ConfigError` naming the first option outside its range (NaN is)."""
+    for name, value, low, high in checks:
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be {low:g}-{high:g} (got {value})")
+
+
 def flag(field: str) -> str:
     """The command line's name of an option field: `top_k` is `--top-k`."""
     return "--" + field.replace("_", "-")

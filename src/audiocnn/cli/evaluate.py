@@ -6,7 +6,6 @@ import argparse
 import csv
 import io
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -46,10 +45,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from audiocnn.inference.tables import result_tables
     from audiocnn.viz.pr_curves import save_pr_curves
 
-    for name, value, low, high in (("--threshold", args.threshold, 0, 1), ("--collar", args.collar, 0, 60),
-                                   ("--segment", args.segment, 0.01, 3600)):
-        if not (math.isfinite(value) and low <= value <= high):
-            raise ConfigError(f"{name} must be {low}-{high} (got {value})")
+    common.check_ranges(("--threshold", args.threshold, 0, 1), ("--collar", args.collar, 0, 60),
+                        ("--segment", args.segment, 0.01, 3600))
     if not args.annotations.is_dir():
         raise ConfigError(f"--annotations {args.annotations}: not a folder")
     options = EvaluationOptions(args.threshold, args.collar, args.segment, args.offsets)

@@ -43,14 +43,10 @@ def _segments(args: argparse.Namespace) -> int:
     from audiocnn.inference.segments import QueueOptions, cut_segments
     from audiocnn.inference.tables import result_tables
 
-    for name, value, low, high in (("--per-label", args.per_label, 1, 10_000), ("--top-k", args.top_k, 1, 1000),
-                                   ("--seed", args.seed, 0, 2**32 - 1)):
-        if not low <= value <= high:
-            raise ConfigError(f"{name} must be {low}-{high} (got {value})")
-    for name, value, low, high in (("--threshold", args.threshold, 0, 1), ("--min-confidence", args.min_confidence, 0, 1),
-                                   ("--max-confidence", args.max_confidence, 0, 1), ("--pad", args.pad, 0, 60)):
-        if not low <= value <= high:  # NaN fails too
-            raise ConfigError(f"{name} must be {low}-{high} (got {value})")
+    common.check_ranges(("--per-label", args.per_label, 1, 10_000), ("--top-k", args.top_k, 1, 1000),
+                        ("--seed", args.seed, 0, 2**32 - 1), ("--threshold", args.threshold, 0, 1),
+                        ("--min-confidence", args.min_confidence, 0, 1), ("--max-confidence", args.max_confidence, 0, 1),
+                        ("--pad", args.pad, 0, 60))
     if args.min_confidence > args.max_confidence:
         raise ConfigError(f"--min-confidence {args.min_confidence} is above --max-confidence {args.max_confidence}")
     options = QueueOptions(args.queue, args.per_label, args.seed, args.threshold, args.top_k, args.min_confidence,
