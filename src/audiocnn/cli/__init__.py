@@ -25,6 +25,7 @@ from audiocnn.cli import (
     export,
     features,
     predict,
+    search,
     segments,
     serve,
     training,
@@ -34,7 +35,7 @@ from audiocnn.datasets.images import default_cache_dir
 from audiocnn.errors import AudiocnnError, AudiocnnWarning
 
 #: Command groups in the order `audiocnn --help` lists them.
-GROUPS = (data, features, training, predict, segments, evaluate, embed, explain, serve, export, ensemble)
+GROUPS = (data, features, training, predict, segments, evaluate, embed, search, explain, serve, export, ensemble)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -182,7 +182,8 @@ def write_parquet(results: Iterable[FileEmbeddings], out: Path, embedder: Embedd
                        metadata={"audiocnn": json.dumps({"backbone": embedder.name, "licence": embedder.licence,
                                                          "sample_rate": embedder.rate,
                                                          "window_seconds": embedder.window / embedder.rate,
-                                                         "hop_seconds": hop_seconds, "dim": embedder.dim})})
+                                                         "hop_seconds": hop_seconds, "dim": embedder.dim,
+                                                         "bandwidth_hz": getattr(embedder, "bandwidth_hz", None)})})
     rows = 0
     with atomic.replaced(out) as partial, pq.ParquetWriter(partial, schema) as writer:
         for result in results:
