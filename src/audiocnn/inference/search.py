@@ -73,8 +73,8 @@ def search(index: Path, direction: np.ndarray, top: int, exclude: str | None = N
         vectors = np.stack(rows.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
         scores = vectors @ direction / np.maximum(np.linalg.norm(vectors, axis=1), 1e-12)
         paths = rows.column("path").to_pylist()
-        if exclude is not None:
-            scores[[p == exclude for p in paths]] = -np.inf
+        if exclude is not None:  # the same file, however the table and the caller wrote its path
+            scores[[p == exclude or Path(p).resolve() == Path(exclude).resolve() for p in paths]] = -np.inf
         starts, ends = rows.column("start_s").to_numpy(), rows.column("end_s").to_numpy()
         keep = np.argsort(-scores, kind="stable")[:top]
         best_scores = np.concatenate([best_scores, scores[keep]])
