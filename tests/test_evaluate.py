@@ -65,6 +65,10 @@ def test_the_figures_are_those_worked_out_by_hand(case, tmp_path, cli):
     assert [r["class"] for r in rows] == ["cat", "dog"] and rows[1]["event_f1"] == "0.8"
     assert (tmp_path / "report" / "pr_curves.png").stat().st_size > 10_000
     assert "dog" in done.out and "0.800" in done.out
+    # by default the collar is half the tables' window (1 s windows here): the same figures
+    again = cli("evaluate", table, "--annotations", annotated, "--out", tmp_path / "default")
+    default = json.loads((tmp_path / "default" / "evaluation.json").read_text())
+    assert again.code == 0 and default["options"]["collar"] == 0.5 and default["classes"]["dog"] == dog
 
 
 def test_a_looser_collar_and_offsets_change_what_matches():

@@ -31,8 +31,9 @@ def add_commands(commands: common.Commands) -> None:
     evaluate.add_argument("--annotations", type=Path, required=True, help="the annotated recordings' folder")
     evaluate.add_argument("--out", type=Path, required=True, help="the folder for the report and the picture")
     evaluate.add_argument("--threshold", type=float, default=0.5, help="a detection's lowest probability (default 0.5)")
-    evaluate.add_argument("--collar", type=float, default=1.0,
-                          help="event-based: seconds an onset may be off (default 1; windows are hop-quantised)")
+    evaluate.add_argument("--collar", type=float, default=None,
+                          help="event-based: seconds an onset may be off (default: half the tables' window, the hop "
+                          "`predict` uses, since an estimated onset falls on a window's start)")
     evaluate.add_argument("--offsets", action="store_true",
                           help="event-based: offsets must match too (within the collar or half the event's length)")
     evaluate.add_argument("--segment", type=float, default=1.0, help="segment-based: segment length, s (default 1)")
@@ -45,8 +46,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from audiocnn.inference.tables import result_tables
     from audiocnn.viz.pr_curves import save_pr_curves
 
-    common.check_ranges(("--threshold", args.threshold, 0, 1), ("--collar", args.collar, 0, 60),
-                        ("--segment", args.segment, 0.01, 3600))
+    common.check_ranges(("--threshold", args.threshold, 0, 1), ("--segment", args.segment, 0.01, 3600),
+                        *([("--collar", args.collar, 0, 60)] if args.collar is not None else []))
     if not args.annotations.is_dir():
         raise ConfigError(f"--annotations {args.annotations}: not a folder")
     options = EvaluationOptions(args.threshold, args.collar, args.segment, args.offsets)

@@ -8,7 +8,8 @@ annotated one by its path, else by its file name when only one annotated recordi
 The classes scored are the annotated ones: a detection of a class nobody annotated is left out (the
 annotator was not listening for it), and an annotated class the model does not have scores 0 recall.
 At `threshold`, each class's windows at or above it, merged where they overlap or touch, are its
-estimated events; `inference.scoring` counts them event-based (onsets within `collar` seconds) and
+estimated events; `inference.scoring` counts them event-based (onsets within `collar` seconds: by
+default half the tables' window, as the windows start a hop apart and the hop is half a window) and
 segment-based (`segment`-second segments), and scores the segments over all thresholds (average
 precision, AUROC, the precision-recall curve). Over thresholds a `scores` table is exact; a table that
 lists each window's top labels only gives the unlisted ones probability 0.
@@ -17,7 +18,7 @@ lists each window's top labels only gives the unlisted ones probability 0.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ class EvaluationOptions:
     """What counts as a detection, and how close it must be."""
 
     threshold: float = 0.5
-    collar: float = 1.0
+    collar: float | None = None  # None: half the tables' window, the hop predict uses (window ends are hop-quantised)
     segment: float = 1.0
     offsets: bool = False
     top_k: int = 1000  # scores tables: every class's probability is read
@@ -84,6 +85,10 @@ def evaluate(tables: list[Path], annotations: Path, options: EvaluationOptions) 
     classes = sorted({s.label for s in selections})
     windows = _predicted_windows(tables, list(reference), result.problems)
     lengths = {recording: _length(recording, reference[recording], result.problems) for recording in reference}
+    if options.collar is None:  # the estimated onsets fall on the windows' starts, a hop (half a window) apart
+        spans = [end - start for by_class in windows.values() for found in by_class.values() for start, end, _ in found]
+        options = replace(options, collar=round(float(np.median(spans)) / 2, 3) if spans else 1.0)
+        result.options = options
     event_totals, segment_totals = Counts(), Counts()
     truth: dict[str, list[np.ndarray]] = defaultdict(list)
     scored: dict[str, list[np.ndarray]] = defaultdict(list)
