@@ -44,6 +44,9 @@ from audiocnn.inference.scoring import active_segments, segment_scores
 from audiocnn.inference.table_detections import table_detections
 from audiocnn.inference.tables import read_result_table
 
+sys.path.insert(0, str(Path(__file__).parent))
+from records import publish  # noqa: E402 - a sibling benchmark module
+
 RATE, LENGTH_S = 16_000, 300
 CLASSES = ["dog", "rooster", "cow", "cat", "crow", "rain", "chainsaw", "church_bells", "siren", "thunderstorm"]
 
@@ -151,10 +154,7 @@ def main() -> None:
     record = {"date": time.strftime("%Y-%m-%d"), "recordings": args.recordings, "seconds_each": LENGTH_S,
               "options": options.__dict__, "classes": rows, "largest_difference": worst,
               "command": " ".join(sys.argv)}
-    print(json.dumps(record, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+    publish(record, args.json)
 
 
 if __name__ == "__main__":

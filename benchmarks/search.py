@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import platform
 import sys
 import tempfile
@@ -30,6 +29,9 @@ import soundfile as sf
 from audiocnn import audio
 from audiocnn.inference.embeddings import BirdNetEmbedder, embed_file, write_parquet
 from audiocnn.inference.search import query_vector, search
+
+sys.path.insert(0, str(Path(__file__).parent))
+from records import publish  # noqa: E402 - a sibling benchmark module
 
 RATE = 16_000
 RECORDING_S = 300
@@ -95,10 +97,7 @@ def main() -> None:
         "scan_median_s": float(np.median(scans)), "scan_max_s": float(np.max(scans)),
         "make_audio_s": made, "embed_s": embedded, "command": " ".join(sys.argv),
     }
-    print(json.dumps(record, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+    publish(record, args.json)
 
 
 if __name__ == "__main__":
