@@ -144,7 +144,8 @@ async function loadReviews() {
 }
 
 async function openReview(id) {
-  const r = await send(`v1/reviews/${id}`, null, "json", null, "GET");
+  if (!id) return;
+  const r = await send(`v1/reviews/${encodeURIComponent(id)}`, null, "json", null, "GET");
   if (r.status !== 200) { showError(await errorText(r)); return; }
   showReview(r.body);
 }
