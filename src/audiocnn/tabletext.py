@@ -78,6 +78,15 @@ def raven_text(text: object) -> str:
     return spreadsheet_text(str(text).translate(_RAVEN_ESCAPES))
 
 
+def raven_cells(selection: int, begin: float, end: float, path: object, label: object, confidence: float | None,
+                rank: int = 1, high_hz: float = 0.0) -> list[str]:
+    """One selection in `RAVEN_COLUMNS`' order, as audiocnn writes every Raven table (predictions, search
+    hits, reviewed sets): times in seconds to the millisecond, text cells escaped (`raven_text`), an empty
+    confidence for `unknown`."""
+    return [str(selection), "Spectrogram 1", "1", f"{begin:.3f}", f"{end:.3f}", "0.0", f"{high_hz:.1f}",
+            raven_text(path), raven_text(label), "" if confidence is None else f"{confidence:.4f}", str(rank)]
+
+
 def raven_value(cell: str) -> str:
     """A Raven or Audacity cell's text, its escapes and its `'` undone."""
     def unescaped(match: re.Match[str]) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from audiocnn.bundled import model_path
 from audiocnn.cli import common
 from audiocnn.errors import ConfigError
-from audiocnn.tabletext import RAVEN_COLUMNS, raven_text, spreadsheet_text
+from audiocnn.tabletext import RAVEN_COLUMNS, raven_cells, spreadsheet_text
 
 
 def add_commands(commands: common.Commands) -> None:
@@ -74,7 +74,6 @@ def _written(hits: list, fmt: str, query: Path) -> str:  # noqa: ANN001 - search
     else:
         out.write("\t".join(RAVEN_COLUMNS) + "\n")
         for rank, hit in enumerate(hits, 1):
-            out.write("\t".join([str(rank), "Spectrogram 1", "1", f"{hit.start_s:.3f}", f"{hit.end_s:.3f}", "0.0",
-                                 "0.0", raven_text(hit.path), raven_text(query.stem), f"{max(0.0, hit.similarity):.4f}",
-                                 "1"]) + "\n")
+            out.write("\t".join(raven_cells(rank, hit.start_s, hit.end_s, hit.path, query.stem,
+                                             max(0.0, hit.similarity))) + "\n")
     return out.getvalue()

@@ -26,7 +26,7 @@ import numpy as np
 
 from audiocnn import audio
 from audiocnn.datasets.annotated import find_selections
-from audiocnn.errors import AudiocnnError, ConfigError, item_failure
+from audiocnn.errors import ConfigError, item_failure
 from audiocnn.inference.scoring import (
     Counts,
     active_segments,
@@ -37,8 +37,7 @@ from audiocnn.inference.scoring import (
     segment_counts,
     segment_scores,
 )
-from audiocnn.inference.table_detections import table_detections
-from audiocnn.inference.tables import read_result_table
+from audiocnn.inference.table_detections import read_detections, recording_path
 
 Window = tuple[float, float, float]  # start, end, probability
 
@@ -83,7 +82,7 @@ def evaluate(tables: list[Path], annotations: Path, options: EvaluationOptions) 
     for selection in selections:
         reference[selection.recording.resolve()][selection.label].append((selection.begin_s, selection.end_s))
     classes = sorted({s.label for s in selections})
-    windows = _predicted_windows(tables, list(reference), result.problems)
+    windows = _predicted_windows(tables, list(reference), options.top_k, result.problems)
     lengths = {recording: _length(recording, reference[recording], result.problems) for recording in reference}
     if options.collar is None:  # the estimated onsets fall on the windows' starts, a hop (half a window) apart
         spans = [end - start for by_class in windows.values() for found in by_class.values() for start, end, _ in found]
@@ -124,7 +123,7 @@ def evaluate(tables: list[Path], annotations: Path, options: EvaluationOptions) 
     return result
 
 
-def _predicted_windows(tables: list[Path], annotated: list[Path], problems: list[str]
+def _predicted_windows(tables: list[Path], annotated: list[Path], top_k: int, problems: list[str]
                        ) -> dict[Path, dict[str, list[Window]]]:
     """Per annotated recording and class, the (start, end, probability) of every window the tables list."""
     by_name: dict[str, list[Path]] = defaultdict(list)
@@ -132,22 +131,13 @@ def _predicted_windows(tables: list[Path], annotated: list[Path], problems: list
         by_name[recording.name].append(recording)
     found: dict[Path, dict[str, list[Window]]] = defaultdict(lambda: defaultdict(list))
     unmatched: set[str] = set()
-    for table in tables:
-        try:
-            detections = table_detections(read_result_table(table), top_k=1000)
-        except AudiocnnError as err:
-            problems.append(str(err))
+    for table, entry in read_detections(tables, top_k, problems):
+        recording = _matched(entry.recording, table, annotated, by_name)
+        if recording is None:
+            unmatched.add(entry.recording)
             continue
-        except Exception as err:  # noqa: BLE001 - a table's surprise is that table's line
-            problems.append(item_failure(table, err))
-            continue
-        for entry in detections:
-            recording = _matched(entry.recording, table, annotated, by_name)
-            if recording is None:
-                unmatched.add(entry.recording)
-                continue
-            d = entry.detection
-            found[recording][d.label].append((d.start, d.end, float(d.confidence or 0.0)))
+        d = entry.detection
+        found[recording][d.label].append((d.start, d.end, float(d.confidence or 0.0)))
     if unmatched:
         problems.append(f"{len(unmatched)} predicted recording(s) have no annotations and are left out "
                         f"(first: {sorted(unmatched)[0]})")
@@ -155,10 +145,10 @@ def _predicted_windows(tables: list[Path], annotated: list[Path], problems: list
 
 
 def _matched(written: str, table: Path, annotated: list[Path], by_name: dict[str, list[Path]]) -> Path | None:
-    path = Path(written)
-    for candidate in (path, table.parent / path):
-        if candidate.exists() and candidate.resolve() in annotated:
-            return candidate.resolve()
+    """The annotated recording a table's row names: by its path, else by a file name only one has."""
+    path = recording_path(written, table)
+    if path in annotated:
+        return path
     same_name = by_name.get(path.name, [])
     return same_name[0] if len(same_name) == 1 else None
 

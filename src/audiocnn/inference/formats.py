@@ -51,7 +51,7 @@ from audiocnn.inference.detections import Detection, detections, window_labels
 from audiocnn.inference.label_filter import restricted, shown_labels
 from audiocnn.inference.options import OutputOptions
 from audiocnn.inference.predictor import FilePrediction
-from audiocnn.tabletext import RAVEN_COLUMNS, printable, raven_text, spreadsheet_text
+from audiocnn.tabletext import RAVEN_COLUMNS, printable, raven_cells, raven_text, spreadsheet_text
 
 #: The result file's name ending for each format, after the recording's name (`--out-dir`).
 SUFFIXES = {"table": ".audiocnn.txt", "csv": ".audiocnn.csv", "json": ".audiocnn.json",
@@ -172,9 +172,8 @@ class PredictionWriter:
     def _add_raven(self, p: FilePrediction, _root: Path | None) -> None:
         for d in self._detections(p):
             self._selection += 1
-            self._csv.writerow([self._selection, "Spectrogram 1", 1, f"{d.start:.3f}", f"{d.end:.3f}", "0.0",
-                                f"{self.high_freq_hz:.1f}", raven_text(p.path), raven_text(d.label),
-                                _probability(d.confidence), d.rank])
+            self._csv.writerow(raven_cells(self._selection, d.start, d.end, p.path, d.label, d.confidence, d.rank,
+                                           self.high_freq_hz))
 
     def _add_audacity(self, p: FilePrediction, _root: Path | None) -> None:
         for d in self._detections(p):

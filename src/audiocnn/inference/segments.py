@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audiocnn import atomic, audio
-from audiocnn.errors import AudiocnnError, AudiocnnWarning, ConfigError, item_failure
+from audiocnn.errors import AudiocnnWarning, ConfigError, item_failure
 from audiocnn.inference.inputs import InputFile
 from audiocnn.inference.review_queue import Candidate, QueueKind, review_queue, uncertainty
 from audiocnn.inference.snippets import SnippetWriter, label_folder, snippet_name
-from audiocnn.inference.table_detections import table_detections
-from audiocnn.inference.tables import read_result_table
+from audiocnn.inference.table_detections import read_detections, recording_path
 from audiocnn.tabletext import spreadsheet_text
 
 MANIFEST = "segments.csv"
@@ -71,25 +70,14 @@ def cut_segments(tables: list[Path], out: Path, options: QueueOptions) -> Segmen
     run = SegmentsRun()
     recordings: dict[Path, int] = {}
     candidates: dict[tuple[int, float, float, str], Candidate] = {}  # a detection two tables list is one
-    for table_path in tables:
-        try:
-            found = table_detections(read_result_table(table_path), options.top_k)
-        except AudiocnnError as err:
-            run.problems.append(str(err))
+    for table_path, entry in read_detections(tables, options.top_k, run.problems):
+        run.read += 1
+        confidence = entry.detection.confidence or 0.0
+        if not options.min_confidence <= confidence <= options.max_confidence:
             continue
-        except Exception as err:  # noqa: BLE001 - a table's surprise is that table's line
-            run.problems.append(item_failure(table_path, err))
-            continue
-        run.read += len(found)
-        for entry in found:
-            confidence = entry.detection.confidence or 0.0
-            if not options.min_confidence <= confidence <= options.max_confidence:
-                continue
-            recording = _recording(entry.recording, table_path)
-            number = recordings.setdefault(recording, len(recordings))
-            d = entry.detection
-            candidates.setdefault((number, round(d.start, 3), round(d.end, 3), d.label),
-                                  Candidate(number, d, entry.margin))
+        number = recordings.setdefault(recording_path(entry.recording, table_path), len(recordings))
+        d = entry.detection
+        candidates.setdefault((number, round(d.start, 3), round(d.end, 3), d.label), Candidate(number, d, entry.margin))
     paths = list(recordings)
     lengths = _lengths(paths, run)
     readable = [c for c in candidates.values() if lengths[c.recording] is not None]  # before the queue: it is full
@@ -125,14 +113,6 @@ def cut_segments(tables: list[Path], out: Path, options: QueueOptions) -> Segmen
     run.manifest = out / MANIFEST
     atomic.write_text(run.manifest, text.getvalue())
     return run
-
-
-def _recording(written: str, table: Path) -> Path:
-    """The recording a table names, as an absolute path: as written (absolute, or from here), else beside
-    the table (so two tables naming one recording differently name one recording)."""
-    path = Path(written)
-    beside = table.parent / path
-    return (beside if not path.is_absolute() and not path.exists() and beside.exists() else path).resolve()
 
 
 #: Where `out` keeps the padding its snippets were cut with.

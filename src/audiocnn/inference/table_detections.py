@@ -16,14 +16,15 @@ unescaped), so a recording's name comes back as it was written.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from audiocnn.errors import ConfigError
+from audiocnn.errors import AudiocnnError, ConfigError, item_failure
 from audiocnn.inference.detections import Detection
 from audiocnn.inference.formats import SCORE_INDEX
 from audiocnn.inference.predictor import UNKNOWN
-from audiocnn.inference.tables import ResultTable
+from audiocnn.inference.tables import ResultTable, read_result_table
 from audiocnn.tabletext import BEGIN_PATH, BEGIN_TIME, END_TIME
 
 
@@ -35,6 +36,30 @@ class TableDetection:
     recording: str
     detection: Detection
     margin: float | None = None
+
+
+def read_detections(tables: list[Path], top_k: int, problems: list[str]) -> Iterator[tuple[Path, TableDetection]]:
+    """(table, detection) of every table in turn; a table that cannot be read is one line in `problems`
+    (whatever it raised), and the others are still read."""
+    for path in tables:
+        try:
+            found = table_detections(read_result_table(path), top_k)
+        except AudiocnnError as err:
+            problems.append(str(err))
+            continue
+        except Exception as err:  # noqa: BLE001 - a table's surprise is that table's line
+            problems.append(item_failure(path, err))
+            continue
+        for entry in found:
+            yield path, entry
+
+
+def recording_path(written: str, table: Path) -> Path:
+    """The recording a table names, as an absolute path: as written (absolute, or from here), else beside
+    the table (so two tables naming one recording differently name one recording)."""
+    path = Path(written)
+    beside = table.parent / path
+    return (beside if not path.is_absolute() and not path.exists() and beside.exists() else path).resolve()
 
 
 def table_detections(table: ResultTable, top_k: int = 1) -> list[TableDetection]:

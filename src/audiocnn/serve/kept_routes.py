@@ -59,7 +59,7 @@ async def rerun(request: Request, state: State, result_id: ResultId,
     """The kept recordings classified with these options (windows, hop, threshold, noise reduction,
     part); the kept result becomes this one."""
     kept = state.kept(result_id)
-    checked(lambda: state.service.check_windows(options))
+    checked(lambda: state.service.check_request(options))
     state.admit()
 
     def job(ticket: Ticket) -> PredictAnswer:
@@ -109,8 +109,9 @@ async def timeline(state: State, result_id: ResultId, how: Annotated[TimelineReq
         raise Refused(422, "bad_option", f"end: at least {MIN_ZOOM_S:g} s after start (got {how.start:g}-{how.end:g})")
     state.admit()
     upload, rate = kept.folder.uploads[how.file], state.service.bundle.sample_rate
+    # the kept folder is lent to the job: its end does not delete it (the store does, later)
     return await state.in_worker(lambda ticket: checked(lambda: zoomed_timeline(
-        outcome, str(upload.path), rate, how.start, how.end, how.width, ticket), upload.name), kept.folder)  # kept: not deleted when the job ends
+        outcome, str(upload.path), rate, how.start, how.end, how.width, ticket), upload.name), kept.folder)
 
 
 @router.delete("/{result_id}", summary="Delete a kept result and its recordings", status_code=204,

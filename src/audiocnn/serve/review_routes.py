@@ -2,8 +2,9 @@
 each (accept, reject, relabel), saved at once, and the reviewed set exported as Raven selection
 tables beside their recordings, the `annotations` dataset `audiocnn train` reads.
 
-They run in FastAPI's thread pool (plain `def`), not the event loop: they read and write files.
-None takes a worker: nothing is classified (the queue is drawn from the kept predictions).
+Those that only read or write review.json run in FastAPI's thread pool (plain `def`), off the event
+loop. Those that decode or write audio (a snippet, the export) take a worker like any job, within
+`--timeout`. Nothing is classified: the queue is drawn from the kept predictions.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ temporary one, which goes when it stops):
     <id>/review.json            the queue and every verdict (written last when the review is made)
     <id>/recordings/0000.wav    the recordings, stored under the server's names (uploads.py)
 
-A review is made in `.<id>.partial` and renamed to `<id>` once complete, so a server killed while
-making one leaves no half review; the next server removes such leftovers. The folder is bounded
+A review is made in `.<id>.<pid>.partial` and renamed to `<id>` once complete, so a server killed
+while making one leaves no half review; a server starting removes the leftovers of servers that are gone. The folder is bounded
 by `--reviews-mb`: a review that would pass it is refused (507) until older ones are deleted.
 """
 
@@ -43,7 +43,7 @@ from audiocnn import atomic, audio
 from audiocnn.inference.review_queue import Candidate
 from audiocnn.inference.snippets import fitted, label_folder
 from audiocnn.serve.uploads import Upload
-from audiocnn.tabletext import RAVEN_COLUMNS, raven_text
+from audiocnn.tabletext import RAVEN_COLUMNS, raven_cells
 
 try:
     import fcntl
@@ -52,7 +52,6 @@ except ImportError:  # Windows: verdicts are still atomic, but two servers may r
 
 log = logging.getLogger("audiocnn.serve")
 Verdict = Literal["accepted", "rejected", "relabelled"]
-VERDICTS: tuple[Verdict, ...] = ("accepted", "rejected", "relabelled")
 #: What a rejected detection is exported as, unless told otherwise: a sound the model was wrong
 #: about, which is none of its labels (the annotations dataset's name for clips of no label).
 REJECTED_LABEL = "background"
@@ -106,6 +105,12 @@ class Review:
         done = sum(item.verdict is not None for item in self.items)
         return {"id": self.id, "created": self.created, "model": self.model, "items": len(self.items),
                 "reviewed": done, "recordings": len(self.recordings), "queue": self.queue}
+
+    def item(self, index: int) -> ReviewItem:
+        """Item `index` of the queue; IndexError (worded for the API) when there is none."""
+        if not 0 <= index < len(self.items):
+            raise IndexError(f"item: the review holds {len(self.items)} detections, numbered from 0 (got {index})")
+        return self.items[index]
 
     def as_json(self) -> dict[str, Any]:
         """The whole review, as the API answers it and as review.json holds it."""
@@ -164,9 +169,7 @@ class ReviewStore:
         """Record a verdict on item `index` (None takes it back), written to disk before this returns."""
         with self._locked(review_id):
             review = self._loaded(review_id)
-            if not 0 <= index < len(review.items):
-                raise IndexError(f"item: the review holds {len(review.items)} detections, numbered from 0 (got {index})")
-            item = review.items[index]
+            item = review.item(index)
             item.verdict, item.new_label = verdict, new_label if verdict == "relabelled" else None
             path = self.folder / review_id / "review.json"
             atomic.remove_stale_partials(path)  # a verdict being written when a server was killed
@@ -212,9 +215,7 @@ class ReviewStore:
     def snippet(self, review_id: str, index: int, pad_s: float) -> bytes:
         """One item's audio, `pad_s` seconds either side (at most `MAX_SNIPPET_S` in all), as a WAV file."""
         review = self.get(review_id)
-        if not 0 <= index < len(review.items):
-            raise IndexError(f"item: the review holds {len(review.items)} detections, numbered from 0 (got {index})")
-        item = review.items[index]
+        item = review.item(index)
         path = self.folder / review_id / "recordings" / review.recordings[item.recording]["file"]
         start = max(0.0, item.start_s - pad_s)
         rate = audio.info(path).sample_rate
@@ -237,10 +238,8 @@ class ReviewStore:
                     continue
                 stem, suffix = names[number]
                 archive.write(self.folder / review_id / "recordings" / recording["file"], f"reviewed/{stem}{suffix}")
-                lines = ["\t".join(RAVEN_COLUMNS)]
-                for n, (begin, end, label, confidence) in enumerate(rows, 1):
-                    lines.append("\t".join([str(n), "Spectrogram 1", "1", f"{begin:.6f}", f"{end:.6f}", "0.0", "0.0",
-                                            raven_text(stem + suffix), raven_text(label), f"{confidence:.4f}", "1"]))
+                lines = ["\t".join(RAVEN_COLUMNS)] + ["\t".join(raven_cells(n, begin, end, stem + suffix, label, confidence))
+                                                      for n, (begin, end, label, confidence) in enumerate(rows, 1)]
                 archive.writestr(f"reviewed/{stem}{_TABLE}", "\n".join(lines) + "\n")
 
     def _loaded(self, review_id: str) -> Review:

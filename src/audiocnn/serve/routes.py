@@ -45,7 +45,7 @@ def authorised(request: Request, state: State, _key: Annotated[str | None, Secur
 async def predict_uploads(request: Request, state: State, options: Annotated[PredictRequest, Query()]
                           ) -> AsyncIterator[UploadFolder]:
     """The request's recordings, once its window options suit the model; deleted when the request ends."""
-    checked(lambda: state.service.check_windows(options))
+    checked(lambda: state.service.check_request(options))
     folder = await state.uploaded(request, options.name)
     try:
         yield folder

@@ -181,8 +181,9 @@ class ModelService:
                 self._predictors.popitem(last=False)
         return made
 
-    def check_windows(self, request: PredictRequest) -> None:
-        """The request's window and hop within the library's bounds for this model (before an upload is read)."""
+    def check_request(self, request: PredictRequest) -> None:
+        """The options that depend on this model, checked before an upload is read (a refusal should be
+        quick): window and hop within the library's bounds, labels it has, a band below its Nyquist."""
         checked_windows(self.bundle.clip_seconds, request.window, request.hop)
         shown_labels(self.bundle.labels, request.labels_include, request.labels_exclude)
         checked_band(request.fmin, request.fmax, self.bundle.sample_rate)
